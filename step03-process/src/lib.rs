@@ -1,0 +1,1 @@
+//! Placeholder: this step is being written.

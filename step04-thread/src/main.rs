@@ -1,0 +1,2 @@
+//! Placeholder: this step is being written.
+fn main() {}
