@@ -1,0 +1,413 @@
+//! Parses a request head: bytes in, a [`Request`] or an [`HttpError`] out, no I/O.
+//!
+//! The parser is a pure function over a byte slice. It never waits for bytes itself: when the blank
+//! line that ends the head has not arrived yet it answers [`Parsed::Partial`], and the caller (a
+//! blocking loop or an event loop) decides how to get more.
+
+use std::sync::LazyLock;
+
+use percent_encoding::percent_decode;
+use regex::bytes::Regex;
+
+use crate::error::HttpError;
+use crate::limits::Limits;
+
+/// The request methods this server knows; everything else is kept by name so it can be logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`: send the file.
+    Get,
+    /// `HEAD`: send the head `GET` would send, without the body.
+    Head,
+    /// Any other syntactically valid method, answered 405.
+    Other(String),
+}
+
+impl Method {
+    fn from_token(token: &[u8]) -> Method {
+        match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            // The regex admits only token characters, which are ASCII.
+            other => Method::Other(String::from_utf8_lossy(other).into_owned()),
+        }
+    }
+
+    /// The method as it appears on the request line.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Other(name) => name,
+        }
+    }
+
+    /// Whether this server serves the method (GET and HEAD).
+    pub fn is_supported(&self) -> bool {
+        matches!(self, Method::Get | Method::Head)
+    }
+}
+
+/// The HTTP versions this server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: the connection closes after the response unless the client asks otherwise.
+    Http10,
+    /// HTTP/1.1: the connection stays open unless either side says `Connection: close`.
+    Http11,
+}
+
+impl Version {
+    /// The version as it appears on the request and status lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// One header line, with the value's surrounding white space removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The field name as sent; compare it with [`str::eq_ignore_ascii_case`].
+    pub name: String,
+    /// The field value; bytes that are not UTF-8 (RFC 9110's obs-text) are replaced by U+FFFD.
+    pub value: String,
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The request target exactly as sent, query included; this is what access logs show.
+    pub target: String,
+    /// The target's path, percent-decoded once, without the query. Always starts with `/`.
+    pub path: String,
+    /// The protocol version.
+    pub version: Version,
+    /// The header lines in the order they came.
+    pub headers: Vec<Header>,
+    /// The body length announced by `Content-Length`, 0 when absent.
+    pub content_length: u64,
+    /// Whether the client is willing to send another request on this connection
+    /// (RFC 9112 §9.3: HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
+    pub keep_alive: bool,
+}
+
+impl Request {
+    /// The value of the first header called `name`, compared without regard to case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_str())
+    }
+}
+
+/// The outcome of parsing a buffer that may hold only part of a request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A whole head: the request, and how many bytes of the buffer it used (the blank line included).
+    /// Bytes after that belong to the body or to the next, pipelined, request.
+    Complete(Request, usize),
+    /// The blank line that ends the head has not arrived yet. Not an error: read more and call again.
+    Partial,
+}
+
+// ANCHOR: request_line
+/// `METHOD SP request-target SP HTTP/d.d` (RFC 9112 §3). The method is a token, the target any run
+/// of visible characters; the version's digits are checked after the match, so that `HTTP/2.0`
+/// can be told apart (505) from garbage (400).
+static REQUEST_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    let pattern = r"^(?<method>[!#$%&'*+.^_`|~0-9A-Za-z-]+) (?<target>[^\x00-\x20\x7f]+) (?<version>HTTP/[0-9]\.[0-9])$";
+    // The pattern is a constant, checked by the unit tests; it cannot fail at run time.
+    #[allow(clippy::expect_used)]
+    Regex::new(pattern).expect("the request-line pattern is valid")
+});
+// ANCHOR_END: request_line
+
+// ANCHOR: parse_request
+/// Parses one request head from the start of `buf`.
+///
+/// Empty lines before the request line are skipped, as RFC 9112 §2.2 recommends. Lines may end in
+/// CRLF or in a bare LF (RFC 9112 §2.2 allows a recipient to accept a bare LF); a bare CR is an error.
+///
+/// # Errors
+///
+/// Returns an [`HttpError`] as soon as the bytes cannot become a valid request, even before the head
+/// is complete (an overlong target or head); the caller answers with [`HttpError::status`] and closes.
+pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
+    let start = leading_empty_lines(buf);
+    let Some(head_len) = find_head_end(&buf[start..]) else {
+        check_partial_head(buf, start, limits)?;
+        return Ok(Parsed::Partial);
+    };
+    let head = &buf[start..start + head_len];
+    if head.len() > limits.max_head_bytes {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let request = parse_head(head, limits)?;
+    Ok(Parsed::Complete(request, start + head_len))
+}
+// ANCHOR_END: parse_request
+
+/// The length of the run of empty lines at the start of `buf`.
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        match &buf[at..] {
+            [b'\r', b'\n', ..] => at += 2,
+            [b'\n', ..] => at += 1,
+            _ => return at,
+        }
+    }
+}
+
+/// The length of the head (the blank line included), if the blank line has arrived.
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    for (at, &byte) in buf.iter().enumerate() {
+        if byte != b'\n' {
+            continue;
+        }
+        let line = &buf[line_start..at];
+        if line_start > 0 && (line.is_empty() || line == b"\r") {
+            return Some(at + 1);
+        }
+        line_start = at + 1;
+    }
+    None
+}
+
+/// Refuses a partial head that can no longer fit the limits, so a client cannot make the server
+/// buffer without end by never sending the blank line.
+///
+/// `start` is where the request line begins, after any leading empty lines; those count against the
+/// head limit too, or a stream of bare CRLFs could grow the buffer for ever.
+fn check_partial_head(buf: &[u8], start: usize, limits: &Limits) -> Result<(), HttpError> {
+    // Room for the longest method and version around a target of the maximum length.
+    const REQUEST_LINE_SLACK: usize = 64;
+    let request_line = &buf[start..];
+    if !request_line.contains(&b'\n')
+        && request_line.len() > limits.max_target_bytes + REQUEST_LINE_SLACK
+    {
+        return Err(HttpError::UriTooLong);
+    }
+    if buf.len() >= limits.max_head_bytes {
+        return Err(HttpError::HeadTooLarge);
+    }
+    Ok(())
+}
+
+/// Splits a complete head into lines, dropping the line terminators and the final blank line.
+fn head_lines(head: &[u8]) -> Result<Vec<&[u8]>, HttpError> {
+    let mut lines = Vec::new();
+    for raw in head.split(|&byte| byte == b'\n') {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.contains(&b'\r') {
+            return Err(HttpError::BadLineEnding);
+        }
+        if line.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, HttpError> {
+    let lines = head_lines(head)?;
+    let (request_line, header_lines) = lines.split_first().ok_or(HttpError::BadRequestLine)?;
+    let (method, target, version) = parse_request_line(request_line, limits)?;
+    if header_lines.len() > limits.max_headers {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let headers = header_lines
+        .iter()
+        .map(|line| parse_header(line))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_host(&headers, version)?;
+    let content_length = content_length(&headers)?;
+    if method.is_supported() && content_length > limits.max_body_bytes {
+        return Err(HttpError::BodyTooLarge);
+    }
+    let path = decode_path(&target)?;
+    let keep_alive = wants_keep_alive(&headers, version);
+    Ok(Request {
+        method,
+        target,
+        path,
+        version,
+        headers,
+        content_length,
+        keep_alive,
+    })
+}
+
+// ANCHOR: parse_request_line
+fn parse_request_line(
+    line: &[u8],
+    limits: &Limits,
+) -> Result<(Method, String, Version), HttpError> {
+    let captures = REQUEST_LINE
+        .captures(line)
+        .ok_or_else(|| request_line_error(line, limits))?;
+    let target = &captures["target"];
+    if target.len() > limits.max_target_bytes {
+        return Err(HttpError::UriTooLong);
+    }
+    let version = match &captures["version"] {
+        b"HTTP/1.1" => Version::Http11,
+        b"HTTP/1.0" => Version::Http10,
+        _ => return Err(HttpError::VersionNotSupported),
+    };
+    let method = Method::from_token(&captures["method"]);
+    // The regex admits only visible bytes; any that are not UTF-8 fail the path decoding later.
+    let target = String::from_utf8_lossy(target).into_owned();
+    Ok((method, target, version))
+}
+// ANCHOR_END: parse_request_line
+
+/// Tells an overlong target (414) apart from a line that is simply malformed (400).
+fn request_line_error(line: &[u8], limits: &Limits) -> HttpError {
+    let longest_word = line.split(|&byte| byte == b' ').map(<[u8]>::len).max();
+    if longest_word.is_some_and(|len| len > limits.max_target_bytes) {
+        HttpError::UriTooLong
+    } else {
+        HttpError::BadRequestLine
+    }
+}
+
+/// `field-name ":" OWS field-value OWS` (RFC 9112 §5). No white space is allowed before the colon
+/// (§5.1: a server MUST reject it), and a line that starts with white space is an obsolete line
+/// folding (§5.2), which this server rejects rather than unfolds.
+fn parse_header(line: &[u8]) -> Result<Header, HttpError> {
+    let colon = line
+        .iter()
+        .position(|&byte| byte == b':')
+        .ok_or(HttpError::BadHeader)?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    if name.is_empty() || !name.iter().copied().all(is_token_byte) {
+        return Err(HttpError::BadHeader);
+    }
+    let value = value.trim_ascii();
+    if value.iter().any(|&byte| is_forbidden_in_value(byte)) {
+        return Err(HttpError::BadHeader);
+    }
+    Ok(Header {
+        name: String::from_utf8_lossy(name).into_owned(),
+        value: String::from_utf8_lossy(value).into_owned(),
+    })
+}
+
+/// `tchar` from RFC 9110 §5.6.2.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// Control characters other than horizontal tab may not appear in a field value (RFC 9110 §5.5).
+fn is_forbidden_in_value(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7f
+}
+
+fn headers_named<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |header| header.name.eq_ignore_ascii_case(name))
+        .map(|header| header.value.as_str())
+}
+
+/// HTTP/1.1 requires exactly one `Host` (RFC 9112 §3.2: "MUST respond with a 400").
+fn check_host(headers: &[Header], version: Version) -> Result<(), HttpError> {
+    let hosts = headers_named(headers, "host").count();
+    match (version, hosts) {
+        (Version::Http11, 1) | (Version::Http10, 0 | 1) => Ok(()),
+        _ => Err(HttpError::BadHost),
+    }
+}
+
+// ANCHOR: framing
+/// The body length, refusing every framing this server cannot make safe (RFC 9112 §6.3).
+///
+/// A request with both `Transfer-Encoding` and `Content-Length`, or with two different lengths, is
+/// the raw material of request smuggling: a proxy in front and this server could disagree on where
+/// the body ends, so both are refused rather than guessed at.
+fn content_length(headers: &[Header]) -> Result<u64, HttpError> {
+    let has_transfer_encoding = headers_named(headers, "transfer-encoding").next().is_some();
+    let mut lengths = headers_named(headers, "content-length").peekable();
+    if has_transfer_encoding {
+        return Err(match lengths.peek() {
+            Some(_) => HttpError::BadContentLength,
+            None => HttpError::TransferEncodingNotImplemented,
+        });
+    }
+    let mut length = None;
+    for value in lengths {
+        let parsed = parse_decimal(value).ok_or(HttpError::BadContentLength)?;
+        if length.is_some_and(|seen| seen != parsed) {
+            return Err(HttpError::BadContentLength);
+        }
+        length = Some(parsed);
+    }
+    Ok(length.unwrap_or(0))
+}
+// ANCHOR_END: framing
+
+/// `1*DIGIT` that fits in a `u64`; `u64::from_str` alone would also accept a leading `+`.
+fn parse_decimal(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+fn wants_keep_alive(headers: &[Header], version: Version) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    for token in headers_named(headers, "connection").flat_map(|value| value.split(',')) {
+        let token = token.trim();
+        close |= token.eq_ignore_ascii_case("close");
+        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    }
+    match version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive && !close,
+    }
+}
+
+// ANCHOR: decode_path
+/// The target's path, percent-decoded exactly once.
+///
+/// Only origin form (`/path?query`) is accepted. `percent_decode` passes a malformed escape such
+/// as `%zz` through unchanged; that would let `%2` followed by `e` mean different things to
+/// different layers, so malformed escapes are refused first.
+fn decode_path(target: &str) -> Result<String, HttpError> {
+    let raw_path = target.split_once('?').map_or(target, |(path, _query)| path);
+    if !raw_path.starts_with('/') || !has_valid_escapes(raw_path.as_bytes()) {
+        return Err(HttpError::BadTarget);
+    }
+    let decoded = percent_decode(raw_path.as_bytes())
+        .decode_utf8()
+        .map_err(|_| HttpError::BadTarget)?;
+    if decoded.contains('\0') {
+        return Err(HttpError::BadTarget);
+    }
+    Ok(decoded.into_owned())
+}
+// ANCHOR_END: decode_path
+
+fn has_valid_escapes(path: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(offset) = path[at..].iter().position(|&byte| byte == b'%') {
+        let escape = at + offset;
+        match path.get(escape + 1..escape + 3) {
+            Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                at = escape + 3
+            }
+            _ => return false,
+        }
+    }
+    true
+}

@@ -1,0 +1,75 @@
+//! Defines [`StatusCode`]: the status codes this server answers with, and their reason phrases.
+
+use std::fmt;
+
+/// An HTTP status code (RFC 9110 §15).
+///
+/// Only the codes this project sends have constants; the type itself is open so a step can
+/// log or compare any code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StatusCode(pub u16);
+
+impl StatusCode {
+    /// 200: the file follows.
+    pub const OK: StatusCode = StatusCode(200);
+    /// 301: a folder was named without its trailing slash.
+    pub const MOVED_PERMANENTLY: StatusCode = StatusCode(301);
+    /// 400: the request is malformed.
+    pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    /// 403: the file exists but may not be served.
+    pub const FORBIDDEN: StatusCode = StatusCode(403);
+    /// 404: no such file under the document root.
+    pub const NOT_FOUND: StatusCode = StatusCode(404);
+    /// 405: the method is not GET or HEAD.
+    pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
+    /// 408: the client started a request and did not finish it in time.
+    pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
+    /// 413: the request body is larger than the server will read.
+    pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
+    /// 414: the request target is longer than the server will read.
+    pub const URI_TOO_LONG: StatusCode = StatusCode(414);
+    /// 431: the request head is larger than the server will read.
+    pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
+    /// 500: the server failed on its side (an I/O error reading a file, say).
+    pub const INTERNAL_SERVER_ERROR: StatusCode = StatusCode(500);
+    /// 501: the request uses a feature this server does not implement (`Transfer-Encoding`).
+    pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
+    /// 505: the HTTP version is well formed but not 1.0 or 1.1.
+    pub const HTTP_VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
+
+    /// The numeric code.
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+
+    /// The reason phrase RFC 9110 gives this code, or `""` for a code this project never sends.
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            200 => "OK",
+            301 => "Moved Permanently",
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            413 => "Content Too Large",
+            414 => "URI Too Long",
+            431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
+            501 => "Not Implemented",
+            505 => "HTTP Version Not Supported",
+            _ => "",
+        }
+    }
+
+    /// Whether the code is 2xx.
+    pub fn is_success(self) -> bool {
+        (200..300).contains(&self.0)
+    }
+}
+
+impl fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.reason())
+    }
+}
