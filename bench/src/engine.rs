@@ -320,6 +320,15 @@ enum Phase {
     Idle,
 }
 
+/// What an event says about a socket.
+#[derive(Debug, Clone, Copy)]
+struct Readiness {
+    /// There may be bytes (or an end of file, or an error) to read.
+    readable: bool,
+    /// The peer has closed its side (or the socket failed).
+    closed: bool,
+}
+
 /// Per-connection state; deliberately small and allocation-free.
 struct Conn {
     stream: Option<TcpStream>,
@@ -414,8 +423,11 @@ impl<'a> Worker<'a> {
                 Err(error) => return Err(error),
             }
             for event in &events {
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                self.on_event(event.token().0, readable);
+                let readiness = Readiness {
+                    readable: event.is_readable() || event.is_read_closed() || event.is_error(),
+                    closed: event.is_read_closed() || event.is_error(),
+                };
+                self.on_event(event.token().0, readiness);
             }
         }
         let open = self
@@ -535,14 +547,14 @@ impl<'a> Worker<'a> {
 
     /// Handles readiness. A writable-only event (the end of a handshake whose request already went out)
     /// is skipped while reading: a `read` would only say `WouldBlock`.
-    fn on_event(&mut self, conn_idx: usize, readable: bool) {
+    fn on_event(&mut self, conn_idx: usize, readiness: Readiness) {
         let Some(conn) = self.conns.get(conn_idx) else {
             return;
         };
         match conn.phase {
             Phase::Connecting | Phase::Sending => self.try_send(conn_idx),
-            Phase::Receiving | Phase::Draining | Phase::Idle if readable => {
-                self.on_readable(conn_idx)
+            Phase::Receiving | Phase::Draining | Phase::Idle if readiness.readable => {
+                self.on_readable(conn_idx, readiness.closed);
             }
             Phase::Receiving | Phase::Draining | Phase::Idle | Phase::Closed => {}
         }
@@ -582,8 +594,9 @@ impl<'a> Worker<'a> {
         conn.phase = Phase::Receiving;
     }
 
-    /// Reads until the socket is drained, feeding the scanner.
-    fn on_readable(&mut self, conn_idx: usize) {
+    /// Reads until the socket is drained, feeding the scanner. `closed` says the event also reported the
+    /// peer's FIN, which a short read does not reveal: then reading goes on until end of file.
+    fn on_readable(&mut self, conn_idx: usize, closed: bool) {
         loop {
             let conn = &mut self.conns[conn_idx];
             let Some(stream) = conn.stream.as_mut() else {
@@ -625,7 +638,10 @@ impl<'a> Worker<'a> {
             }
             // A read shorter than the buffer emptied the socket: with edge-triggered readiness the next
             // bytes raise a new event, so one more read would only return WouldBlock.
-            if n_bytes < self.buffer.len() && self.conns[conn_idx].phase == Phase::Receiving {
+            if n_bytes < self.buffer.len()
+                && !closed
+                && self.conns[conn_idx].phase == Phase::Receiving
+            {
                 return;
             }
         }

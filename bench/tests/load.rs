@@ -1,0 +1,292 @@
+//! The load generator against tiny in-test servers that answer fixed bytes: correct responses must be
+//! framed right (by length and by close, keep-alive and connection-per-request), and every kind of
+//! failure must be counted under its own kind, never as a success.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use bench::engine::{self, LoadConfig, LoadResult};
+use bench::stats::{ErrorCounts, Report};
+use bench::target::Target;
+
+/// What the test server does after reading one request.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// Write these bytes and keep reading requests.
+    Write(&'static [u8]),
+    /// Write these bytes and close the connection.
+    WriteAndClose(&'static [u8]),
+    /// Never answer (hold the connection until the client gives up).
+    Stall,
+}
+
+/// Starts a server on 127.0.0.1:0 that answers every request with `answer`, one thread per connection.
+/// The threads die with the test process.
+fn serve(answer: Answer) -> Target {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            thread::spawn(move || handle(stream, answer));
+        }
+    });
+    Target::parse(&format!("http://{addr}/index.html")).unwrap()
+}
+
+fn handle(mut stream: TcpStream, answer: Answer) {
+    let mut pending = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            pending.drain(..end + 4);
+            match answer {
+                Answer::Write(bytes) => {
+                    if stream.write_all(bytes).is_err() {
+                        return;
+                    }
+                }
+                Answer::WriteAndClose(bytes) => {
+                    let _ = stream.write_all(bytes);
+                    return;
+                }
+                Answer::Stall => {}
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn config(target: Target, connections: usize, requests: u64) -> LoadConfig {
+    let mut config = LoadConfig::new(target, connections, Duration::from_secs(10));
+    config.requests = Some(requests);
+    config.timeout = Duration::from_secs(5);
+    config
+}
+
+fn run(config: &LoadConfig) -> LoadResult {
+    engine::run(config).unwrap()
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
+
+#[test]
+fn keep_alive_responses_are_framed_by_length() {
+    let result = run(&config(serve(Answer::Write(OK)), 4, 400));
+    assert_eq!(result.tally.requests, 400);
+    assert_eq!(result.tally.errors, ErrorCounts::default());
+    assert_eq!(
+        result.tally.connects, 4,
+        "keep-alive must reuse connections"
+    );
+    assert_eq!(result.tally.bytes, 400 * OK.len() as u64);
+    assert_eq!(result.tally.latency.len(), 400);
+}
+
+#[test]
+fn responses_framed_by_close_succeed() {
+    let answer =
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe body ends when the server closes";
+    let result = run(&config(serve(Answer::WriteAndClose(answer)), 3, 60));
+    assert_eq!(result.tally.requests, 60);
+    assert_eq!(result.tally.errors, ErrorCounts::default());
+    assert_eq!(
+        result.tally.connects, 60,
+        "a close-framed response ends its connection"
+    );
+}
+
+#[test]
+fn close_mode_opens_a_connection_per_request() {
+    let answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+    let mut config = config(serve(Answer::WriteAndClose(answer)), 2, 50);
+    config.close = true;
+    let result = run(&config);
+    assert_eq!(result.tally.requests, 50);
+    assert_eq!(result.tally.errors, ErrorCounts::default());
+    assert_eq!(result.tally.connects, 50);
+}
+
+#[test]
+fn churn_reopens_connections() {
+    let mut config = config(serve(Answer::Write(OK)), 2, 100);
+    config.requests_per_connection = Some(10);
+    let result = run(&config);
+    assert_eq!(result.tally.requests, 100);
+    assert_eq!(result.tally.errors, ErrorCounts::default());
+    assert_eq!(result.tally.connects, 10);
+}
+
+/// Runs 20 requests against a server answering `answer` and returns the error counts.
+fn errors_for(answer: Answer) -> ErrorCounts {
+    let mut config = config(serve(answer), 2, 20);
+    config.timeout = Duration::from_millis(200);
+    let result = run(&config);
+    assert_eq!(
+        result.tally.requests, 0,
+        "no failure may count as a success"
+    );
+    assert_eq!(result.tally.latency.len(), 0);
+    result.tally.errors
+}
+
+#[test]
+fn server_errors_count_as_status() {
+    let errors = errors_for(Answer::Write(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+    ));
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            status: 20,
+            ..ErrorCounts::default()
+        }
+    );
+}
+
+#[test]
+fn malformed_responses_count_as_framing() {
+    let errors = errors_for(Answer::Write(
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+    ));
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            framing: 20,
+            ..ErrorCounts::default()
+        }
+    );
+}
+
+#[test]
+fn truncated_responses_count_as_framing() {
+    let errors = errors_for(Answer::WriteAndClose(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+    ));
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            framing: 20,
+            ..ErrorCounts::default()
+        }
+    );
+}
+
+#[test]
+fn extra_bytes_after_a_response_count_as_framing() {
+    let errors = errors_for(Answer::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+    ));
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            framing: 20,
+            ..ErrorCounts::default()
+        }
+    );
+}
+
+#[test]
+fn closing_without_an_answer_counts_as_reset() {
+    let errors = errors_for(Answer::WriteAndClose(b""));
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            reset: 20,
+            ..ErrorCounts::default()
+        }
+    );
+}
+
+#[test]
+fn silence_counts_as_timeout() {
+    let mut config = config(serve(Answer::Stall), 2, 4);
+    config.timeout = Duration::from_millis(100);
+    let result = run(&config);
+    assert_eq!(result.tally.requests, 0);
+    assert_eq!(
+        result.tally.errors,
+        ErrorCounts {
+            timeout: 4,
+            ..ErrorCounts::default()
+        }
+    );
+}
+
+#[test]
+fn refused_connections_count_as_connect() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let result = run(&config(target, 2, 10));
+    assert_eq!(result.tally.requests, 0);
+    assert_eq!(
+        result.tally.errors,
+        ErrorCounts {
+            connect: 10,
+            ..ErrorCounts::default()
+        }
+    );
+}
+
+#[test]
+fn constant_rate_paces_requests() {
+    let mut config = config(serve(Answer::Write(OK)), 4, u64::MAX);
+    config.requests = None;
+    config.duration = Some(Duration::from_millis(1000));
+    config.rate = Some(200.0);
+    let result = run(&config);
+    // 200 requests per second for one second; the first slots of each connection start at once.
+    assert!(
+        (180..=210).contains(&result.tally.requests),
+        "requests: {}",
+        result.tally.requests
+    );
+    assert_eq!(result.tally.errors, ErrorCounts::default());
+}
+
+#[test]
+fn source_addresses_are_spread_over_loopback() {
+    let mut config = config(serve(Answer::Write(OK)), 4, 40);
+    config.source_addresses = 4;
+    let result = run(&config);
+    assert_eq!(result.tally.requests, 40);
+    assert_eq!(result.tally.errors, ErrorCounts::default());
+}
+
+#[test]
+fn json_output_parses() {
+    let target = serve(Answer::Write(OK));
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["load", "-c", "2", "-n", "50", "--json", &target.url])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Report = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report.requests, 50);
+    assert_eq!(report.errors.total(), 0);
+    assert_eq!(report.mode, "keep-alive");
+    assert!(report.latency.p50_us > 0.0 && report.latency.p50_us <= report.latency.max_us);
+}
+
+#[test]
+fn too_many_connections_is_a_clear_error() {
+    let target = Target::parse("http://127.0.0.1:9/").unwrap();
+    let error = engine::run(&config(target, 10_000_000, 1)).unwrap_err();
+    assert!(error.to_string().contains("RLIMIT_NOFILE"), "{error}");
+}
