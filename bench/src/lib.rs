@@ -10,7 +10,9 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+pub mod procfs;
 pub mod response;
+pub mod server;
 pub mod stats;
 pub mod sys;
 pub mod target;

@@ -116,7 +116,8 @@ fn close_mode_opens_a_connection_per_request() {
 
 #[test]
 fn churn_reopens_connections() {
-    let mut config = config(serve(Answer::Write(OK)), 2, 100);
+    // One connection, so that every connection carries exactly ten requests.
+    let mut config = config(serve(Answer::Write(OK)), 1, 100);
     config.requests_per_connection = Some(10);
     let result = run(&config);
     assert_eq!(result.tally.requests, 100);
