@@ -81,6 +81,9 @@ impl DocRoot {
                 Ok(metadata) => (index, metadata),
                 Err(refusal) => return refusal,
             }
+        } else if url_path.ends_with('/') {
+            // `/index.html/` names a folder that is not there.
+            return Resolved::NotFound;
         } else {
             (relative, metadata)
         };

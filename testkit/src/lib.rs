@@ -1,1 +1,164 @@
-//! Placeholder.
+//! The test harness every step uses: run the real server binary, talk raw HTTP to it, read its
+//! process state from `/proc`, and the conformance suite that every step passes.
+//!
+//! A step's integration test needs only a few lines:
+//!
+//! ```ignore
+//! testkit::conformance_tests!(bin = env!("CARGO_BIN_EXE_step04-thread"), args = &[], keep_alive = true);
+//! testkit::keep_alive_tests!(bin = env!("CARGO_BIN_EXE_step04-thread"), args = &[]);
+//! ```
+//!
+//! Everything here is test code: it panics with a clear message instead of returning errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+pub mod clients;
+pub mod conformance;
+pub mod http;
+pub mod keep_alive;
+pub mod procfs;
+pub mod server;
+pub mod site;
+pub mod traversal;
+
+pub use http::{Conn, RawResponse, get, send_raw};
+pub use server::Server;
+pub use site::TestSite;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A server binary under test, and how to start it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// The binary, usually `env!("CARGO_BIN_EXE_<name>")`.
+    pub bin: &'static str,
+    /// Extra flags for the model under test (`--pool 4`, `--backend epoll` …).
+    pub args: &'static [&'static str],
+    /// Whether the server keeps connections alive (steps 3–7) or closes after each response.
+    pub keep_alive: bool,
+}
+
+impl Target {
+    /// Starts the server on `root` with the target's flags and `extra` ones.
+    pub fn start_on(&self, root: &std::path::Path, extra: &[&str]) -> Server {
+        let root = root.to_str().expect("temp paths are UTF-8");
+        let mut args: Vec<&str> = vec!["--root", root];
+        args.extend_from_slice(self.args);
+        args.extend_from_slice(extra);
+        Server::start(self.bin, &args)
+    }
+}
+
+/// The repository's bundled site, `www/`.
+pub fn www_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../www"))
+}
+
+/// How long any single wait in a test may take before the test fails rather than hangs.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Generates the conformance tests for one server binary, in a module (default `conformance`).
+///
+/// ```ignore
+/// testkit::conformance_tests!(bin = env!("CARGO_BIN_EXE_step02-files"), args = &[], keep_alive = false);
+/// testkit::conformance_tests!(mod epoll, bin = env!("CARGO_BIN_EXE_step07-epoll"), args = &["--backend", "epoll"], keep_alive = true);
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    (bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
+        $crate::conformance_tests!(mod conformance, bin = $bin, args = $args, keep_alive = $keep_alive);
+    };
+    (mod $name:ident, bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
+        mod $name {
+            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive };
+
+            #[test]
+            fn contract_table() {
+                $crate::conformance::contract_table(&TARGET);
+            }
+
+            #[test]
+            fn partial_head_is_not_an_error() {
+                $crate::conformance::partial_head_is_not_an_error(&TARGET);
+            }
+
+            #[test]
+            fn body_after_refused_request_is_never_parsed() {
+                $crate::conformance::body_after_refused_request_is_never_parsed(&TARGET);
+            }
+
+            #[test]
+            fn streams_a_large_file_intact() {
+                $crate::conformance::streams_a_large_file_intact(&TARGET);
+            }
+
+            #[test]
+            fn traversal_corpus_never_escapes_the_root() {
+                $crate::traversal::traversal_corpus(&TARGET);
+            }
+
+            #[test]
+            fn serves_curl() {
+                $crate::clients::curl_fetches_site(&TARGET);
+            }
+
+            #[test]
+            fn serves_a_rust_http_client() {
+                $crate::clients::ureq_fetches_site(&TARGET);
+            }
+
+            #[test]
+            fn headless_chromium_loads_the_whole_site() {
+                $crate::clients::chromium_loads_site(&TARGET);
+            }
+
+            #[test]
+            fn access_log_has_one_line_per_request() {
+                $crate::conformance::access_log_has_one_line_per_request(&TARGET);
+            }
+        }
+    };
+}
+
+/// Generates the keep-alive tests (steps 3–7) for one server binary, in a module (default `keep_alive`).
+#[macro_export]
+macro_rules! keep_alive_tests {
+    (bin = $bin:expr, args = $args:expr $(,)?) => {
+        $crate::keep_alive_tests!(mod keep_alive, bin = $bin, args = $args);
+    };
+    (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
+        mod $name {
+            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: true };
+
+            #[test]
+            fn answers_pipelined_requests_in_order() {
+                $crate::keep_alive::answers_pipelined_requests_in_order(&TARGET);
+            }
+
+            #[test]
+            fn connection_close_is_honoured() {
+                $crate::keep_alive::connection_close_is_honoured(&TARGET);
+            }
+
+            #[test]
+            fn http10_closes_unless_asked_to_keep_alive() {
+                $crate::keep_alive::http10_closes_unless_asked_to_keep_alive(&TARGET);
+            }
+
+            #[test]
+            fn idle_timeout_closes_the_connection() {
+                $crate::keep_alive::idle_timeout_closes_the_connection(&TARGET);
+            }
+
+            #[test]
+            fn request_cut_short_gets_408() {
+                $crate::keep_alive::request_cut_short_gets_408(&TARGET);
+            }
+
+            #[test]
+            fn head_and_bodies_keep_framing() {
+                $crate::keep_alive::head_and_bodies_keep_framing(&TARGET);
+            }
+        }
+    };
+}

@@ -1,0 +1,209 @@
+//! Real clients against the real server: curl, a Rust HTTP client (ureq), and headless Chromium.
+//!
+//! curl and Chromium are external programs. Under `CI=true` a missing one fails the test (CI
+//! installs them); elsewhere the test says plainly that it skipped.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::site::TestSite;
+use crate::{PATIENCE, Server, Target};
+
+/// Whether tests run in CI, where every external client must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// The first of `names` found on PATH, or `None` after reporting the skip (panics under CI).
+pub fn require_program(names: &[&str], test: &str) -> Option<String> {
+    let found = names.iter().find(|name| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    match found {
+        Some(name) => Some((*name).to_owned()),
+        None if in_ci() => panic!(
+            "{test}: none of {names:?} is installed, and CI must have it (.ci/run installs it)"
+        ),
+        None => {
+            eprintln!("SKIPPED {test}: none of {names:?} is installed (.ci/run installs it)");
+            None
+        }
+    }
+}
+
+/// curl fetches the index page, a file with a space, and a missing one, as a user would; on a
+/// keep-alive server it reuses one connection for two URLs.
+pub fn curl_fetches_site(target: &Target) {
+    let Some(curl) = require_program(&["curl"], "curl_fetches_site") else {
+        return;
+    };
+    let server = target.start_on(&crate::www_root(), &[]);
+    let run = |args: &[&str]| {
+        let output = Command::new(&curl)
+            .args(["-sS", "--max-time", "20"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let page = run(&[&server.url("/")]);
+    assert!(page.contains("Progressive Servers"), "curl got: {page}");
+    let spaced = run(&[&server.url("/hello%20world.txt")]);
+    assert!(spaced.contains("space"));
+    let status = run(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &server.url("/missing"),
+    ]);
+    assert_eq!(status, "404");
+    let redirect = run(&[
+        "-L",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{num_redirects}",
+        &server.url("/docs"),
+    ]);
+    assert_eq!(redirect, "200 1");
+    if target.keep_alive {
+        let connects = run(&[
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{num_connects}\n",
+            &server.url("/"),
+            &server.url("/style.css"),
+        ]);
+        assert_eq!(
+            connects.lines().collect::<Vec<_>>(),
+            ["1", "0"],
+            "curl could not reuse the connection"
+        );
+    }
+}
+
+/// ureq, a well-known Rust HTTP client, gets a page, follows a redirect and sees a 404.
+pub fn ureq_fetches_site(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &[]);
+    let mut page = ureq::get(&server.url("/caf%C3%A9.html")).call().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.body_mut().read_to_string().unwrap().contains("Café"));
+    let mut redirected = ureq::get(&server.url("/docs")).call().unwrap();
+    assert!(
+        redirected
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("subfolder")
+    );
+    match ureq::get(&server.url("/missing")).call() {
+        Err(ureq::Error::StatusCode(404)) => {}
+        other => panic!("expected 404, got {other:?}"),
+    }
+    // Several requests through one agent: a keep-alive server serves them on pooled connections.
+    let agent = ureq::Agent::new_with_defaults();
+    for path in [
+        "/",
+        "/style.css",
+        "/app.js",
+        "/img/logo.svg",
+        "/favicon.ico",
+    ] {
+        let response = agent.get(&server.url(path)).call().unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+/// Headless Chromium loads the bundled site; the page's own script records that the stylesheet,
+/// the script, the image and the favicon all arrived, and `--dump-dom` shows the record.
+pub fn chromium_loads_site(target: &Target) {
+    let Some(browser) = require_program(
+        &["chromium", "chromium-browser", "google-chrome"],
+        "chromium_loads_site",
+    ) else {
+        return;
+    };
+    let site = TestSite::new();
+    let server = target.start_on(&site.root(), &[]);
+    let dom = dump_dom(&browser, &server.url("/"), site.outside());
+    let loaded = attribute(&dom, "data-loaded")
+        .unwrap_or_else(|| panic!("the page's script did not run; DOM:\n{dom}"));
+    assert_eq!(loaded, "css:ok js:ok img:ok favicon:ok", "DOM:\n{dom}");
+    for path in ["/style.css", "/app.js", "/img/logo.svg", "/favicon.ico"] {
+        assert!(
+            server.wait_for_log(
+                |line| line.contains(&format!("\"GET {path} HTTP/1.1\" 200")),
+                PATIENCE
+            ),
+            "the server never served {path}: {:?}",
+            server.log_lines()
+        );
+    }
+}
+
+/// Runs headless Chromium on `url` and returns the DOM after the page's scripts ran.
+pub fn dump_dom(browser: &str, url: &str, scratch: &Path) -> String {
+    let profile = scratch.join("chromium-profile");
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut dom = String::new();
+        let _ = stdout.read_to_string(&mut dom);
+        dom
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Chromium did not finish loading {url} within 60 s");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().unwrap()
+}
+
+/// The value of the first `name="…"` attribute in `html`.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// Starts `target` on the bundled site; a shorthand for tests of one step.
+pub fn start_on_www(target: &Target, extra: &[&str]) -> Server {
+    target.start_on(&crate::www_root(), extra)
+}

@@ -1,0 +1,239 @@
+//! A raw HTTP/1.1 client for tests: bytes in, a parsed [`RawResponse`] out.
+//!
+//! It shares no code with the servers' parser on purpose: an oracle that reused the code under test
+//! would agree with its bugs.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::PATIENCE;
+
+/// A response as it came off the wire.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// The status line, verbatim.
+    pub status_line: String,
+    /// Header lines in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for HEAD).
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first header called `name`, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Whether the server announced it will close (`Connection: close`).
+    pub fn says_close(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|value| value.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// One client connection that can carry several requests.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects to `addr`, with reads bounded by [`PATIENCE`].
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect_timeout(&addr, PATIENCE)
+            .unwrap_or_else(|error| panic!("connect {addr}: {error}"));
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The socket, for tests that need to do something unusual with it.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Sends bytes, all at once.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .unwrap_or_else(|error| panic!("send: {error}"));
+    }
+
+    /// Tries to send bytes; the server may already have closed.
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends bytes in pieces of `piece` bytes, pausing `pause` between them.
+    pub fn trickle(&mut self, bytes: &[u8], piece: usize, pause: Duration) {
+        for chunk in bytes.chunks(piece) {
+            self.send(chunk);
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// Reads one response; `head_request` says the request was HEAD, so no body follows.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no whole response arrives within [`PATIENCE`].
+    pub fn read_response(&mut self, head_request: bool) -> RawResponse {
+        self.try_read_response(head_request)
+            .unwrap_or_else(|error| {
+                panic!(
+                    "reading a response: {error}; got so far: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                )
+            })
+    }
+
+    /// Reads one response, or says why none came.
+    pub fn try_read_response(&mut self, head_request: bool) -> io::Result<RawResponse> {
+        let head_end = loop {
+            if let Some(at) = find(&self.buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.fill()? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed before a whole head",
+                ));
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        self.buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default().to_owned();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad status line {status_line:?}"),
+                )
+            })?;
+        let headers: Vec<(String, String)> = lines
+            .filter(|line| !line.is_empty())
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
+            .collect();
+        let mut response = RawResponse {
+            status,
+            status_line,
+            headers,
+            body: Vec::new(),
+        };
+        if !head_request {
+            response.body = self.read_body(&response)?;
+        }
+        Ok(response)
+    }
+
+    fn read_body(&mut self, response: &RawResponse) -> io::Result<Vec<u8>> {
+        match response.header("content-length") {
+            Some(length) => {
+                let length: usize = length.parse().map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length")
+                })?;
+                while self.buf.len() < length {
+                    if self.fill()? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "body cut short",
+                        ));
+                    }
+                }
+                Ok(self.buf.drain(..length).collect())
+            }
+            None => {
+                while self.fill()? > 0 {}
+                Ok(std::mem::take(&mut self.buf))
+            }
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n_read = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n_read]);
+        Ok(n_read)
+    }
+
+    /// Whether the server closes the connection within `within`, with nothing more sent.
+    /// Bytes that arrive instead make this panic: they would be an unexpected response.
+    pub fn is_closed_by_peer(&mut self, within: Duration) -> bool {
+        assert!(
+            self.buf.is_empty(),
+            "unread bytes: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        self.stream.set_read_timeout(Some(within)).unwrap();
+        let mut byte = [0u8; 1];
+        let result = self.stream.read(&mut byte);
+        self.stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        match result {
+            Ok(0) => true,
+            Err(error) if error.kind() == io::ErrorKind::ConnectionReset => true,
+            Ok(_) => panic!(
+                "expected the server to close, got byte {:?}",
+                byte[0] as char
+            ),
+            Err(_) => false,
+        }
+    }
+
+    /// Waits for the server to close, returning how long that took; panics after [`PATIENCE`].
+    pub fn time_until_closed(&mut self) -> Duration {
+        let started = Instant::now();
+        assert!(
+            self.is_closed_by_peer(PATIENCE),
+            "the server kept the connection open"
+        );
+        started.elapsed()
+    }
+
+    /// Half-closes: no more bytes from this side.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// Opens a connection, sends `request`, reads one response.
+pub fn send_raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let head_request = request.starts_with(b"HEAD ");
+    let mut conn = Conn::open(addr);
+    conn.send(request);
+    conn.read_response(head_request)
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`.
+pub fn get(addr: SocketAddr, path: &str) -> RawResponse {
+    send_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}

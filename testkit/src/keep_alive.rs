@@ -1,0 +1,115 @@
+//! Persistent connections (RFC 9112 §9.3): the tests for steps that keep connections alive.
+
+use std::time::Duration;
+
+use crate::http::Conn;
+use crate::{PATIENCE, Target};
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+}
+
+/// Three requests in one write come back as three responses, in order, on an open connection.
+pub fn answers_pipelined_requests_in_order(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &[]);
+    let mut conn = Conn::open(server.addr());
+    let batch = [
+        get("/hello%20world.txt"),
+        get("/docs/"),
+        get("/no-such-file"),
+    ]
+    .concat();
+    conn.send(batch.as_bytes());
+    let first = conn.read_response(false);
+    let second = conn.read_response(false);
+    let third = conn.read_response(false);
+    assert_eq!((first.status, second.status, third.status), (200, 200, 404));
+    assert!(
+        first.text().contains("space"),
+        "first answer is not the first file"
+    );
+    assert!(
+        second.text().contains("subfolder"),
+        "second answer is not /docs/"
+    );
+    assert!(!third.says_close(), "a 404 need not close the connection");
+    conn.send(get("/").as_bytes());
+    assert_eq!(
+        conn.read_response(false).status,
+        200,
+        "the connection should still serve"
+    );
+}
+
+/// `Connection: close` from the client: the server answers, says so, and closes.
+pub fn connection_close_is_honoured(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &[]);
+    let mut conn = Conn::open(server.addr());
+    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let response = conn.read_response(false);
+    assert_eq!(response.status, 200);
+    assert!(response.says_close());
+    assert!(conn.is_closed_by_peer(PATIENCE));
+}
+
+/// HTTP/1.0 closes by default and keeps the connection only with `Connection: keep-alive`,
+/// which the response then confirms.
+pub fn http10_closes_unless_asked_to_keep_alive(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &[]);
+    let mut plain = Conn::open(server.addr());
+    plain.send(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(plain.read_response(false).says_close());
+    assert!(plain.is_closed_by_peer(PATIENCE));
+
+    let mut kept = Conn::open(server.addr());
+    kept.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let response = kept.read_response(false);
+    assert_eq!(
+        response
+            .header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("keep-alive")
+    );
+    kept.send(b"GET /docs/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(kept.read_response(false).status, 200);
+}
+
+/// An idle connection is closed once the idle timeout passes, and not long before.
+pub fn idle_timeout_closes_the_connection(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &["--idle-timeout", "400ms"]);
+    let mut conn = Conn::open(server.addr());
+    conn.send(get("/").as_bytes());
+    assert_eq!(conn.read_response(false).status, 200);
+    let waited = conn.time_until_closed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed after {waited:?}, before the idle timeout"
+    );
+}
+
+/// A request that starts and then stalls past the timeout gets 408 before the close.
+pub fn request_cut_short_gets_408(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &["--idle-timeout", "400ms"]);
+    let mut conn = Conn::open(server.addr());
+    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    let response = conn.read_response(false);
+    assert_eq!(response.status, 408);
+    assert!(response.says_close());
+    assert!(conn.is_closed_by_peer(PATIENCE));
+}
+
+/// HEAD (no body follows) and a GET that carries a small body both leave the connection framed
+/// right for the next request.
+pub fn head_and_bodies_keep_framing(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &[]);
+    let mut conn = Conn::open(server.addr());
+    conn.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = conn.read_response(true);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    conn.send(b"GET /docs/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
+    assert!(conn.read_response(false).text().contains("subfolder"));
+    conn.send(get("/hello%20world.txt").as_bytes());
+    assert!(conn.read_response(false).text().contains("space"));
+}

@@ -1,0 +1,110 @@
+//! Defines [`TestSite`]: a temporary document root with a secret planted just outside it.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+use crate::www_root;
+
+/// A copy of the bundled site in a temporary folder, plus traps:
+///
+/// ```text
+/// TMP/secret.txt              the secret, outside the root
+/// TMP/www/…                   a copy of the repository's www/
+/// TMP/www/escape.txt     -> ../secret.txt   (a symlink leading out: must be refused)
+/// TMP/www/up             -> ..              (a folder symlink leading out)
+/// TMP/www/inside.html    -> index.html      (a symlink that stays inside: may be served)
+/// TMP/www/data.unknownext                    (no known media type)
+/// TMP/www/empty/                             (a folder without index.html)
+/// ```
+pub struct TestSite {
+    dir: TempDir,
+    secret: String,
+}
+
+impl TestSite {
+    /// Builds the site.
+    pub fn new() -> TestSite {
+        let dir = tempfile::Builder::new()
+            .prefix("progressive-servers-")
+            .tempdir()
+            .unwrap();
+        let secret = format!(
+            "TOP-SECRET-{}-{}",
+            std::process::id(),
+            dir.path().display().to_string().len()
+        );
+        fs::write(dir.path().join("secret.txt"), &secret).unwrap();
+        let root = dir.path().join("www");
+        copy_dir(&www_root(), &root);
+        symlink("../secret.txt", root.join("escape.txt")).unwrap();
+        symlink("..", root.join("up")).unwrap();
+        symlink("index.html", root.join("inside.html")).unwrap();
+        fs::write(root.join("data.unknownext"), b"\x00\x01binary").unwrap();
+        fs::create_dir(root.join("empty")).unwrap();
+        TestSite { dir, secret }
+    }
+
+    /// The document root to pass as `--root`.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+
+    /// The folder that holds the root and the secret.
+    pub fn outside(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The secret's text: no response may ever contain it.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// Writes a file of `len` pseudo-random bytes at `name` under the root; returns its bytes' hash.
+    pub fn add_file(&self, name: &str, len: usize) -> u64 {
+        let bytes = pseudo_random_bytes(len);
+        fs::write(self.root().join(name), &bytes).unwrap();
+        fnv1a(&bytes)
+    }
+}
+
+impl Default for TestSite {
+    fn default() -> Self {
+        TestSite::new()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Deterministic filler (xorshift), so a large file needs no randomness crate.
+pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// FNV-1a, enough to tell a corrupted transfer from an intact one.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    })
+}
