@@ -6,3 +6,4 @@ testkit::conformance_tests!(
     args = &[],
     keep_alive = false
 );
+testkit::convention_tests!(bin = env!("CARGO_BIN_EXE_step02-files"), args = &[]);

@@ -13,6 +13,7 @@
 
 pub mod clients;
 pub mod conformance;
+pub mod conventions;
 pub mod http;
 pub mod keep_alive;
 pub mod procfs;
@@ -158,6 +159,50 @@ macro_rules! keep_alive_tests {
             #[test]
             fn head_and_bodies_keep_framing() {
                 $crate::keep_alive::head_and_bodies_keep_framing(&TARGET);
+            }
+        }
+    };
+}
+
+/// Generates the tests of the conventions every server binary follows (flags, exit codes,
+/// signals, `--quiet`), in a module (default `conventions`).
+#[macro_export]
+macro_rules! convention_tests {
+    (bin = $bin:expr, args = $args:expr $(,)?) => {
+        $crate::convention_tests!(mod conventions, bin = $bin, args = $args);
+    };
+    (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
+        mod $name {
+            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: false };
+
+            #[test]
+            fn help_lists_common_flags() {
+                $crate::conventions::help_lists_common_flags(&TARGET);
+            }
+
+            #[test]
+            fn port_in_use_is_a_one_line_error() {
+                $crate::conventions::port_in_use_is_a_one_line_error(&TARGET);
+            }
+
+            #[test]
+            fn missing_root_is_a_one_line_error() {
+                $crate::conventions::missing_root_is_a_one_line_error(&TARGET);
+            }
+
+            #[test]
+            fn sigterm_exits_zero() {
+                $crate::conventions::sigterm_exits_zero(&TARGET);
+            }
+
+            #[test]
+            fn ctrl_c_exits_zero() {
+                $crate::conventions::ctrl_c_exits_zero(&TARGET);
+            }
+
+            #[test]
+            fn quiet_silences_the_log() {
+                $crate::conventions::quiet_silences_the_log(&TARGET);
             }
         }
     };
