@@ -36,19 +36,23 @@ impl AccessLog {
         if self.quiet {
             return;
         }
-        let mut out = io::stdout().lock();
-        // A closed stdout must not take the server down: the log is best effort.
-        let _ = match request {
-            Some(request) => writeln!(
-                out,
-                "{peer} \"{} {} {}\" {} {body_bytes}",
+        let line = match request {
+            Some(request) => format!(
+                "{peer} \"{} {} {}\" {} {body_bytes}\n",
                 request.method.as_str(),
                 request.target,
                 request.version.as_str(),
                 status.as_u16(),
             ),
-            None => writeln!(out, "{peer} \"-\" {} {body_bytes}", status.as_u16()),
+            None => format!("{peer} \"-\" {} {body_bytes}\n", status.as_u16()),
         };
+        // The line is built first and handed over in one `write_all`, which stdout's line buffer
+        // passes to the kernel as one `write`. `writeln!` would pass each formatted piece on its
+        // own, and a line longer than the buffer (a long target) would reach the kernel in
+        // several `write`s, which the processes of step 3, sharing one stdout, could interleave.
+        // (A pipe keeps a single `write` whole up to PIPE_BUF, 4 KiB on Linux.)
+        // A closed stdout must not take the server down: the log is best effort.
+        let _ = io::stdout().lock().write_all(line.as_bytes());
     }
 
     /// Reports a connection that ended in an I/O error (a reset, a timeout while writing), on
