@@ -1,0 +1,147 @@
+//! The process plumbing of step 3: `fork` with sane signal handling in the child, SIGCHLD turned
+//! into a readable socket, and one `poll` over everything the parent waits for.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+use nix::unistd::{ForkResult, fork};
+use signal_hook::consts::SIGCHLD;
+use step02_files::ShutdownSignal;
+
+/// The signals the parent handles itself. A child must not run the parent's handlers for them.
+const PARENT_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD];
+
+// ANCHOR: fork_child
+/// Forks, and in the child puts SIGINT, SIGTERM and SIGCHLD back to their default actions.
+///
+/// The child inherits the parent's signal handlers, and the handlers installed by `signal-hook`
+/// write into the parent's self-pipes, whose write ends the child inherits too. Left alone, a
+/// `kill -TERM CHILD_PID` would make the *parent* shut down. So the signals are blocked across
+/// `fork` (a signal arriving in between cannot run the inherited handler), reset in the child,
+/// and unblocked in both.
+///
+/// # Errors
+///
+/// Returns `fork`'s error: `EAGAIN` (too many processes for this user, `ulimit -u`) or `ENOMEM`.
+pub fn fork_child() -> nix::Result<ForkResult> {
+    let parent_signals: SigSet = PARENT_SIGNALS.into_iter().collect();
+    let mut old_mask = SigSet::empty();
+    sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&parent_signals),
+        Some(&mut old_mask),
+    )?;
+    // SAFETY: the server's process is single-threaded (no part of it starts a thread, and
+    // `signal-hook`'s handlers need none), so no other thread can hold a lock (the allocator's,
+    // stdout's) that the child would find locked for ever. That makes the child's use of the
+    // allocator and of std sound. Adding a thread to this process (a logger, a pool) would break
+    // this: the child could then only call async-signal-safe functions until `exec`.
+    let forked = unsafe { fork() };
+    if let Ok(ForkResult::Child) = forked {
+        restore_default_signals();
+    }
+    // Unblocking in the child delivers nothing stale: `fork` starts the child's pending set empty.
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None)?;
+    forked
+}
+// ANCHOR_END: fork_child
+
+fn restore_default_signals() {
+    for parent_signal in PARENT_SIGNALS {
+        // SAFETY: `SigDfl` installs no handler code, so nothing can run in signal context. The
+        // call cannot fail for these signals (only SIGKILL and SIGSTOP are refused).
+        let _ = unsafe { signal(parent_signal, SigHandler::SigDfl) };
+    }
+}
+
+/// Becomes readable when a child has exited (SIGCHLD), through the same self-pipe trick as
+/// [`ShutdownSignal`]. Unlike a shutdown, child exits recur: [`ChildExits::clear`] empties the
+/// pipe once the parent has reaped.
+#[derive(Debug)]
+pub struct ChildExits {
+    receiver: UnixStream,
+}
+
+impl ChildExits {
+    /// Installs a SIGCHLD handler that writes to the pipe.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the socket pair cannot be created or the handler cannot be installed.
+    pub fn install() -> io::Result<ChildExits> {
+        let (receiver, sender) = UnixStream::pair()?;
+        receiver.set_nonblocking(true)?;
+        sender.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register(SIGCHLD, sender)?;
+        Ok(ChildExits { receiver })
+    }
+
+    /// Reads away the bytes the handler wrote. Call it before reaping, so an exit that happens
+    /// while reaping leaves a fresh byte and wakes the next wait.
+    pub fn clear(&self) {
+        let mut bytes = [0u8; 64];
+        // The socket is non-blocking: this stops at `WouldBlock` once the pipe is empty.
+        while let Ok(n_read) = (&self.receiver).read(&mut bytes) {
+            if n_read == 0 {
+                break;
+            }
+        }
+    }
+}
+
+impl AsFd for ChildExits {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.receiver.as_fd()
+    }
+}
+
+/// What woke the parent. Several can be true at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Wakeup {
+    /// A connection is waiting to be accepted.
+    pub connection: bool,
+    /// SIGINT or SIGTERM arrived.
+    pub stop: bool,
+    /// A child exited.
+    pub child_exited: bool,
+}
+
+// ANCHOR: wait_for
+/// Blocks until a connection arrives on `listener` (if given), a child exits, or a shutdown
+/// signal arrives; or until `timeout` passes.
+///
+/// Passing no listener is how the parent stops accepting: at the `--max-children` cap, new
+/// connections wait in the kernel's backlog until a child exits.
+///
+/// # Errors
+///
+/// Returns `poll`'s error (`EINTR` is not one: a signal is a reason to look again).
+pub fn wait_for(
+    listener: Option<BorrowedFd<'_>>,
+    shutdown: &ShutdownSignal,
+    child_exits: &ChildExits,
+    timeout: PollTimeout,
+) -> io::Result<Wakeup> {
+    let mut fds = vec![
+        PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
+        PollFd::new(child_exits.as_fd(), PollFlags::POLLIN),
+    ];
+    if let Some(listener) = listener {
+        fds.push(PollFd::new(listener, PollFlags::POLLIN));
+    }
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(errno) => return Err(errno.into()),
+    }
+    let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|events| !events.is_empty());
+    Ok(Wakeup {
+        stop: shutdown.is_requested(),
+        child_exited: ready(&fds[1]),
+        connection: fds.get(2).is_some_and(ready),
+    })
+}
+// ANCHOR_END: wait_for
