@@ -5,14 +5,24 @@
 //! - [`engine`] drives connections with `mio` ([`engine::run`] with a [`engine::LoadConfig`]);
 //! - [`response`] frames responses with a scanner written independently of the servers;
 //! - [`stats`] holds the HDR histogram and the [`stats::Report`] printed or written as JSON;
-//! - [`server`] builds, starts and stops the step binaries; [`procfs`] reads their CPU and memory;
-//! - [`compare`], [`c10k`] and [`soak`] are the three experiments; [`charts`] draws SVG charts.
+//! - [`server`] builds, starts and stops the step binaries ([`server::CONFIGURATIONS`] is the table of
+//!   what is measured), [`nginx`] the reference server; [`procfs`] reads their CPU and memory, and
+//!   [`measure`] wraps one measured run;
+//! - [`compare`], [`c10k`] and [`soak`] are the experiments; [`charts`] draws their SVG charts.
 #![deny(missing_docs)]
 
+pub mod c10k;
+pub mod charts;
+pub mod compare;
+pub mod docroot;
 pub mod engine;
+pub mod machine;
+pub mod measure;
+pub mod nginx;
 pub mod procfs;
 pub mod response;
 pub mod server;
+pub mod soak;
 pub mod stats;
 pub mod sys;
 pub mod target;

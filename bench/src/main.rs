@@ -4,10 +4,14 @@
 //! Try `cargo run -p bench --release -- load -c 64 -d 5s http://127.0.0.1:7080/` against a running step,
 //! or `cargo run -p bench --release -- compare --quick`. Every command explains itself with `--help`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench::c10k::{self, C10kOptions};
+use bench::compare::{self, CompareOptions};
 use bench::engine::{self, LoadConfig};
+use bench::soak::{self, SoakOptions};
 use bench::target::Target;
 use clap::{Args, Parser, Subcommand};
 
@@ -23,6 +27,99 @@ struct Cli {
 enum Command {
     /// Generate load against one URL and print (or write as JSON) what was measured.
     Load(LoadArgs),
+    /// Build and start every step, run the scenario matrix against each, and write results.json,
+    /// results.md and SVG charts.
+    Compare(CompareArgs),
+    /// Hold N keep-alive connections to each step (or a URL) and report what it costs the server.
+    C10k(C10kArgs),
+    /// A bounded run per step with connection churn, then check that nothing leaked.
+    Soak(SoakArgs),
+}
+
+/// Options of `compare`.
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Three scenarios and short runs (under two minutes once built).
+    #[arg(long)]
+    quick: bool,
+    /// Only these configurations (e.g. step07, step04-pool, step02-files); repeatable.
+    #[arg(long = "only")]
+    only: Vec<String>,
+    /// Measure only the reference servers (--nginx, --target), no step.
+    #[arg(long)]
+    no_steps: bool,
+    /// An external server NAME=URL (e.g. nginx=http://127.0.0.1:8088/); it must serve /index.html and
+    /// a 1 MiB /big.bin. Repeatable.
+    #[arg(long = "target", value_parser = parse_target)]
+    targets: Vec<(String, String)>,
+    /// Start nginx (installed from Debian if missing) with this many workers on the same document
+    /// root, as a reference. Repeatable: --nginx 1 --nginx 2.
+    #[arg(long = "nginx")]
+    nginx_workers: Vec<u32>,
+    /// Output directory (default bench/results/DATE/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Measured time per run (default 5s; 1s with --quick).
+    #[arg(short = 'd', long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Warm-up per run (default 1s; 250ms with --quick).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    warmup: Option<Duration>,
+    /// Generator threads.
+    #[arg(short = 't', long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// Options of `c10k`.
+#[derive(Debug, Args)]
+struct C10kArgs {
+    /// Connections to hold.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Configurations to run (default: all); repeatable.
+    #[arg(long = "step")]
+    steps: Vec<String>,
+    /// An external server instead of the steps (e.g. nginx from bench/nginx/nginx.sh).
+    #[arg(long, conflicts_with = "steps")]
+    url: Option<String>,
+    /// Each connection sends one request per interval (stay under the servers' 5 s idle timeout).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// How long to hold the connections once open.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    hold: Duration,
+    /// Do not cap the process- and thread-per-connection models (may exhaust the machine).
+    #[arg(long)]
+    no_caps: bool,
+    /// Also write c10k.json and c10k.md into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Spread source addresses over 127.0.0.1..=127.0.0.N.
+    #[arg(long, default_value_t = 1)]
+    source_addresses: u8,
+}
+
+/// Options of `soak`.
+#[derive(Debug, Args)]
+struct SoakArgs {
+    /// Configurations to soak (default: all); repeatable.
+    #[arg(long = "step")]
+    steps: Vec<String>,
+    /// Load time per configuration.
+    #[arg(short = 'd', long, default_value = "3m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent connections.
+    #[arg(short = 'c', long, default_value_t = 32)]
+    connections: usize,
+    /// Also write soak.json and soak.md into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_target(text: &str) -> Result<(String, String), String> {
+    let (name, url) = text.split_once('=').ok_or("expected NAME=URL")?;
+    Target::parse(url).map_err(|error| error.to_string())?;
+    Ok((name.to_owned(), url.to_owned()))
 }
 
 /// Options of `load`.
@@ -70,6 +167,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Load(args) => load(&args),
+        Command::Compare(args) => compare(args),
+        Command::C10k(args) => c10k(args),
+        Command::Soak(args) => soak(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,4 +208,53 @@ fn load(args: &LoadArgs) -> Result<(), String> {
         println!("{}", result.report);
     }
     Ok(())
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("cargo run -p bench --release -- {}", args.join(" "))
+}
+
+fn compare(args: CompareArgs) -> Result<(), String> {
+    let options = CompareOptions {
+        quick: args.quick,
+        only: args.only,
+        no_steps: args.no_steps,
+        targets: args.targets,
+        nginx_workers: args.nginx_workers,
+        out: args.out,
+        duration: args.duration,
+        warmup: args.warmup,
+        threads: args.threads,
+        command_line: command_line(),
+    };
+    let out = compare::run(&options)?;
+    println!("results: {}", out.display());
+    Ok(())
+}
+
+fn c10k(args: C10kArgs) -> Result<(), String> {
+    let options = C10kOptions {
+        connections: args.connections,
+        steps: args.steps,
+        url: args.url,
+        interval: args.interval,
+        hold: args.hold,
+        no_caps: args.no_caps,
+        out: args.out,
+        source_addresses: args.source_addresses,
+        command_line: command_line(),
+    };
+    c10k::run(&options).map(drop)
+}
+
+fn soak(args: SoakArgs) -> Result<(), String> {
+    let options = SoakOptions {
+        steps: args.steps,
+        duration: args.duration,
+        connections: args.connections,
+        out: args.out,
+        command_line: command_line(),
+    };
+    soak::run(&options).map(drop)
 }

@@ -118,6 +118,12 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Resets a process's `VmHWM` to its current RSS (`/proc/PID/clear_refs`, value 5), so that the next
+/// [`peak_rss_kib`] is the peak of what follows. Silently does nothing where not permitted.
+pub fn reset_peak_rss(pid: u32) {
+    let _ = fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

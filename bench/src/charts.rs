@@ -1,0 +1,178 @@
+//! SVG charts of a comparison, drawn with `plotters`: requests per second by server for one scenario,
+//! and latency percentiles by server for one scenario.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::stats::LatencySummary;
+
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 480;
+
+/// A bar per server: successful requests per second.
+///
+/// # Errors
+///
+/// When the SVG cannot be drawn or written.
+pub fn throughput(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<(), String> {
+    draw_throughput(path, title, bars).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+fn draw_throughput(
+    path: &Path,
+    title: &str,
+    bars: &[(String, f64)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = bars
+        .iter()
+        .map(|(_, value)| *value)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.1;
+    let count = bars.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(70)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..count).into_segmented(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("requests per second")
+        .x_labels(count)
+        .x_label_style(
+            ("sans-serif", 12)
+                .into_font()
+                .transform(FontTransform::Rotate90),
+        )
+        .x_label_formatter(&|value| match value {
+            SegmentValue::CenterOf(index) => bars
+                .get(*index)
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|value| format!("{value:.0}"))
+        .draw()?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .style(BLUE.mix(0.6).filled())
+            .margin(6)
+            .data(
+                bars.iter()
+                    .enumerate()
+                    .map(|(index, (_, value))| (index, *value)),
+            ),
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// One line per server through its p50, p90, p99 and p99.9 latencies, on a logarithmic axis.
+///
+/// # Errors
+///
+/// When the SVG cannot be drawn or written.
+pub fn latency(path: &Path, title: &str, lines: &[(String, LatencySummary)]) -> Result<(), String> {
+    draw_latency(path, title, lines).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+fn draw_latency(
+    path: &Path,
+    title: &str,
+    lines: &[(String, LatencySummary)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    const LABELS: [&str; 4] = ["p50", "p90", "p99", "p99.9"];
+    let points = |l: &LatencySummary| [l.p50_us, l.p90_us, l.p99_us, l.p999_us];
+    let all: Vec<f64> = lines
+        .iter()
+        .flat_map(|(_, l)| points(l))
+        .filter(|v| *v > 0.0)
+        .collect();
+    let fastest = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let low = fastest.clamp(1.0, 1e6) / 1.5;
+    let high = all.iter().copied().fold(0.0, f64::max).max(low * 10.0) * 1.5;
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .right_y_label_area_size(10)
+        .build_cartesian_2d(0..LABELS.len() - 1, (low..high).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_labels(LABELS.len())
+        .x_label_formatter(&|index| LABELS.get(*index).copied().unwrap_or("").to_owned())
+        .y_desc("latency (µs, log scale)")
+        .y_label_formatter(&|value| format!("{value:.0}"))
+        .draw()?;
+    for (index, (name, summary)) in lines.iter().enumerate() {
+        let color = Palette99::pick(index).to_rgba();
+        let series = points(summary)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| *v > 0.0);
+        chart
+            .draw_series(LineSeries::new(series, color.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_both_charts() {
+        let dir = std::env::temp_dir().join(format!("bench-charts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bars = vec![
+            ("step07-1".to_owned(), 50_000.0),
+            ("nginx-1".to_owned(), 48_000.0),
+        ];
+        throughput(
+            &dir.join("t.svg"),
+            "keep-alive, 64 connections, small page",
+            &bars,
+        )
+        .unwrap();
+        let summary = LatencySummary {
+            p50_us: 100.0,
+            p90_us: 200.0,
+            p99_us: 900.0,
+            p999_us: 2000.0,
+            ..Default::default()
+        };
+        latency(
+            &dir.join("l.svg"),
+            "latency",
+            &[("step07-1".to_owned(), summary)],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(dir.join("t.svg")).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("nginx-1"));
+        assert!(
+            std::fs::read_to_string(dir.join("l.svg"))
+                .unwrap()
+                .contains("step07-1")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,104 @@
+//! The document root every measured server serves: a temporary copy of the repository's `www/` plus
+//! `big.bin`, a 1 MiB file for the large-file scenarios. It is removed when dropped.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::server::workspace_root;
+
+/// The small page of the scenarios.
+pub const SMALL_PATH: &str = "/index.html";
+/// The 1 MiB file of the scenarios.
+pub const BIG_PATH: &str = "/big.bin";
+/// Size of [`BIG_PATH`].
+pub const BIG_BYTES: usize = 1024 * 1024;
+
+/// A temporary document root.
+#[derive(Debug)]
+pub struct DocRoot {
+    path: PathBuf,
+}
+
+impl DocRoot {
+    /// Copies `www/` (or writes a minimal `index.html` if the checkout has none) and adds `big.bin`.
+    ///
+    /// # Errors
+    ///
+    /// When the temporary directory cannot be written.
+    pub fn create() -> io::Result<Self> {
+        let unique = format!(
+            "bench-root-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let root = Self {
+            path: std::env::temp_dir().join(unique),
+        };
+        fs::create_dir_all(&root.path)?;
+        let www = workspace_root().join("www");
+        if www.is_dir() {
+            copy_tree(&www, &root.path)?;
+        }
+        let index = root.path.join(SMALL_PATH.trim_start_matches('/'));
+        if !index.exists() {
+            fs::write(
+                index,
+                "<!doctype html>\n<title>bench</title>\n<p>Hello from bench.</p>\n",
+            )?;
+        }
+        // A fixed, incompressible-looking pattern (not zeros) so no layer can shortcut it.
+        let big: Vec<u8> = (0..BIG_BYTES)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        fs::write(root.path.join(BIG_PATH.trim_start_matches('/')), big)?;
+        Ok(root)
+    }
+
+    /// Where it is.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for DocRoot {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_and_removes_the_root() {
+        let root = DocRoot::create().unwrap();
+        let path = root.path().to_path_buf();
+        assert!(path.join("index.html").is_file());
+        assert_eq!(
+            fs::metadata(path.join("big.bin")).unwrap().len(),
+            BIG_BYTES as u64
+        );
+        drop(root);
+        assert!(!path.exists());
+    }
+}

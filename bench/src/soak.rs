@@ -1,0 +1,340 @@
+//! `soak`: a bounded run per step with connection churn (keep-alive connections closed after a few
+//! requests, alternating with a connection per request), then a check that the server is back to its
+//! baseline: no descriptor, thread or process left behind, and resident memory where it was.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::docroot::{DocRoot, SMALL_PATH};
+use crate::engine::{self, LoadConfig};
+use crate::machine::{self, Machine};
+use crate::procfs::{self, TreeSample};
+use crate::server::{self, RunningServer, ServerSpec};
+use crate::stats::{ErrorCounts, Tally};
+use crate::target::Target;
+
+/// Length of each phase (keep-alive with churn, then connection per request).
+const PHASE: Duration = Duration::from_secs(10);
+/// Requests per keep-alive connection before it is closed and replaced.
+const CHURN: u64 = 20;
+/// How long to wait for the server to return to its baseline (its idle timeout is 5 s).
+const SETTLE: Duration = Duration::from_secs(12);
+/// RSS growth tolerated as noise (allocator caches, lazily mapped pages): 25 % or 2 MiB.
+const RSS_SLACK_KIB: u64 = 2048;
+
+/// What `soak` was asked to do.
+#[derive(Debug, Clone)]
+pub struct SoakOptions {
+    /// Configurations (names, packages or `stepNN`); empty: all.
+    pub steps: Vec<String>,
+    /// Load time per server.
+    pub duration: Duration,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Also write `soak.json` and `soak.md` here.
+    pub out: Option<PathBuf>,
+    /// The command line, recorded with the results.
+    pub command_line: String,
+}
+
+/// One server's soak.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakRecord {
+    /// Server name.
+    pub server: String,
+    /// Seconds under load.
+    pub duration_s: f64,
+    /// Successful requests.
+    pub requests: u64,
+    /// Failed requests by kind.
+    pub errors: ErrorCounts,
+    /// Connections opened.
+    pub connects: u64,
+    /// The server before the load (after a warm-up and the idle timeout).
+    pub before: Option<TreeSample>,
+    /// The server after the load and the idle timeout.
+    pub after: Option<TreeSample>,
+    /// What did not return to baseline; empty when nothing leaked.
+    pub leaks: Vec<String>,
+    /// Why the run failed.
+    pub error: Option<String>,
+}
+
+/// Everything `soak.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakResults {
+    /// The machine.
+    pub machine: Machine,
+    /// When (UTC).
+    pub date: String,
+    /// The exact command.
+    pub command: String,
+    /// Every server.
+    pub runs: Vec<SoakRecord>,
+}
+
+/// Runs the soak for every selected configuration.
+///
+/// # Errors
+///
+/// When nothing matches, or the results cannot be written.
+pub fn run(options: &SoakOptions) -> Result<SoakResults, String> {
+    crate::sys::raise_nofile_limit().map_err(|error| format!("RLIMIT_NOFILE: {error}"))?;
+    let specs = server::select(&options.steps);
+    if specs.is_empty() {
+        return Err(format!("no configuration matches {:?}", options.steps));
+    }
+    let root =
+        DocRoot::create().map_err(|error| format!("cannot create the document root: {error}"))?;
+    let packages: Vec<&str> = specs.iter().map(|spec| spec.package).collect();
+    let (binaries, build_errors) = server::build(&packages);
+    let (_, stamp) = machine::utc_now();
+    let mut results = SoakResults {
+        machine: Machine::describe(),
+        date: stamp,
+        command: options.command_line.clone(),
+        runs: Vec::new(),
+    };
+    for spec in &specs {
+        let record = match binaries.get(spec.package) {
+            Some(binary) => match server::start(binary, root.path(), spec.args) {
+                Ok(running) => soak_one(spec, running, options),
+                Err(error) => failed(spec.name, &error),
+            },
+            None => failed(
+                spec.name,
+                &format!(
+                    "build: {}",
+                    build_errors
+                        .get(spec.package)
+                        .map_or("not built", String::as_str)
+                ),
+            ),
+        };
+        eprintln!(
+            "bench: {}: {} requests, errors {}, leaks: {}",
+            record.server,
+            record.requests,
+            record.errors.total(),
+            if record.leaks.is_empty() {
+                "none".to_owned()
+            } else {
+                record.leaks.join("; ")
+            }
+        );
+        results.runs.push(record);
+    }
+    println!("{}", markdown(&results));
+    if let Some(out) = &options.out {
+        let io_error = |error: std::io::Error| format!("{}: {error}", out.display());
+        fs::create_dir_all(out).map_err(io_error)?;
+        let json = serde_json::to_string_pretty(&results).map_err(|error| error.to_string())?;
+        fs::write(out.join("soak.json"), json).map_err(io_error)?;
+        fs::write(out.join("soak.md"), markdown(&results)).map_err(io_error)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(results)
+}
+
+fn soak_one(spec: &ServerSpec, mut running: RunningServer, options: &SoakOptions) -> SoakRecord {
+    let pid = running.pid();
+    let target = match Target::parse(&running.url(SMALL_PATH)) {
+        Ok(target) => target,
+        Err(error) => return failed(spec.name, &error.to_string()),
+    };
+    // Warm up first, so that lazily created pools and buffers are part of the baseline.
+    let mut warm = LoadConfig::new(
+        target.clone(),
+        options.connections.min(8),
+        Duration::from_secs(1),
+    );
+    warm.timeout = Duration::from_secs(3);
+    if let Err(error) = engine::run(&warm) {
+        return failed(spec.name, &error.to_string());
+    }
+    let before = settle(pid, None);
+    eprintln!("bench: {}: soaking for {:?}", spec.name, options.duration);
+    let started = Instant::now();
+    let mut tally = Tally::new();
+    let mut close = false;
+    while started.elapsed() < options.duration {
+        let phase = PHASE
+            .min(options.duration.saturating_sub(started.elapsed()))
+            .max(Duration::from_millis(100));
+        let mut config = LoadConfig::new(target.clone(), options.connections, phase);
+        config.close = close;
+        config.requests_per_connection = Some(CHURN);
+        config.timeout = Duration::from_secs(3);
+        match engine::run(&config) {
+            Ok(result) => tally.merge(&result.tally),
+            Err(error) => return failed(spec.name, &error.to_string()),
+        }
+        close = !close;
+    }
+    let duration_s = started.elapsed().as_secs_f64();
+    let after = settle(pid, Some(&before));
+    let mut leaks = leaks(&before, &after);
+    if let Err(error) = running.check_alive() {
+        leaks.push(error);
+    }
+    let _ = running.stop();
+    SoakRecord {
+        server: spec.name.to_owned(),
+        duration_s,
+        requests: tally.requests,
+        errors: tally.errors,
+        connects: tally.connects,
+        before: Some(before),
+        after: Some(after),
+        leaks,
+        error: None,
+    }
+}
+
+/// Waits until the server is idle (no more descriptors, threads or processes than `baseline`, or, for
+/// the baseline itself, until two samples agree), at most [`SETTLE`]; returns the last sample.
+fn settle(pid: u32, baseline: Option<&TreeSample>) -> TreeSample {
+    let deadline = Instant::now() + SETTLE;
+    let mut last = procfs::sample_tree(pid);
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = procfs::sample_tree(pid);
+        let settled = match baseline {
+            Some(base) => {
+                now.fds <= base.fds
+                    && now.threads <= base.threads
+                    && now.processes <= base.processes
+            }
+            None => {
+                now.fds == last.fds
+                    && now.threads == last.threads
+                    && now.processes == last.processes
+            }
+        };
+        last = now;
+        if settled || Instant::now() >= deadline {
+            return last;
+        }
+    }
+}
+
+fn leaks(before: &TreeSample, after: &TreeSample) -> Vec<String> {
+    let mut leaks = Vec::new();
+    let mut check = |what: &str, before: u64, after: u64| {
+        if after > before {
+            leaks.push(format!("{what} {before} → {after}"));
+        }
+    };
+    check("descriptors", before.fds, after.fds);
+    check("threads", before.threads, after.threads);
+    check("processes", before.processes, after.processes);
+    let allowed = before.rss_kib + (before.rss_kib / 4).max(RSS_SLACK_KIB);
+    if after.rss_kib > allowed {
+        leaks.push(format!(
+            "RSS {} KiB → {} KiB",
+            before.rss_kib, after.rss_kib
+        ));
+    }
+    leaks
+}
+
+fn failed(name: &str, error: &str) -> SoakRecord {
+    eprintln!("bench: {name}: {error}");
+    SoakRecord {
+        server: name.to_owned(),
+        duration_s: 0.0,
+        requests: 0,
+        errors: ErrorCounts::default(),
+        connects: 0,
+        before: None,
+        after: None,
+        leaks: Vec::new(),
+        error: Some(error.to_owned()),
+    }
+}
+
+/// The results as a Markdown table.
+#[must_use]
+pub fn markdown(results: &SoakResults) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "# Soak\n\n- Machine: {}\n- Date: {}\n- Command: `{}`\n",
+        results.machine, results.date, results.command
+    );
+    let _ = writeln!(
+        text,
+        "| server | seconds | requests | connections | errors | descriptors | threads | processes | RSS MiB | leaks |"
+    );
+    let _ = writeln!(text, "|---|---:|---:|---:|---|---|---|---|---|---|");
+    let pair = |before: Option<&TreeSample>,
+                after: Option<&TreeSample>,
+                field: fn(&TreeSample) -> String| match (before, after) {
+        (Some(b), Some(a)) => format!("{} → {}", field(b), field(a)),
+        _ => "—".to_owned(),
+    };
+    for run in &results.runs {
+        let (b, a) = (run.before.as_ref(), run.after.as_ref());
+        let verdict = match (&run.error, run.leaks.is_empty()) {
+            (Some(error), _) => error.clone(),
+            (None, true) => "none".to_owned(),
+            (None, false) => run.leaks.join("; "),
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            run.server,
+            run.duration_s,
+            run.requests,
+            run.connects,
+            if run.errors.total() == 0 {
+                "0".to_owned()
+            } else {
+                run.errors.to_string()
+            },
+            pair(b, a, |s| s.fds.to_string()),
+            pair(b, a, |s| s.threads.to_string()),
+            pair(b, a, |s| s.processes.to_string()),
+            pair(b, a, |s| format!("{:.1}", s.rss_kib as f64 / 1024.0)),
+            verdict.replace('|', "/"),
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_what_did_not_return_to_baseline() {
+        let before = TreeSample {
+            cpu_s: 0.0,
+            rss_kib: 10_000,
+            threads: 3,
+            processes: 1,
+            fds: 8,
+        };
+        assert!(
+            leaks(
+                &before,
+                &TreeSample {
+                    rss_kib: 11_000,
+                    ..before
+                }
+            )
+            .is_empty()
+        );
+        let after = TreeSample {
+            fds: 9,
+            threads: 4,
+            rss_kib: 40_000,
+            ..before
+        };
+        assert_eq!(leaks(&before, &after).len(), 3);
+    }
+}
