@@ -1,0 +1,175 @@
+//! Defines [`Outgoing`]: a response on its way out through a non-blocking socket, and how much of
+//! it has been sent.
+//!
+//! The blocking loop of step 2 writes a response with `write_all` and a copy loop; here a `write`
+//! may take part of the bytes, or none (`WouldBlock`), and the rest must wait for the next time the
+//! socket is writable. So the unsent bytes and the file's position live in this value between calls.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use step02_files::blocking::{COPY_CHUNK, SMALL_BODY};
+use step02_files::{Body, Request, Response, StatusCode};
+
+/// A response being sent: a buffer of bytes not yet written, then, for a large file, the rest of
+/// the file, read one [`COPY_CHUNK`] at a time into the same buffer.
+///
+/// Memory per connection stays bounded whatever the file's size: one head, or one chunk.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The head (with a small body appended), later the current chunk of a large file.
+    buf: Vec<u8>,
+    /// `buf[sent..filled]` is still to be written.
+    sent: usize,
+    filled: usize,
+    /// A large file's unsent part, and how many of its bytes are still owed to the client.
+    file: Option<File>,
+    file_left: u64,
+    /// What the access log says once the response is out.
+    pub(crate) status: StatusCode,
+    pub(crate) request: Option<Request>,
+    pub(crate) body_len: u64,
+    /// Whether the connection may carry another request after this response.
+    pub(crate) keep_alive: bool,
+}
+
+/// Where a call to [`Outgoing::write_to`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Every byte of the response has been written.
+    Done,
+    /// The socket took less than offered, or nothing: its send buffer is full.
+    Blocked,
+}
+
+impl Outgoing {
+    // ANCHOR: outgoing_new
+    /// Prepares `response` for sending. A small file is read now and appended to the head, so head
+    /// and body leave in one `write` (one system call, and usually one TCP segment).
+    ///
+    /// # Errors
+    ///
+    /// Fails when a small file cannot be read whole (it shrank since it was opened).
+    pub fn new(response: Response, request: Option<Request>) -> io::Result<Outgoing> {
+        let Response {
+            status,
+            mut head,
+            body,
+            body_len,
+            keep_alive,
+        } = response;
+        let mut file = None;
+        let mut file_left = 0;
+        match body {
+            Body::Empty => {}
+            Body::Bytes(bytes) => head.extend_from_slice(&bytes[..clamp(body_len, bytes.len())]),
+            Body::File(mut small) if body_len <= SMALL_BODY => {
+                append_exactly(&mut small, &mut head, body_len)?;
+            }
+            Body::File(large) => {
+                file = Some(large);
+                file_left = body_len;
+            }
+        }
+        let filled = head.len();
+        Ok(Outgoing {
+            buf: head,
+            sent: 0,
+            filled,
+            file,
+            file_left,
+            status,
+            request,
+            body_len,
+            keep_alive,
+        })
+    }
+    // ANCHOR_END: outgoing_new
+
+    // ANCHOR: write_to
+    /// Writes as much as `socket` takes; returns how many bytes went out and where it stopped.
+    ///
+    /// A write that takes only part of the buffer means the socket's send buffer is full: on Linux
+    /// (epoll) that is as good as `WouldBlock`, and the readiness event for "writable again" will
+    /// come, so the loop stops without paying for a `write` that would fail.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the peer is gone (`EPIPE`, `ECONNRESET`), or the file shrank while being sent: the
+    /// head promised a length the server can no longer keep, so the connection must end.
+    pub fn write_to<W: Write + ?Sized>(&mut self, socket: &mut W) -> io::Result<(u64, Flow)> {
+        let mut n_written = 0u64;
+        loop {
+            if self.sent == self.filled {
+                if self.file_left == 0 {
+                    return Ok((n_written, Flow::Done));
+                }
+                self.refill()?;
+            }
+            let pending = &self.buf[self.sent..self.filled];
+            match socket.write(pending) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n_bytes) => {
+                    self.sent += n_bytes;
+                    n_written += n_bytes as u64;
+                    if n_bytes < pending.len() {
+                        return Ok((n_written, Flow::Blocked));
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((n_written, Flow::Blocked));
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    // ANCHOR_END: write_to
+
+    /// Reads the next chunk of the file into the buffer, which has been written out.
+    fn refill(&mut self) -> io::Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(shrank());
+        };
+        if self.buf.len() < COPY_CHUNK {
+            self.buf.resize(COPY_CHUNK, 0);
+        }
+        let wanted = clamp(self.file_left, COPY_CHUNK);
+        let n_read = loop {
+            match file.read(&mut self.buf[..wanted]) {
+                Ok(0) => return Err(shrank()),
+                Ok(n_read) => break n_read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        };
+        self.sent = 0;
+        self.filled = n_read;
+        self.file_left -= n_read as u64;
+        Ok(())
+    }
+}
+
+/// Appends exactly `len` bytes of `file` to `buf` with as few `read` calls as the file allows
+/// (one, for a regular file): `read_to_end` would grow the buffer in steps, a `read` per step.
+fn append_exactly(file: &mut File, buf: &mut Vec<u8>, len: u64) -> io::Result<()> {
+    let start = buf.len();
+    buf.resize(start + clamp(len, usize::MAX), 0);
+    match file.read_exact(&mut buf[start..]) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(shrank()),
+        Err(error) => Err(error),
+    }
+}
+
+/// `len`, capped at `max`; a `u64` length never exceeds memory here, but `as` would hide it if it did.
+fn clamp(len: u64, max: usize) -> usize {
+    usize::try_from(len).unwrap_or(usize::MAX).min(max)
+}
+
+fn shrank() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file shrank while it was being sent",
+    )
+}
