@@ -7,3 +7,4 @@ testkit::conformance_tests!(
     keep_alive = false
 );
 testkit::convention_tests!(bin = env!("CARGO_BIN_EXE_step02-files"), args = &[]);
+testkit::fault_tests!(bin = env!("CARGO_BIN_EXE_step02-files"), args = &[]);

@@ -14,6 +14,7 @@
 pub mod clients;
 pub mod conformance;
 pub mod conventions;
+pub mod faults;
 pub mod http;
 pub mod keep_alive;
 pub mod procfs;
@@ -203,6 +204,35 @@ macro_rules! convention_tests {
             #[test]
             fn quiet_silences_the_log() {
                 $crate::conventions::quiet_silences_the_log(&TARGET);
+            }
+        }
+    };
+}
+
+/// Generates the fault tests every server must pass whatever its model (files changing under a
+/// response, clients vanishing mid-response), in a module (default `faults`).
+#[macro_export]
+macro_rules! fault_tests {
+    (bin = $bin:expr, args = $args:expr $(,)?) => {
+        $crate::fault_tests!(mod faults, bin = $bin, args = $args);
+    };
+    (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
+        mod $name {
+            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: true };
+
+            #[test]
+            fn deleted_file_is_still_sent_whole() {
+                $crate::faults::deleted_file_is_still_sent_whole(&TARGET);
+            }
+
+            #[test]
+            fn truncated_file_ends_the_connection_not_the_server() {
+                $crate::faults::truncated_file_ends_the_connection_not_the_server(&TARGET);
+            }
+
+            #[test]
+            fn vanishing_clients_never_kill_the_server() {
+                $crate::faults::vanishing_clients_never_kill_the_server(&TARGET);
             }
         }
     };
