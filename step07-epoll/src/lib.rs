@@ -1,1 +1,144 @@
-//! Placeholder: this step is being written.
+//! Step 7: one thread per event loop, and the kernel says which sockets are ready (`epoll`).
+//!
+//! What changed since step 6: the loop no longer asks every socket in turn. Each socket is
+//! registered once with `epoll`, and the thread sleeps in `epoll_wait` until the kernel hands it
+//! the list of sockets whose state changed, or until the earliest connection deadline. The
+//! per-connection state machine is step 6's [`Connection`](step06_nonblocking::Connection),
+//! unchanged; only the source of readiness differs.
+//!
+//! - [`Backend::Mio`] (the default) gets readiness from `mio`, the portable layer under tokio.
+//! - [`Backend::Epoll`] (Linux) gets it from raw `epoll` through `nix`, to show what `mio` does.
+//! - [`run_loops`] runs N independent loops, each with its own listener on the same port
+//!   (`SO_REUSEPORT`: the kernel spreads new connections among them). They share nothing.
+//!
+//! Try it: `cargo run -p step07-epoll --release -- --quiet --threads 2`, then load it with
+//! `cargo run -p bench --release -- load -c 64 -d 5s http://127.0.0.1:7080/index.html`; `top`
+//! shows it idle at 0% between runs.
+
+pub mod event_loop;
+pub mod poller;
+pub mod timers;
+
+#[cfg(target_os = "linux")]
+pub mod epoll;
+
+use std::io;
+use std::net::TcpListener;
+use std::thread;
+
+use step02_files::{ShutdownSignal, Site};
+
+pub use event_loop::EventLoop;
+pub use poller::{MioPoller, Poller};
+
+/// Where readiness events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// `mio::Poll` (epoll on Linux, kqueue on the BSDs and macOS).
+    #[default]
+    Mio,
+    /// Raw `epoll` through `nix`, edge-triggered (Linux only).
+    #[cfg(target_os = "linux")]
+    Epoll,
+}
+
+// ANCHOR: serve
+/// One event loop with the chosen backend, ready to run: its poller is created and its listener
+/// registered, so a server can announce itself only once it can really serve.
+pub enum Loop<'a> {
+    /// A loop over `mio`.
+    Mio(EventLoop<'a, MioPoller>),
+    /// A loop over raw `epoll`.
+    #[cfg(target_os = "linux")]
+    Epoll(EventLoop<'a, epoll::EpollPoller>),
+}
+
+impl<'a> Loop<'a> {
+    /// Creates the poller and registers `listener` and the shutdown signal with it.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the poller cannot be created (out of descriptors) or the listener registered.
+    pub fn new(
+        backend: Backend,
+        listener: TcpListener,
+        site: &'a Site,
+        shutdown: &'a ShutdownSignal,
+    ) -> io::Result<Self> {
+        Ok(match backend {
+            Backend::Mio => Loop::Mio(EventLoop::new(MioPoller::new()?, listener, site, shutdown)?),
+            #[cfg(target_os = "linux")]
+            Backend::Epoll => Loop::Epoll(EventLoop::new(
+                epoll::EpollPoller::new()?,
+                listener,
+                site,
+                shutdown,
+            )?),
+        })
+    }
+
+    /// Serves until SIGINT or SIGTERM and the responses in flight are done.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if waiting for events fails; errors of single connections are logged.
+    pub fn run(self) -> io::Result<()> {
+        match self {
+            Loop::Mio(event_loop) => event_loop.run(),
+            #[cfg(target_os = "linux")]
+            Loop::Epoll(event_loop) => event_loop.run(),
+        }
+    }
+}
+
+/// Runs one event loop on this thread, serving `listener` until SIGINT or SIGTERM.
+///
+/// # Errors
+///
+/// Fails when the poller cannot be created or the listener registered, or if waiting for events
+/// fails; errors of single connections are logged, never returned.
+pub fn serve(
+    listener: TcpListener,
+    site: &Site,
+    shutdown: &ShutdownSignal,
+    backend: Backend,
+) -> io::Result<()> {
+    Loop::new(backend, listener, site, shutdown)?.run()
+}
+// ANCHOR_END: serve
+
+// ANCHOR: run_loops
+/// Runs every loop until SIGINT or SIGTERM, one per thread (the last on this thread), and returns
+/// when all have finished. They share nothing: each has its own listener, poller and connections.
+///
+/// # Errors
+///
+/// Returns the first loop's error, after every loop has ended.
+pub fn run_loops(mut loops: Vec<Loop<'_>>) -> io::Result<()> {
+    let Some(last) = loops.pop() else {
+        return Ok(());
+    };
+    thread::scope(|scope| {
+        let spawned: Vec<_> = loops
+            .into_iter()
+            .enumerate()
+            .map(|(loop_idx, event_loop)| {
+                thread::Builder::new()
+                    .name(format!("loop-{loop_idx}"))
+                    .spawn_scoped(scope, move || event_loop.run())
+            })
+            .collect();
+        let mut result = last.run();
+        for handle in spawned {
+            let joined = match handle {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("an event loop panicked"))),
+                Err(error) => Err(error),
+            };
+            result = result.and(joined);
+        }
+        result
+    })
+}
+// ANCHOR_END: run_loops

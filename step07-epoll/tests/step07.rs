@@ -1,0 +1,156 @@
+//! Step 7 as a user meets it: the real binary on 127.0.0.1:0, with each backend and with two
+//! loops, against the shared conformance and keep-alive suites, then the faults (shared with step 6)
+//! and what only an epoll loop promises: no CPU while idle, none while out of descriptors.
+
+#[path = "../../step06-nonblocking/tests/support/mod.rs"]
+mod support;
+
+use std::thread;
+use std::time::Duration;
+
+use testkit::Target;
+use testkit::http::Conn;
+
+const MIO: Target = Target {
+    bin: env!("CARGO_BIN_EXE_step07-epoll"),
+    args: &[],
+    keep_alive: true,
+};
+const EPOLL: Target = Target {
+    bin: env!("CARGO_BIN_EXE_step07-epoll"),
+    args: &["--backend", "epoll"],
+    keep_alive: true,
+};
+const TWO_LOOPS: Target = Target {
+    bin: env!("CARGO_BIN_EXE_step07-epoll"),
+    args: &["--threads", "2"],
+    keep_alive: true,
+};
+const EPOLL_TWO_LOOPS: Target = Target {
+    bin: env!("CARGO_BIN_EXE_step07-epoll"),
+    args: &["--backend", "epoll", "--threads", "2"],
+    keep_alive: true,
+};
+
+testkit::conformance_tests!(
+    mod conformance_mio,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &[],
+    keep_alive = true
+);
+testkit::conformance_tests!(
+    mod conformance_epoll,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &["--backend", "epoll"],
+    keep_alive = true
+);
+testkit::conformance_tests!(
+    mod conformance_two_loops,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &["--threads", "2"],
+    keep_alive = true
+);
+testkit::keep_alive_tests!(
+    mod keep_alive_mio,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &[]
+);
+testkit::keep_alive_tests!(
+    mod keep_alive_epoll,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &["--backend", "epoll"]
+);
+testkit::keep_alive_tests!(
+    mod keep_alive_two_loops,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &["--threads", "2"]
+);
+
+#[test]
+fn fresh_client_is_served_among_idle_trickling_and_stalled_clients() {
+    support::fresh_client_is_served_among_idle_trickling_and_stalled_clients(&MIO);
+    support::fresh_client_is_served_among_idle_trickling_and_stalled_clients(&EPOLL);
+}
+
+#[test]
+fn serves_a_200_mib_file_to_ten_clients_in_bounded_memory() {
+    support::serves_a_huge_file_to_ten_clients_in_bounded_memory(&MIO, 200);
+}
+
+#[test]
+fn serves_a_200_mib_file_to_ten_clients_from_two_raw_epoll_loops() {
+    support::serves_a_huge_file_to_ten_clients_in_bounded_memory(&EPOLL_TWO_LOOPS, 200);
+}
+
+#[test]
+fn survives_clients_that_reset_mid_response() {
+    support::survives_clients_that_reset_mid_response(&MIO);
+    support::survives_clients_that_reset_mid_response(&EPOLL);
+}
+
+#[test]
+fn five_thousand_connections_leave_no_descriptor_behind() {
+    support::five_thousand_connections_leave_no_descriptor_behind(&MIO);
+}
+
+#[test]
+fn five_thousand_connections_to_two_raw_epoll_loops_leave_no_descriptor_behind() {
+    support::five_thousand_connections_leave_no_descriptor_behind(&EPOLL_TWO_LOOPS);
+}
+
+#[test]
+fn recovers_from_descriptor_exhaustion_without_spinning() {
+    support::recovers_from_descriptor_exhaustion(&MIO, true);
+    support::recovers_from_descriptor_exhaustion(&EPOLL, true);
+}
+
+#[test]
+fn stops_gracefully_on_sigterm() {
+    support::stops_gracefully_finishing_responses_in_flight(&MIO, libc::SIGTERM);
+}
+
+#[test]
+fn every_loop_stops_gracefully_on_sigint() {
+    support::stops_gracefully_finishing_responses_in_flight(&EPOLL_TWO_LOOPS, libc::SIGINT);
+}
+
+/// An idle server sleeps in `epoll_wait`: over a quiet second it uses (almost) no CPU, even with
+/// idle keep-alive connections open. Step 6 would use the whole second.
+fn idle_server_uses_no_cpu(target: &Target) {
+    let server = target.start_on(&testkit::www_root(), &["--idle-timeout", "60s"]);
+    let mut conns: Vec<Conn> = (0..20).map(|_| Conn::open(server.addr())).collect();
+    for conn in &mut conns {
+        conn.send(support::get("/index.html").as_bytes());
+        assert_eq!(conn.read_response(false).status, 200);
+    }
+    thread::sleep(Duration::from_millis(200));
+    let before = server.cpu_time();
+    thread::sleep(Duration::from_secs(1));
+    let used = server.cpu_time() - before;
+    assert!(
+        used < Duration::from_millis(50),
+        "{:?} used {used:?} of CPU in a quiet second",
+        target.args
+    );
+}
+
+#[test]
+fn idle_server_uses_no_cpu_with_each_backend() {
+    idle_server_uses_no_cpu(&MIO);
+    idle_server_uses_no_cpu(&EPOLL);
+    idle_server_uses_no_cpu(&TWO_LOOPS);
+}
+
+#[test]
+fn two_loops_run_on_two_threads() {
+    let server = TWO_LOOPS.start_on(&testkit::www_root(), &[]);
+    // One loop runs on the main thread, the other on a thread started just after the listening line.
+    let deadline = std::time::Instant::now() + testkit::PATIENCE;
+    while server.thread_count() < 2 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(server.thread_count(), 2);
+    for _ in 0..20 {
+        assert_eq!(testkit::get(server.addr(), "/").status, 200);
+    }
+}
