@@ -51,3 +51,5 @@ fn recovers_from_descriptor_exhaustion() {
 fn stops_gracefully_on_sigterm() {
     support::stops_gracefully_finishing_responses_in_flight(&TARGET, libc::SIGTERM);
 }
+
+testkit::fault_tests!(bin = env!("CARGO_BIN_EXE_step06-nonblocking"), args = &[]);

@@ -65,6 +65,16 @@ testkit::keep_alive_tests!(
     bin = env!("CARGO_BIN_EXE_step07-epoll"),
     args = &["--threads", "2"]
 );
+testkit::fault_tests!(
+    mod faults_mio,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &[]
+);
+testkit::fault_tests!(
+    mod faults_epoll,
+    bin = env!("CARGO_BIN_EXE_step07-epoll"),
+    args = &["--backend", "epoll"]
+);
 
 #[test]
 fn fresh_client_is_served_among_idle_trickling_and_stalled_clients() {
