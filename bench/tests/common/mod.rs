@@ -1,0 +1,59 @@
+//! A tiny in-test HTTP server that answers every request with fixed bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+use bench::target::Target;
+
+/// What the test server does after reading one request.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// Write these bytes and keep reading requests.
+    Write(&'static [u8]),
+    /// Write these bytes and close the connection.
+    WriteAndClose(&'static [u8]),
+    /// Never answer (hold the connection until the client gives up).
+    Stall,
+}
+
+/// Starts a server on 127.0.0.1:0 that answers every request with `answer`, one thread per connection.
+/// The threads die with the test process.
+pub fn serve(answer: Answer) -> Target {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            thread::spawn(move || handle(stream, answer));
+        }
+    });
+    Target::parse(&format!("http://{addr}/index.html")).unwrap()
+}
+
+fn handle(mut stream: TcpStream, answer: Answer) {
+    let mut pending = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            pending.drain(..end + 4);
+            match answer {
+                Answer::Write(bytes) => {
+                    if stream.write_all(bytes).is_err() {
+                        return;
+                    }
+                }
+                Answer::WriteAndClose(bytes) => {
+                    let _ = stream.write_all(bytes);
+                    return;
+                }
+                Answer::Stall => {}
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `compare` end to end against an in-test server standing in for an external target: every scenario is
+//! measured and results.json, results.md and the charts are written.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bench::compare::{self, CompareOptions, CompareResults};
+use common::{Answer, serve};
+
+#[test]
+fn compare_writes_every_output_for_an_external_target() {
+    let target = serve(Answer::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhey",
+    ));
+    let base = target.url.trim_end_matches("/index.html").to_owned();
+    let out = std::env::temp_dir().join(format!("bench-compare-test-{}", std::process::id()));
+    let options = CompareOptions {
+        quick: true,
+        no_steps: true,
+        targets: vec![("tiny".to_owned(), base)],
+        out: Some(out.clone()),
+        duration: Some(Duration::from_millis(200)),
+        warmup: Some(Duration::ZERO),
+        threads: 1,
+        command_line: "test".to_owned(),
+        ..CompareOptions::default()
+    };
+    let written = compare::run(&options).unwrap();
+    assert_eq!(written, out);
+    let results: CompareResults =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results.runs.len(), compare::matrix(true).len());
+    for run in &results.runs {
+        let load = run.load.as_ref().unwrap();
+        assert!(load.requests > 0, "{run:?}");
+        assert_eq!(load.errors.total(), 0, "{run:?}");
+        assert!(
+            run.server_cost.is_none(),
+            "an external server's process is unknown"
+        );
+    }
+    let markdown = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(markdown.contains("| tiny |"));
+    for scenario in compare::matrix(true) {
+        assert!(
+            out.join(format!("throughput-{}.svg", scenario.key()))
+                .is_file()
+        );
+        assert!(
+            out.join(format!("latency-{}.svg", scenario.key()))
+                .is_file()
+        );
+    }
+    std::fs::remove_dir_all(out).unwrap();
+}
