@@ -208,6 +208,35 @@ fn constant_rate_paces_requests() {
     assert_eq!(result.tally.errors, ErrorCounts::default());
 }
 
+/// Counts the successful requests slower than 100 ms.
+fn slow_requests(result: &LoadResult) -> u64 {
+    result.tally.latency.count_between(100_000_000, u64::MAX)
+}
+
+#[test]
+fn constant_rate_shows_the_requests_a_stall_delayed() {
+    const PAUSE: Duration = Duration::from_millis(300);
+    let answer = Answer::PauseBefore(10, PAUSE, OK);
+    // Closed loop: the generator waits out the pause and records one slow request.
+    let closed = run(&config(serve(answer), 1, 40));
+    assert_eq!(closed.tally.requests, 40);
+    assert_eq!(slow_requests(&closed), 1);
+    // Constant rate, one request every 10 ms: the ~30 requests due during the pause are late, and
+    // each is measured from when it should have started (the coordinated-omission correction).
+    let mut config = config(serve(answer), 1, u64::MAX);
+    config.requests = None;
+    config.duration = Some(Duration::from_millis(1000));
+    config.rate = Some(100.0);
+    let paced = run(&config);
+    assert_eq!(paced.tally.errors, ErrorCounts::default());
+    assert!(
+        slow_requests(&paced) >= 15,
+        "slow: {}",
+        slow_requests(&paced)
+    );
+    assert!(paced.tally.latency.max() >= 250_000_000);
+}
+
 #[test]
 fn source_addresses_are_spread_over_loopback() {
     let mut config = config(serve(Answer::Write(OK)), 4, 40);

@@ -16,6 +16,8 @@ pub enum Answer {
     WriteAndClose(&'static [u8]),
     /// Never answer (hold the connection until the client gives up).
     Stall,
+    /// Like `Write`, but pause this long before the n-th answer (1-based) of each connection.
+    PauseBefore(usize, std::time::Duration, &'static [u8]),
 }
 
 /// Starts a server on 127.0.0.1:0 that answers every request with `answer`, one thread per connection.
@@ -35,6 +37,7 @@ pub fn serve(answer: Answer) -> Target {
 fn handle(mut stream: TcpStream, answer: Answer) {
     let mut pending = Vec::new();
     let mut chunk = [0u8; 4096];
+    let mut answered = 0;
     loop {
         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             pending.drain(..end + 4);
@@ -49,6 +52,15 @@ fn handle(mut stream: TcpStream, answer: Answer) {
                     return;
                 }
                 Answer::Stall => {}
+                Answer::PauseBefore(nth, pause, bytes) => {
+                    answered += 1;
+                    if answered == nth {
+                        thread::sleep(pause);
+                    }
+                    if stream.write_all(bytes).is_err() {
+                        return;
+                    }
+                }
             }
         }
         match stream.read(&mut chunk) {
