@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 pub struct DocRoot {
     /// Canonical (absolute, symlink-free), so that "inside" is a plain prefix test.
     root: PathBuf,
+    /// The root, held open: on Linux files are opened relative to it with `openat2`.
+    #[cfg(target_os = "linux")]
+    dir: std::sync::Arc<std::os::fd::OwnedFd>,
+    /// Use the portable check-then-open even where `openat2` exists.
+    portable: bool,
 }
 
 /// A file found under the root, opened and ready to stream.
@@ -54,7 +59,25 @@ impl DocRoot {
                 "not a directory",
             ));
         }
-        Ok(DocRoot { root })
+        Ok(DocRoot {
+            #[cfg(target_os = "linux")]
+            dir: std::sync::Arc::new(File::open(&root)?.into()),
+            root,
+            portable: false,
+        })
+    }
+
+    /// Opens `path` as a document root that always uses the portable resolution (a check of each
+    /// component, then `open`), even on Linux. For tests, which run both ways.
+    ///
+    /// # Errors
+    ///
+    /// As [`DocRoot::open`].
+    pub fn open_portable(path: &Path) -> io::Result<DocRoot> {
+        Ok(DocRoot {
+            portable: true,
+            ..DocRoot::open(path)?
+        })
     }
 
     /// The root's canonical path.
@@ -68,39 +91,96 @@ impl DocRoot {
         let Some(relative) = relative_path(url_path) else {
             return Resolved::BadPath;
         };
-        let metadata = match self.walk(&relative) {
-            Ok(metadata) => metadata,
+        let (file, metadata) = match self.open_beneath(&relative) {
+            Ok(opened) => opened,
             Err(refusal) => return refusal,
         };
-        let (path, metadata) = if metadata.is_dir() {
+        if metadata.is_dir() {
             if !url_path.ends_with('/') {
                 return Resolved::MissingSlash;
             }
             let index = relative.join("index.html");
-            match self.walk(&index) {
-                Ok(metadata) => (index, metadata),
-                Err(refusal) => return refusal,
-            }
-        } else if url_path.ends_with('/') {
+            return match self.open_beneath(&index) {
+                Ok((file, metadata)) => found(file, &metadata, &index),
+                Err(refusal) => refusal,
+            };
+        }
+        if url_path.ends_with('/') {
             // `/index.html/` names a folder that is not there.
             return Resolved::NotFound;
-        } else {
-            (relative, metadata)
-        };
-        if !metadata.is_file() {
-            // Opening a FIFO or a device could block the server or read without end.
-            return Resolved::NotFound;
         }
-        open_file(&self.root.join(&path))
+        found(file, &metadata, &relative)
     }
     // ANCHOR_END: resolve
 
-    /// Checks each component of `relative` in turn, following a symlink only when it stays inside
-    /// the root, and returns the metadata of the last one.
+    // ANCHOR: open_beneath
+    /// Opens `relative` under the root, refusing any path that would resolve outside it.
     ///
-    /// Production note: a symlink swapped in between this check and the `open` would not be seen;
-    /// a server that publishes folders others can write to would use `openat2` with
-    /// `RESOLVE_BENEATH` (Linux 5.6) to make the check and the open one step.
+    /// On Linux, `openat2` with `RESOLVE_BENEATH` makes the kernel do the refusing, in the same
+    /// step as the open: symlinks are followed only while they stay beneath the root, and there is
+    /// no window between a check and the open for someone to swap a symlink in. Where `openat2`
+    /// is missing (another OS, a kernel before 5.6, a seccomp filter), [`DocRoot::walk`] checks each
+    /// component first.
+    fn open_beneath(&self, relative: &Path) -> Result<(File, fs::Metadata), Resolved> {
+        #[cfg(target_os = "linux")]
+        if !self.portable {
+            if let Some(opened) = self.openat2(relative) {
+                let file = opened?;
+                let metadata = file.metadata().map_err(refusal)?;
+                return Ok((file, metadata));
+            }
+        }
+        let metadata = self.walk(relative)?;
+        if !metadata.is_file() && !metadata.is_dir() {
+            // Opening a FIFO would block the server until someone writes to it.
+            return Err(Resolved::NotFound);
+        }
+        let file = File::open(self.root.join(relative)).map_err(refusal)?;
+        Ok((file, metadata))
+    }
+    // ANCHOR_END: open_beneath
+
+    /// `openat2(root, relative, RESOLVE_BENEATH)`; `None` when the system does not offer it.
+    #[cfg(target_os = "linux")]
+    fn openat2(&self, relative: &Path) -> Option<Result<File, Resolved>> {
+        use nix::errno::Errno;
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return None;
+        }
+        let path = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        // O_NONBLOCK: opening a FIFO must not wait for a writer. It changes nothing for reads of
+        // regular files.
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match openat2(self.dir.as_ref(), path, how) {
+            Ok(fd) => Some(Ok(File::from(fd))),
+            Err(Errno::ENOSYS | Errno::E2BIG) => {
+                UNSUPPORTED.store(true, Ordering::Relaxed);
+                None
+            }
+            // EXDEV: the path leads out of the root. ELOOP: too many symlinks, or a /proc magic link.
+            Err(Errno::EXDEV | Errno::ELOOP | Errno::EACCES | Errno::EPERM) => {
+                Some(Err(Resolved::Forbidden))
+            }
+            Err(_) => Some(Err(Resolved::NotFound)),
+        }
+    }
+
+    /// Checks each component of `relative` in turn, following a symlink only when it stays inside
+    /// the root, and returns the metadata of the last one. The portable fallback of
+    /// [`DocRoot::open_beneath`].
+    ///
+    /// Production note: a symlink swapped in between this check and the `open` that follows would
+    /// not be seen; that race is why Linux servers use `openat2`.
     fn walk(&self, relative: &Path) -> Result<fs::Metadata, Resolved> {
         let mut current = self.root.clone();
         let mut metadata = fs::symlink_metadata(&current).map_err(refusal)?;
@@ -118,6 +198,18 @@ impl DocRoot {
         }
         Ok(metadata)
     }
+}
+
+/// A regular file is served; anything else (a FIFO, a device, a folder as `index.html`) is not.
+fn found(file: File, metadata: &fs::Metadata, path: &Path) -> Resolved {
+    if !metadata.is_file() {
+        return Resolved::NotFound;
+    }
+    Resolved::File(FoundFile {
+        file,
+        len: metadata.len(),
+        content_type: content_type(path),
+    })
 }
 
 // ANCHOR: relative_path
@@ -144,22 +236,6 @@ fn refusal(error: io::Error) -> Resolved {
     match error.kind() {
         io::ErrorKind::PermissionDenied => Resolved::Forbidden,
         _ => Resolved::NotFound,
-    }
-}
-
-fn open_file(path: &Path) -> Resolved {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) => return refusal(error),
-    };
-    match file.metadata() {
-        Ok(metadata) if metadata.is_file() => Resolved::File(FoundFile {
-            file,
-            len: metadata.len(),
-            content_type: content_type(path),
-        }),
-        Ok(_) => Resolved::NotFound,
-        Err(error) => refusal(error),
     }
 }
 
