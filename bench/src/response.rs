@@ -269,23 +269,35 @@ impl ResponseScanner {
     }
 
     /// Scans head bytes; returns the offset just past the blank line once the head is complete.
+    ///
+    /// Two fast paths do the common case a line at a time; the byte-at-a-time state machine
+    /// ([`step`](Self::step)) handles whatever they leave, in particular lines split between reads.
     fn scan_head(&mut self, bytes: &[u8]) -> Result<Option<usize>, FramingError> {
         let mut index = 0;
         while index < bytes.len() {
-            // Fast path: the reason phrase and the values of headers this client ignores are most of a
-            // head; skip them in one pass up to the next control byte (CR, or an invalid one), which
-            // the state machine then handles.
-            if matches!(self.state, State::Reason | State::Value(Header::Other)) {
-                let rest = &bytes[index..];
-                let skipped = rest
-                    .iter()
-                    .position(|&byte| is_control(byte))
-                    .unwrap_or(rest.len());
-                self.count_head_bytes(skipped)?;
-                index += skipped;
-                if index == bytes.len() {
-                    break;
+            let rest = &bytes[index..];
+            match self.state {
+                // A whole header line in this chunk: classify its name once instead of per byte.
+                State::LineStart => {
+                    if let Some(line_end) = self.whole_header_line(rest)? {
+                        index += line_end;
+                        continue;
+                    }
                 }
+                // The reason phrase and the values of headers this client ignores: skip them in one
+                // pass up to the next control byte (CR, or an invalid one), which `step` handles.
+                State::Reason | State::Value(Header::Other) => {
+                    let skipped = rest
+                        .iter()
+                        .position(|&byte| is_control(byte))
+                        .unwrap_or(rest.len());
+                    self.count_head_bytes(skipped)?;
+                    index += skipped;
+                    if index == bytes.len() {
+                        break;
+                    }
+                }
+                _ => {}
             }
             self.count_head_bytes(1)?;
             if self.step(bytes[index])? {
@@ -294,6 +306,46 @@ impl ResponseScanner {
             index += 1;
         }
         Ok(None)
+    }
+
+    /// If `rest` holds a complete, non-empty header line (`name: value` CRLF), takes it in one go and
+    /// returns its length with the CRLF. The checks are those of the state machine: token characters
+    /// in the name, no control byte in the value.
+    fn whole_header_line(&mut self, rest: &[u8]) -> Result<Option<usize>, FramingError> {
+        let Some(cr) = rest.iter().position(|&byte| byte == b'\r') else {
+            return Ok(None);
+        };
+        if cr == 0 || cr + 1 >= rest.len() {
+            // The blank line that ends the head, or a CR whose LF has not arrived: byte by byte.
+            return Ok(None);
+        }
+        if rest[cr + 1] != b'\n' {
+            return Err(FramingError::BadHeader);
+        }
+        let line = &rest[..cr];
+        let colon = line
+            .iter()
+            .position(|&byte| byte == b':')
+            .ok_or(FramingError::BadHeader)?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {
+            return Err(FramingError::BadHeader);
+        }
+        self.count_head_bytes(cr + 2)?;
+        let header = classify(name);
+        self.digits = None;
+        self.token_len = 0;
+        if header == Header::Other {
+            if value.iter().any(|&byte| is_control(byte)) {
+                return Err(FramingError::BadHeader);
+            }
+        } else {
+            for &byte in value {
+                self.value_byte(header, byte)?;
+            }
+            self.end_value(header)?;
+        }
+        Ok(Some(cr + 2))
     }
 
     fn count_head_bytes(&mut self, count: usize) -> Result<(), FramingError> {
@@ -372,9 +424,7 @@ impl ResponseScanner {
     }
 
     fn push_name(&mut self, byte: u8) -> Result<(), FramingError> {
-        // RFC 9110 token characters; anything else (space, control, separators) is malformed.
-        let is_tchar = byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte);
-        if !is_tchar {
+        if !is_tchar(byte) {
             return Err(FramingError::BadHeader);
         }
         let at = usize::from(self.name_len);
@@ -386,13 +436,11 @@ impl ResponseScanner {
     }
 
     fn start_value(&mut self) -> Result<State, FramingError> {
-        let name = self.name.get(..usize::from(self.name_len)).unwrap_or(b"");
-        let header = match name {
-            b"" => return Err(FramingError::BadHeader),
-            b"content-length" => Header::ContentLength,
-            b"connection" => Header::Connection,
-            b"transfer-encoding" => Header::TransferEncoding,
-            _ => Header::Other,
+        // A name longer than the buffer was truncated: it is none of the three we look for.
+        let header = match self.name.get(..usize::from(self.name_len)) {
+            Some([]) => return Err(FramingError::BadHeader),
+            Some(name) => classify(name),
+            None => Header::Other,
         };
         self.digits = None;
         self.token_len = 0;
@@ -476,6 +524,24 @@ impl ResponseScanner {
     }
 }
 
+/// Which of the headers this scanner reads `name` is (compared without regard to case).
+fn classify(name: &[u8]) -> Header {
+    if name.eq_ignore_ascii_case(b"content-length") {
+        Header::ContentLength
+    } else if name.eq_ignore_ascii_case(b"connection") {
+        Header::Connection
+    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        Header::TransferEncoding
+    } else {
+        Header::Other
+    }
+}
+
+/// RFC 9110 token characters; anything else (space, control, separators) is malformed in a name.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
 /// Control bytes, which may not appear in a reason phrase or a header value (tab excepted).
 const fn is_control(byte: u8) -> bool {
     byte < b' ' && byte != b'\t' || byte == 0x7f
@@ -532,6 +598,12 @@ mod tests {
     #[test]
     fn frames_by_content_length() {
         let response = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello";
+        check(response, complete(response.len(), 200, true));
+    }
+
+    #[test]
+    fn reads_names_of_any_case_and_length() {
+        let response = b"HTTP/1.1 200 OK\r\nX-A-Very-Long-Header-Name-Indeed: 1\r\nCONTENT-length:  3 \r\n\r\nabc";
         check(response, complete(response.len(), 200, true));
     }
 
