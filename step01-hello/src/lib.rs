@@ -151,6 +151,7 @@ pub fn read_head<R: Read + ?Sized + SetTimeout>(
 }
 // ANCHOR_END: read_head
 
+// ANCHOR: blank_line_end
 /// The end of the first blank line (`\r\n\r\n`, or `\n\n` from a client that sends bare LFs).
 fn blank_line_end(bytes: &[u8]) -> Option<usize> {
     let crlf = bytes
@@ -166,6 +167,7 @@ fn blank_line_end(bytes: &[u8]) -> Option<usize> {
         (a, b) => a.or(b),
     }
 }
+// ANCHOR_END: blank_line_end
 
 /// A stream whose reads can be bounded in time; implemented for `TcpStream`.
 pub trait SetTimeout {

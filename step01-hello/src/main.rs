@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     step02_files::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
 }
 
+// ANCHOR: run
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = ShutdownSignal::install().map_err(StartupError::Signals)?;
     let (listener, _site) = startup::start(&args.server, ListenOptions::default())?;
@@ -47,3 +48,4 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     serve(&listener, &options, &shutdown)?;
     Ok(())
 }
+// ANCHOR_END: run

@@ -113,6 +113,7 @@ impl RequestDecoder {
     }
     // ANCHOR_END: next_request
 
+    // ANCHOR: consume
     fn consume(&mut self, head_len: usize, request: &Request) {
         self.buf.drain(..head_len);
         if request.method.is_supported() {
@@ -136,6 +137,7 @@ impl RequestDecoder {
         self.buf.drain(..n_bytes);
         self.body_to_skip -= n_bytes as u64;
     }
+    // ANCHOR_END: consume
 
     /// An idle keep-alive connection should cost almost nothing: give back a buffer that a large
     /// head grew, so ten thousand idle connections do not each hold 16 KiB.

@@ -40,6 +40,7 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    // ANCHOR: status
     /// The status the server answers this error with.
     pub fn status(self) -> StatusCode {
         match self {
@@ -56,6 +57,7 @@ impl HttpError {
             | HttpError::BadTarget => StatusCode::BAD_REQUEST,
         }
     }
+    // ANCHOR_END: status
 }
 
 impl fmt::Display for HttpError {

@@ -1,5 +1,6 @@
 //! Defines [`Limits`]: every bound on what a peer may make the server hold.
 
+// ANCHOR: limits
 /// Bounds on what one request may make the server buffer or read.
 ///
 /// Everything the peer controls is bounded, so a hostile client can cost the server at most a known
@@ -27,3 +28,4 @@ impl Default for Limits {
         }
     }
 }
+// ANCHOR_END: limits

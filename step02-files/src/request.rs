@@ -280,6 +280,7 @@ fn request_line_error(line: &[u8], limits: &Limits) -> HttpError {
     }
 }
 
+// ANCHOR: headers
 /// `field-name ":" OWS field-value OWS` (RFC 9112 §5). No white space is allowed before the colon
 /// (§5.1: a server MUST reject it), and a line that starts with white space is an obsolete line
 /// folding (§5.2), which this server rejects rather than unfolds.
@@ -327,6 +328,7 @@ fn check_host(headers: &[Header], version: Version) -> Result<(), HttpError> {
         _ => Err(HttpError::BadHost),
     }
 }
+// ANCHOR_END: headers
 
 // ANCHOR: framing
 /// The body length, refusing every framing this server cannot make safe (RFC 9112 §6.3).

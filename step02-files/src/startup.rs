@@ -100,6 +100,7 @@ pub fn start(
 }
 // ANCHOR_END: start
 
+// ANCHOR: listen
 /// Binds a listening TCP socket.
 ///
 /// `std`'s `TcpListener::bind` fixes the accept backlog at 128; a burst of new connections (a
@@ -123,6 +124,7 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListene
     socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
+// ANCHOR_END: listen
 
 /// Prints the first line of stdout, `Listening on http://ADDR/`, with the real port.
 /// Tests and benchmarks read it to learn where the server is.

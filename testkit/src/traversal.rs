@@ -10,6 +10,7 @@ use crate::Target;
 use crate::http::Conn;
 use crate::site::TestSite;
 
+// ANCHOR: corpus
 /// Request targets that must never reach the secret next to the root, or any system file.
 pub const CORPUS: &[&str] = &[
     "/../secret.txt",
@@ -52,6 +53,7 @@ pub const CORPUS: &[&str] = &[
     "/proc/self/environ",
     "/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
 ];
+// ANCHOR_END: corpus
 
 /// Request lines whose target is not even in origin form.
 const MALFORMED_TARGETS: &[&str] = &["../secret.txt", "secret.txt", "*"];
