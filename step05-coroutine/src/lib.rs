@@ -1,1 +1,298 @@
-//! Placeholder: this step is being written.
+//! Step 5's server: a stackful coroutine per connection (`may`), scheduled on a few threads.
+//!
+//! The connection is step 2's blocking loop, unchanged: [`handle_connection`] calls `read` and
+//! `write` and waits for them. On a `may` socket those calls do not block the thread: when the
+//! socket is not ready, the coroutine saves its registers, its stack stays where it is, and the
+//! worker thread runs another coroutine until `epoll` says the socket is ready. Blocking-style code,
+//! with an event loop underneath.
+//!
+//! `may`'s rules, and how this crate keeps them:
+//! - Spawning is `unsafe` because the compiler cannot check the next two rules; see the SAFETY
+//!   comment in [`spawn_connection`].
+//! - Thread-local storage: a coroutine can move to another worker thread at any point where it
+//!   may yield (any socket call), so a thread-local read before that point and used after it may
+//!   belong to another coroutine. The handler keeps no thread-local across a socket call.
+//! - Blocking calls that `may` does not intercept stall the whole worker thread, and with it
+//!   every coroutine waiting on it: `std::thread::sleep`, `std` sockets, mutexes held long, and
+//!   file I/O. This server reads files with plain `std::fs` (fast from the page cache, a stall on
+//!   a cold disk) and writes its log to stdout with a plain `write` (a stall if whoever reads
+//!   stdout falls behind). Production note: a real server would move file reads off the workers.
+//! - The stack does not grow: it is a fixed `mmap`ed region with a guard page below it. Running
+//!   into the guard page does not end the process: `may` prints "coroutine … has overflowed its
+//!   stack" and abandons that coroutine, so its socket is never closed and any lock it held stays
+//!   held. The core keeps big buffers on the heap ([`step02_files::blocking::COPY_CHUNK`]);
+//!   [`DEFAULT_STACK_SIZE`] says how much stack was measured.
+
+#![deny(missing_docs)]
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, IntoRawFd};
+use std::os::unix::io::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use step02_files::startup::is_resource_shortage;
+use step02_files::{Persistence, ShutdownSignal, Site, Transport, handle_connection};
+
+// ANCHOR: stack_size
+/// The coroutine stack size used unless `--stack-size` says otherwise: 64 KiB.
+///
+/// Measured with `--report-stack-usage` over every kind of request the core answers (each status,
+/// a 3 MB file, pipelining, HEAD, HTTP/1.0, a 408 after a cut-off head): the deepest connection
+/// used 3,319 words (26 KiB) in a debug build and 979 words (8 KiB) in a release build. `may`'s
+/// own default, 32 KiB, leaves a debug build little margin; 64 KiB of address space costs only
+/// the pages a coroutine touches. The measurement assumes [`warm_up`] ran: compiling the core's
+/// regex inside a coroutine overflowed even 64 KiB in a debug build.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+// ANCHOR_END: stack_size
+
+/// How step 5 serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Worker threads that run the coroutines.
+    pub workers: NonZeroUsize,
+    /// Bytes of stack per coroutine.
+    pub stack_size: usize,
+    /// Make `may` print each coroutine's stack use when it ends (slow: every stack is filled
+    /// with a pattern when allocated, so every page of it becomes resident).
+    pub report_stack_usage: bool,
+}
+
+// ANCHOR: configure
+/// Sets `may`'s worker count and stack size. It must run before anything starts `may`'s
+/// scheduler (the first spawn, or the first `may` socket); later calls have no effect.
+pub fn configure(options: &Options) {
+    let word = std::mem::size_of::<usize>();
+    // `may` counts the stack in words. An odd count is its signal to fill the whole stack with a
+    // pattern and report, when the coroutine ends, how much of the pattern was overwritten.
+    let mut words = options.stack_size.div_ceil(word).max(2) & !1;
+    if options.report_stack_usage {
+        words += 1;
+    }
+    may::config()
+        .set_workers(options.workers.get())
+        .set_stack_size(words);
+}
+// ANCHOR_END: configure
+
+// ANCHOR: serve
+/// Serves until SIGINT or SIGTERM: an accept loop runs as a coroutine, and this (ordinary) thread
+/// waits for the signal, then returns, so the caller can exit. Connections in progress end with
+/// the process.
+///
+/// Call [`configure`] first.
+///
+/// # Errors
+///
+/// Fails when the listener cannot be registered with `may`'s event loop, or when the accept
+/// loop ends, which it only does if it panicked.
+pub fn serve(listener: TcpListener, site: &Site, shutdown: &ShutdownSignal) -> io::Result<()> {
+    warm_up(site);
+    let listener = into_may_listener(listener)?;
+    let (accept_ended, accept_alive) = UnixStream::pair()?;
+    let site = site.clone();
+    // SAFETY: the accept loop keeps no thread-local state across a socket call and uses a few
+    // hundred bytes of stack (it is covered by the measurement behind DEFAULT_STACK_SIZE).
+    let _accepting = unsafe {
+        may::coroutine::Builder::new()
+            .name("accept".to_owned())
+            .spawn(move || {
+                // Dropped when the loop ends, even by a panic: that wakes the waiting thread.
+                let _alive = accept_alive;
+                accept_loop(&listener, &site);
+            })
+    }?;
+    wait_for_shutdown_or(shutdown, &accept_ended)
+}
+// ANCHOR_END: serve
+
+// ANCHOR: warm_up
+/// Parses one request here, on the main thread, before any coroutine runs.
+///
+/// The core compiles its request-line regex the first time it parses (a `LazyLock`), and
+/// compiling a regex is by far the deepest call the server makes: in a debug build it alone
+/// overflowed a 64 KiB coroutine stack. Done here, it runs on the main thread's 8 MiB stack, and
+/// every coroutine finds the regex ready.
+fn warm_up(site: &Site) {
+    let _ = step02_files::parse_request(b"GET / HTTP/1.1\r\nHost: warm-up\r\n\r\n", &site.limits);
+}
+// ANCHOR_END: warm_up
+
+/// Hands the listening socket to `may`: non-blocking, and registered with its `epoll`.
+fn into_may_listener(listener: TcpListener) -> io::Result<may::net::TcpListener> {
+    let fd = listener.into_raw_fd();
+    // SAFETY: `fd` is an open listening socket whose ownership `into_raw_fd` has just given up,
+    // so the new listener is its only owner. `may` panics here only if `epoll_ctl` fails, which
+    // for a fresh, valid socket means the kernel is out of memory.
+    Ok(unsafe { may::net::TcpListener::from_raw_fd(fd) })
+}
+
+/// Blocks this thread (not a `may` worker) until the shutdown signal, or until `accept_ended`
+/// reports that the accept loop is gone.
+fn wait_for_shutdown_or(shutdown: &ShutdownSignal, accept_ended: &UnixStream) -> io::Result<()> {
+    loop {
+        let mut fds = [
+            PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
+            PollFd::new(accept_ended.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+        if shutdown.is_requested() {
+            return Ok(());
+        }
+        if fds[1].revents().is_some_and(|events| !events.is_empty()) {
+            return Err(io::Error::other("the accept loop stopped"));
+        }
+    }
+}
+
+// ANCHOR: accept_loop
+/// Accepts for ever, a coroutine per connection.
+fn accept_loop(listener: &may::net::TcpListener, site: &Site) {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => spawn_connection(stream, peer, site.clone()),
+            Err(error) => accept_failed(&error),
+        }
+    }
+}
+// ANCHOR_END: accept_loop
+
+/// Like [`step02_files::startup::accept_failed`], but pauses with `may`'s sleep: the std version
+/// calls `std::thread::sleep`, which would stall a worker thread and every coroutine on it.
+fn accept_failed(error: &io::Error) {
+    let _ = writeln!(io::stderr().lock(), "accept failed: {error}");
+    if is_resource_shortage(error) {
+        may::coroutine::sleep(Duration::from_millis(50));
+    }
+}
+
+// ANCHOR: spawn_connection
+/// Starts a coroutine that serves one connection.
+fn spawn_connection(stream: may::net::TcpStream, peer: SocketAddr, site: Site) {
+    // SAFETY: `may` asks two things of a coroutine the compiler cannot check.
+    // 1. No thread-local state held across a point where it may yield (a socket call), since it
+    //    may resume on another thread. The handler uses none; the one lock it takes that knows
+    //    its owner thread (stdout's, for the access log) is taken and released around a plain
+    //    `write`, which never yields.
+    // 2. Its stack must suffice: it cannot grow. The deepest path was measured (see
+    //    DEFAULT_STACK_SIZE), and `serve` warmed up the one deep initialisation first. An
+    //    overflow hits the guard page, so it cannot corrupt other memory, but the coroutine is
+    //    abandoned with its socket open.
+    let spawned = unsafe {
+        may::coroutine::Builder::new()
+            .name("conn".to_owned())
+            .spawn(move || serve_connection(stream, peer, &site))
+    };
+    // `may` reports no error here today (it panics if a stack cannot be mapped); should it ever,
+    // the connection closes, as when a thread cannot be spawned in step 4.
+    if let Err(error) = spawned {
+        let _ = writeln!(
+            io::stderr().lock(),
+            "{peer}: cannot start a coroutine ({error}); connection dropped"
+        );
+    }
+}
+// ANCHOR_END: spawn_connection
+
+// ANCHOR: serve_connection
+/// Serves one connection with step 2's blocking loop; the same as `serve_tcp`, on a `may` socket.
+fn serve_connection(stream: may::net::TcpStream, peer: SocketAddr, site: &Site) {
+    let mut stream = CoStream(stream);
+    let result = stream
+        .configure(site)
+        .and_then(|()| handle_connection(&mut stream, peer, site, Persistence::KeepAlive));
+    if let Err(error) = result {
+        site.log.connection_error(peer, &error);
+    }
+}
+// ANCHOR_END: serve_connection
+
+// ANCHOR: transport
+/// A `may` socket as a [`Transport`]: reads and writes that park the coroutine, not the thread.
+#[derive(Debug)]
+pub struct CoStream(pub may::net::TcpStream);
+
+impl CoStream {
+    /// The same settings as `serve_tcp` gives a std socket.
+    fn configure(&self, site: &Site) -> io::Result<()> {
+        self.0.set_nodelay(true)?;
+        self.0.set_write_timeout(Some(site.idle_timeout))
+    }
+}
+
+impl Read for CoStream {
+    fn read(&mut self, bytes: &mut [u8]) -> io::Result<usize> {
+        self.0.read(bytes)
+    }
+}
+
+impl Write for CoStream {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Transport for CoStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        // `may` times the wait itself: its timer wakes the coroutine.
+        self.0.set_read_timeout(timeout)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.0.shutdown(Shutdown::Write)
+    }
+}
+// ANCHOR_END: transport
+
+/// Parses a size in bytes, with an optional binary suffix: `65536`, `64K`, `64KiB`, `1M`, `1MiB`.
+///
+/// # Errors
+///
+/// Returns a message for anything else, or a size that overflows.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(digits_end);
+    let multiplier: usize = match suffix.trim() {
+        "" | "B" => 1,
+        "K" | "k" | "KiB" => 1024,
+        "M" | "MiB" => 1024 * 1024,
+        other => return Err(format!("unknown size suffix {other:?} (use K or M)")),
+    };
+    let count: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 65536 or 64K"))?;
+    count
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_and_without_suffixes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("64G").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999K").is_err());
+    }
+}
