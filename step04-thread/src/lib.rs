@@ -83,7 +83,7 @@ fn accept_loop(
         let registration = match connections.register(&stream) {
             Ok(registration) => registration,
             Err(error) => {
-                startup::accept_failed(&error);
+                dropped(peer, "cannot keep a handle on the connection", &error);
                 continue;
             }
         };
@@ -149,7 +149,7 @@ impl Runner {
                     .spawn(job);
                 // On failure the job is dropped unrun, which closes its connection.
                 if let Err(error) = spawned {
-                    thread_spawn_failed(peer, &error);
+                    dropped(peer, "cannot start a thread", &error);
                 }
             }
             // The pool queues the job until one of its threads is free.
@@ -159,11 +159,11 @@ impl Runner {
     // ANCHOR_END: run
 }
 
-/// Logs a thread that could not be started, and pauses if the system is out of threads or
-/// memory: the next spawn would fail the same way.
-fn thread_spawn_failed(peer: SocketAddr, error: &io::Error) {
+/// Logs a connection closed because a resource ran out, and pauses if the system is out of
+/// threads (`EAGAIN`), descriptors or memory: the next connection would fail the same way.
+fn dropped(peer: SocketAddr, what_failed: &str, error: &io::Error) {
     log_stderr(format_args!(
-        "{peer}: cannot start a thread ({error}); connection dropped"
+        "{peer}: {what_failed} ({error}); connection dropped"
     ));
     let out_of_threads = error.kind() == io::ErrorKind::WouldBlock;
     if out_of_threads || is_resource_shortage(error) {

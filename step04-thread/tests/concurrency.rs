@@ -1,0 +1,139 @@
+//! Many clients at once: idle and trickling clients do not delay a fresh one, and the pool's
+//! limit is what it is.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use testkit::{Conn, PATIENCE, Server, TestSite};
+
+const BIN: &str = env!("CARGO_BIN_EXE_step04-thread");
+
+/// Long enough that a server which made the fresh client wait for an idle one would fail.
+const LONG_IDLE: &str = "20s";
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+const GET_ROOT: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Opens `n` connections that each completed one request and now sit idle, as a browser's do.
+fn idle_clients(server: &Server, n: usize) -> Vec<Conn> {
+    (0..n)
+        .map(|_| {
+            let mut conn = Conn::open(server.addr());
+            conn.send(GET_ROOT);
+            assert_eq!(conn.read_response(false).status, 200);
+            conn
+        })
+        .collect()
+}
+
+fn fresh_client_is_served_promptly(server: &Server) {
+    let started = Instant::now();
+    assert_eq!(testkit::get(server.addr(), "/").status, 200);
+    assert!(
+        started.elapsed() < PROMPTLY,
+        "the fresh client waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn fifty_idle_clients_do_not_delay_a_fresh_one() {
+    let server = Server::start(BIN, &["--idle-timeout", LONG_IDLE, "--quiet"]);
+    let baseline = server.thread_count();
+    let idle = idle_clients(&server, 50);
+    // One thread per connection: the model, visible from outside.
+    assert_eq!(server.thread_count(), baseline + 50);
+    fresh_client_is_served_promptly(&server);
+    drop(idle);
+    assert_eq!(
+        server.settle(baseline, PATIENCE, Server::thread_count),
+        baseline
+    );
+}
+
+/// Slowloris: 50 clients send half a request head and stop. A fresh client is still served, and
+/// each half-sent request is answered 408 once the idle timeout passes, freeing its thread.
+#[test]
+fn fifty_trickling_clients_do_not_delay_a_fresh_one_and_time_out() {
+    let server = Server::start(BIN, &["--idle-timeout", "2s", "--quiet"]);
+    let started = Instant::now();
+    let mut trickling: Vec<Conn> = (0..50)
+        .map(|_| {
+            let mut conn = Conn::open(server.addr());
+            conn.send(b"GET / HTTP/1.1\r\nHo");
+            conn
+        })
+        .collect();
+    for conn in &mut trickling {
+        conn.send(b"s");
+    }
+    fresh_client_is_served_promptly(&server);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "too slow to test before the timeout"
+    );
+    for conn in &mut trickling {
+        assert_eq!(conn.read_response(false).status, 408);
+    }
+}
+
+/// A client that asks for a large file and stops reading fills its socket buffers; its thread
+/// blocks in `write`, and nobody else notices.
+#[test]
+fn a_client_that_stops_reading_stalls_only_itself() {
+    let site = TestSite::new();
+    site.add_file("large.bin", 32 * 1024 * 1024);
+    let server = Server::start(
+        BIN,
+        &[
+            "--root",
+            site.root().to_str().unwrap(),
+            "--quiet",
+            "--pool",
+            "2",
+        ],
+    );
+    let mut stuck = Conn::open(server.addr());
+    stuck.send(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut first = [0u8; 4096];
+    stuck.stream().read_exact(&mut first).unwrap();
+    fresh_client_is_served_promptly(&server);
+}
+
+/// The pool's limit, shown honestly: with as many idle keep-alive clients as threads, the next
+/// client waits until the idle timeout frees a thread. (A browser tab holds connections open
+/// exactly like this, which is why pooled servers keep the idle timeout short.)
+#[test]
+fn pool_with_every_thread_held_by_idle_clients_makes_the_next_wait() {
+    let idle_timeout = Duration::from_millis(1500);
+    let server = Server::start(BIN, &["--pool", "2", "--idle-timeout", "1500ms", "--quiet"]);
+    let holders = idle_clients(&server, 2);
+    // Like a browser, each holder closes its side as soon as the server closes: that ends the
+    // server's lingering close at once, so only the idle timeout counts.
+    let closers: Vec<_> = holders
+        .into_iter()
+        .map(|mut conn| thread::spawn(move || conn.time_until_closed()))
+        .collect();
+    let started = Instant::now();
+    let mut next = Conn::open(server.addr());
+    next.send(GET_ROOT);
+    assert!(
+        !next.is_closed_by_peer(Duration::from_millis(500)),
+        "the third client should still be waiting for a thread"
+    );
+    assert_eq!(next.read_response(false).status, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= idle_timeout / 2,
+        "served after {waited:?}: no wait?"
+    );
+    assert!(
+        waited < idle_timeout + PROMPTLY,
+        "waited {waited:?}, past the idle timeout"
+    );
+    for closer in closers {
+        closer.join().unwrap();
+    }
+}
