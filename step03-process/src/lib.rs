@@ -19,10 +19,10 @@ use std::os::fd::AsFd;
 
 use nix::poll::PollTimeout;
 use nix::unistd::ForkResult;
-use step02_files::{Persistence, ShutdownSignal, Site, serve_tcp, startup};
+use step02_files::{Persistence, Site, serve_tcp, startup};
 
 pub use children::Children;
-pub use process::{ChildExits, Wakeup, fork_child, wait_for};
+pub use process::{ChildExits, ParentSignals, Wakeup, fork_child, wait_for};
 
 /// Who serves each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,27 +42,24 @@ pub enum Model {
 
 /// Serves until SIGINT or SIGTERM, then stops every child and returns once all are reaped.
 ///
-/// Takes the listener and the shutdown signal by value: each child drops its copies of them
-/// (closing the descriptors) before it serves.
+/// Takes the listener and the signals by value: each child drops its copies of them (closing
+/// the descriptors) before it serves.
 ///
 /// # Errors
 ///
-/// Fails when the SIGCHLD handler cannot be installed or waiting for events fails; errors of
-/// single connections are logged by the child that serves them.
+/// Fails when waiting for events fails; errors of single connections are logged by the child
+/// that serves them.
 pub fn serve(
     listener: TcpListener,
     site: &Site,
-    shutdown: ShutdownSignal,
+    signals: ParentSignals,
     model: Model,
 ) -> io::Result<()> {
-    let child_exits = ChildExits::install()?;
     match model {
         Model::ForkPerConnection { max_children } => {
-            fork_per_connection(listener, site, shutdown, child_exits, max_children)
+            fork_per_connection(listener, site, signals, max_children)
         }
-        Model::Prefork { workers } => {
-            prefork::supervise(listener, site, shutdown, child_exits, workers)
-        }
+        Model::Prefork { workers } => prefork::supervise(listener, site, signals, workers),
     }
 }
 
@@ -71,18 +68,17 @@ pub fn serve(
 fn fork_per_connection(
     listener: TcpListener,
     site: &Site,
-    shutdown: ShutdownSignal,
-    child_exits: ChildExits,
+    signals: ParentSignals,
     max_children: NonZeroUsize,
 ) -> io::Result<()> {
     let mut children = Children::default();
     let mut cap = Cap::new(max_children);
     loop {
-        child_exits.clear();
+        signals.child_exits.clear();
         children.reap().iter().for_each(log_if_abnormal);
         let accepting = cap.allows(children.len());
         let listener_fd = accepting.then(|| listener.as_fd());
-        let wakeup = wait_for(listener_fd, &shutdown, &child_exits, PollTimeout::NONE)?;
+        let wakeup = wait_for(listener_fd, &signals, PollTimeout::NONE)?;
         if wakeup.stop {
             break;
         }
@@ -97,9 +93,7 @@ fn fork_per_connection(
             }
         };
         match fork_child() {
-            Ok(ForkResult::Child) => {
-                serve_in_child(listener, shutdown, child_exits, stream, peer, site)
-            }
+            Ok(ForkResult::Child) => serve_in_child(listener, signals, stream, peer, site),
             Ok(ForkResult::Parent { child }) => {
                 // The child has its own copy of the socket; the parent's must go, or the
                 // connection would stay open after the child closes it.
@@ -120,16 +114,14 @@ fn fork_per_connection(
 /// The child's whole life: close what belongs to the parent, serve one connection, exit.
 fn serve_in_child(
     listener: TcpListener,
-    shutdown: ShutdownSignal,
-    child_exits: ChildExits,
+    signals: ParentSignals,
     stream: TcpStream,
     peer: SocketAddr,
     site: &Site,
 ) -> ! {
     // A child holding the listening socket would keep the port open after the parent exits.
     drop(listener);
-    drop(shutdown);
-    drop(child_exits);
+    drop(signals);
     serve_tcp(stream, peer, site, Persistence::KeepAlive);
     exit_child()
 }

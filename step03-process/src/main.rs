@@ -24,8 +24,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use step02_files::startup::{self, StartupError};
-use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
-use step03_process::{Model, serve};
+use step02_files::{ListenOptions, ServerArgs};
+use step03_process::{Model, ParentSignals, serve};
 
 /// Step 3: serve files with a process per connection, or a pool of pre-forked processes.
 #[derive(Parser, Debug)]
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let shutdown = ShutdownSignal::install().map_err(StartupError::Signals)?;
+    let signals = ParentSignals::install().map_err(StartupError::Signals)?;
     let (listener, site) = startup::start(&args.server, ListenOptions::default())?;
     let model = match args.prefork {
         Some(workers) => Model::Prefork { workers },
@@ -67,7 +67,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
     };
     startup::announce(&listener)?;
-    serve(listener, &site, shutdown, model)?;
+    serve(listener, &site, signals, model)?;
     Ok(())
 }
 // ANCHOR_END: run

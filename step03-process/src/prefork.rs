@@ -10,10 +10,10 @@ use std::num::NonZeroUsize;
 
 use nix::poll::PollTimeout;
 use nix::unistd::{ForkResult, Pid, getpid, getppid};
-use step02_files::{Persistence, ShutdownSignal, Site, serve_tcp, startup};
+use step02_files::{Persistence, Site, serve_tcp, startup};
 
 use crate::children::{Children, Exited};
-use crate::process::{ChildExits, fork_child, wait_for};
+use crate::process::{ParentSignals, fork_child, wait_for};
 use crate::{exit_child, log};
 
 /// How long (in milliseconds) the parent waits before trying again when a worker could not be
@@ -29,18 +29,17 @@ const RETRY_FORK_MS: u16 = 1000;
 pub fn supervise(
     listener: TcpListener,
     site: &Site,
-    shutdown: ShutdownSignal,
-    child_exits: ChildExits,
+    signals: ParentSignals,
     workers: NonZeroUsize,
 ) -> io::Result<()> {
     let parent = getpid();
     let mut children = Children::default();
     loop {
-        child_exits.clear();
+        signals.child_exits.clear();
         children.reap().iter().for_each(log_worker_exit);
         while children.len() < workers.get() {
             match fork_child() {
-                Ok(ForkResult::Child) => run_worker(listener, shutdown, child_exits, site, parent),
+                Ok(ForkResult::Child) => run_worker(listener, signals, site, parent),
                 Ok(ForkResult::Parent { child }) => children.insert(child, "worker".to_owned()),
                 Err(errno) => {
                     log(format_args!("cannot fork a worker ({errno}); retrying"));
@@ -54,7 +53,7 @@ pub fn supervise(
             PollTimeout::NONE
         };
         // The parent does not accept: it only waits for a worker to die or for a signal.
-        if wait_for(None, &shutdown, &child_exits, timeout)?.stop {
+        if wait_for(None, &signals, timeout)?.stop {
             break;
         }
     }
@@ -65,15 +64,8 @@ pub fn supervise(
 
 // ANCHOR: run_worker
 /// A worker's whole life: accept, serve, repeat, until the parent stops it.
-fn run_worker(
-    listener: TcpListener,
-    shutdown: ShutdownSignal,
-    child_exits: ChildExits,
-    site: &Site,
-    parent: Pid,
-) -> ! {
-    drop(shutdown);
-    drop(child_exits);
+fn run_worker(listener: TcpListener, signals: ParentSignals, site: &Site, parent: Pid) -> ! {
+    drop(signals);
     exit_with_parent(parent);
     loop {
         match listener.accept() {

@@ -58,6 +58,32 @@ fn restore_default_signals() {
     }
 }
 
+/// What the parent waits for besides connections: a request to stop, and children exiting.
+///
+/// Installed before the server announces itself, so everything the server will hold is open by
+/// the time anyone reads its `Listening on` line.
+#[derive(Debug)]
+pub struct ParentSignals {
+    /// SIGINT or SIGTERM.
+    pub shutdown: ShutdownSignal,
+    /// SIGCHLD.
+    pub child_exits: ChildExits,
+}
+
+impl ParentSignals {
+    /// Installs the handlers for SIGINT, SIGTERM and SIGCHLD.
+    ///
+    /// # Errors
+    ///
+    /// Fails when a socket pair cannot be created or a handler cannot be installed.
+    pub fn install() -> io::Result<ParentSignals> {
+        Ok(ParentSignals {
+            shutdown: ShutdownSignal::install()?,
+            child_exits: ChildExits::install()?,
+        })
+    }
+}
+
 /// Becomes readable when a child has exited (SIGCHLD), through the same self-pipe trick as
 /// [`ShutdownSignal`]. Unlike a shutdown, child exits recur: [`ChildExits::clear`] empties the
 /// pipe once the parent has reaped.
@@ -122,13 +148,12 @@ pub struct Wakeup {
 /// Returns `poll`'s error (`EINTR` is not one: a signal is a reason to look again).
 pub fn wait_for(
     listener: Option<BorrowedFd<'_>>,
-    shutdown: &ShutdownSignal,
-    child_exits: &ChildExits,
+    signals: &ParentSignals,
     timeout: PollTimeout,
 ) -> io::Result<Wakeup> {
     let mut fds = vec![
-        PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
-        PollFd::new(child_exits.as_fd(), PollFlags::POLLIN),
+        PollFd::new(signals.shutdown.as_fd(), PollFlags::POLLIN),
+        PollFd::new(signals.child_exits.as_fd(), PollFlags::POLLIN),
     ];
     if let Some(listener) = listener {
         fds.push(PollFd::new(listener, PollFlags::POLLIN));
@@ -139,7 +164,7 @@ pub fn wait_for(
     }
     let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|events| !events.is_empty());
     Ok(Wakeup {
-        stop: shutdown.is_requested(),
+        stop: signals.shutdown.is_requested(),
         child_exited: ready(&fds[1]),
         connection: fds.get(2).is_some_and(ready),
     })
