@@ -30,7 +30,6 @@ use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, IntoRawFd};
 use std::os::unix::io::FromRawFd;
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -84,29 +83,29 @@ pub fn configure(options: &Options) {
 /// waits for the signal, then returns, so the caller can exit. Connections in progress end with
 /// the process.
 ///
-/// Call [`configure`] first.
-///
 /// # Errors
 ///
-/// Fails when the listener cannot be registered with `may`'s event loop, or when the accept
-/// loop ends, which it only does if it panicked.
-pub fn serve(listener: TcpListener, site: &Site, shutdown: &ShutdownSignal) -> io::Result<()> {
+/// Fails when the accept coroutine cannot be started or waiting for the signal fails.
+pub fn serve(
+    listener: may::net::TcpListener,
+    site: &Site,
+    shutdown: &ShutdownSignal,
+) -> io::Result<()> {
     warm_up(site);
-    let listener = into_may_listener(listener)?;
-    let (accept_ended, accept_alive) = UnixStream::pair()?;
     let site = site.clone();
-    // SAFETY: the accept loop keeps no thread-local state across a socket call and uses a few
-    // hundred bytes of stack (it is covered by the measurement behind DEFAULT_STACK_SIZE).
+    // SAFETY: the accept loop keeps no thread-local state across a socket call, and its calls
+    // (accept, spawn, a log line) are shallow next to a connection's, which were measured (see
+    // DEFAULT_STACK_SIZE).
     let _accepting = unsafe {
         may::coroutine::Builder::new()
             .name("accept".to_owned())
-            .spawn(move || {
-                // Dropped when the loop ends, even by a panic: that wakes the waiting thread.
-                let _alive = accept_alive;
+            // `-> ()`: the loop never returns (`!`), but `spawn` needs a concrete result type.
+            .spawn(move || -> () {
+                let _guard = AbortIfUnwound;
                 accept_loop(&listener, &site);
             })
     }?;
-    wait_for_shutdown_or(shutdown, &accept_ended)
+    wait_for_shutdown(shutdown)
 }
 // ANCHOR_END: serve
 
@@ -122,39 +121,44 @@ fn warm_up(site: &Site) {
 }
 // ANCHOR_END: warm_up
 
-/// Hands the listening socket to `may`: non-blocking, and registered with its `epoll`.
-fn into_may_listener(listener: TcpListener) -> io::Result<may::net::TcpListener> {
+// ANCHOR: into_may_listener
+/// Hands the listening socket to `may`: non-blocking, and registered with its `epoll`. This
+/// starts `may`'s scheduler (its worker and timer threads), so call [`configure`] first.
+pub fn into_may_listener(listener: TcpListener) -> may::net::TcpListener {
     let fd = listener.into_raw_fd();
     // SAFETY: `fd` is an open listening socket whose ownership `into_raw_fd` has just given up,
     // so the new listener is its only owner. `may` panics here only if `epoll_ctl` fails, which
     // for a fresh, valid socket means the kernel is out of memory.
-    Ok(unsafe { may::net::TcpListener::from_raw_fd(fd) })
+    unsafe { may::net::TcpListener::from_raw_fd(fd) }
 }
+// ANCHOR_END: into_may_listener
 
-/// Blocks this thread (not a `may` worker) until the shutdown signal, or until `accept_ended`
-/// reports that the accept loop is gone.
-fn wait_for_shutdown_or(shutdown: &ShutdownSignal, accept_ended: &UnixStream) -> io::Result<()> {
-    loop {
-        let mut fds = [
-            PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
-            PollFd::new(accept_ended.as_fd(), PollFlags::POLLIN),
-        ];
+/// Blocks this thread (not a `may` worker) until the shutdown signal.
+fn wait_for_shutdown(shutdown: &ShutdownSignal) -> io::Result<()> {
+    while !shutdown.is_requested() {
+        let mut fds = [PollFd::new(shutdown.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(errno.into()),
         }
-        if shutdown.is_requested() {
-            return Ok(());
-        }
-        if fds[1].revents().is_some_and(|events| !events.is_empty()) {
-            return Err(io::Error::other("the accept loop stopped"));
-        }
+    }
+    Ok(())
+}
+
+/// Ends the process if dropped, which can only happen while the accept loop unwinds from a panic
+/// (inside `may`: a stack that cannot be mapped). A server that can no longer accept should not
+/// linger looking healthy; aborting lets a supervisor restart it.
+struct AbortIfUnwound;
+
+impl Drop for AbortIfUnwound {
+    fn drop(&mut self) {
+        std::process::abort();
     }
 }
 
 // ANCHOR: accept_loop
 /// Accepts for ever, a coroutine per connection.
-fn accept_loop(listener: &may::net::TcpListener, site: &Site) {
+fn accept_loop(listener: &may::net::TcpListener, site: &Site) -> ! {
     loop {
         match listener.accept() {
             Ok((stream, peer)) => spawn_connection(stream, peer, site.clone()),

@@ -27,7 +27,9 @@ use std::thread;
 use clap::Parser;
 use step02_files::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
-use step05_coroutine::{DEFAULT_STACK_SIZE, Options, configure, parse_size, serve};
+use step05_coroutine::{
+    DEFAULT_STACK_SIZE, Options, configure, into_may_listener, parse_size, serve,
+};
 
 /// Step 5: serve files with a coroutine per connection, on a few threads.
 #[derive(Parser, Debug)]
@@ -69,7 +71,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         stack_size: args.stack_size,
         report_stack_usage: args.report_stack_usage,
     });
-    startup::announce(&listener)?;
+    let listener = into_may_listener(listener);
+    startup::announce(listener.inner())?;
     serve(listener, &site, &shutdown)?;
     Ok(())
 }
