@@ -17,6 +17,7 @@ use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
 use crate::machine::{self, Machine};
 use crate::measure;
+use crate::nginx::Nginx;
 use crate::server::{self, C10K_CAP, RunningServer, ServerSpec};
 use crate::stats::{self, ErrorCounts, LatencySummary};
 use crate::target::Target;
@@ -30,6 +31,10 @@ pub struct C10kOptions {
     pub steps: Vec<String>,
     /// An external server instead of the steps.
     pub url: Option<String>,
+    /// Also nginx with each of these worker counts (started on the same document root).
+    pub nginx_workers: Vec<u32>,
+    /// A request unanswered after this long fails as `timeout`.
+    pub timeout: Duration,
     /// Each connection sends one request per interval (keep it under the servers' 5 s idle timeout).
     pub interval: Duration,
     /// How long to hold the connections after the first interval (which opens them).
@@ -61,6 +66,9 @@ pub struct C10kRecord {
     pub requests: u64,
     /// Failed requests by kind.
     pub errors: ErrorCounts,
+    /// Requests still unanswered when the run ended (younger than the timeout).
+    #[serde(default)]
+    pub unanswered: u64,
     /// Latency of the successful requests.
     pub latency: LatencySummary,
     /// Server peak resident memory at full load, KiB.
@@ -102,18 +110,21 @@ pub fn run(options: &C10kOptions) -> Result<C10kResults, String> {
         command: options.command_line.clone(),
         runs: Vec::new(),
     };
+    let root =
+        DocRoot::create().map_err(|error| format!("cannot create the document root: {error}"))?;
     if let Some(url) = &options.url {
         let name = url.clone();
         results
             .runs
             .push(hold(&name, url, None, options.connections, None, options));
-    } else {
+    }
+    let steps_wanted =
+        !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
+    if steps_wanted {
         let specs = server::select(&options.steps);
         if specs.is_empty() {
             return Err(format!("no configuration matches {:?}", options.steps));
         }
-        let root = DocRoot::create()
-            .map_err(|error| format!("cannot create the document root: {error}"))?;
         let packages: Vec<&str> = specs.iter().map(|spec| spec.package).collect();
         let (binaries, build_errors) = server::build(&packages);
         for spec in &specs {
@@ -131,6 +142,21 @@ pub fn run(options: &C10kOptions) -> Result<C10kResults, String> {
             };
             results.runs.push(record);
         }
+    }
+    for &workers in &options.nginx_workers {
+        let name = format!("nginx-{workers}");
+        let record = match Nginx::start(workers, root.path()) {
+            Ok(nginx) => hold(
+                &name,
+                &nginx.url(SMALL_PATH),
+                Some(nginx.pid),
+                options.connections,
+                None,
+                options,
+            ),
+            Err(error) => failed(&name, options.connections, &error),
+        };
+        results.runs.push(record);
     }
     println!("{}", markdown(&results));
     if let Some(out) = &options.out {
@@ -189,7 +215,7 @@ fn hold(
     };
     let mut config = LoadConfig::new(target, connections, options.interval + options.hold);
     config.rate = Some(connections as f64 / options.interval.as_secs_f64().max(0.001));
-    config.timeout = Duration::from_secs(10);
+    config.timeout = options.timeout;
     config.source_addresses = options.source_addresses;
     match measure::measure(&config, Duration::ZERO, pid) {
         Ok((result, cost)) => C10kRecord {
@@ -200,6 +226,7 @@ fn hold(
             established: result.open_at_end,
             requests: result.report.requests,
             errors: result.report.errors,
+            unanswered: result.report.in_flight_at_end,
             latency: result.report.latency,
             server_rss_kib: cost.map(|c| c.peak_rss_kib),
             server_threads: cost.map(|c| c.peak_threads),
@@ -221,6 +248,7 @@ fn failed(name: &str, asked: usize, error: &str) -> C10kRecord {
         established: 0,
         requests: 0,
         errors: ErrorCounts::default(),
+        unanswered: 0,
         latency: LatencySummary::default(),
         server_rss_kib: None,
         server_threads: None,
@@ -241,11 +269,11 @@ pub fn markdown(results: &C10kResults) -> String {
     );
     let _ = writeln!(
         text,
-        "| server | connections | established | requests | errors | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | note |"
+        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | note |"
     );
     let _ = writeln!(
         text,
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     let opt = |value: Option<u64>| value.map_or_else(|| "—".to_owned(), |v| v.to_string());
     for run in &results.runs {
@@ -257,7 +285,7 @@ pub fn markdown(results: &C10kResults) -> String {
             .replace('|', "/");
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {note} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {note} |",
             run.server,
             run.connections,
             run.established,
@@ -267,6 +295,7 @@ pub fn markdown(results: &C10kResults) -> String {
             } else {
                 run.errors.to_string()
             },
+            run.unanswered,
             stats::us(run.latency.p50_us),
             stats::us(run.latency.p99_us),
             stats::us(run.latency.max_us),

@@ -117,6 +117,15 @@ pub struct LoadResult {
     pub open_at_end: usize,
 }
 
+/// How a worker's connections stood when the run ended.
+#[derive(Debug, Clone, Copy, Default)]
+struct EndState {
+    /// Established connections still open.
+    open: usize,
+    /// Requests sent (or being sent) and not answered: neither successes nor errors.
+    in_flight: u64,
+}
+
 /// Runs the load described by `config` and waits for it to finish.
 ///
 /// # Errors
@@ -134,7 +143,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         .map_or(started + Duration::from_secs(365 * 24 * 3600), |d| {
             started + d
         });
-    let results: Vec<Result<(Tally, usize), io::Error>> = std::thread::scope(|scope| {
+    let results: Vec<Result<(Tally, EndState), io::Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|thread| {
                 let share = WorkerShare::new(config, threads, thread);
@@ -155,12 +164,15 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     let cpu = sys::process_cpu_time().since(cpu_before);
     let mut tally = Tally::new();
     let mut open_at_end = 0;
+    let mut in_flight = 0;
     for result in results {
-        let (worker_tally, open) = result?;
+        let (worker_tally, end_state) = result?;
         tally.merge(&worker_tally);
-        open_at_end += open;
+        open_at_end += end_state.open;
+        in_flight += end_state.in_flight;
     }
-    let report = summarize(config, threads, &tally, wall, cpu);
+    let mut report = summarize(config, threads, &tally, wall, cpu);
+    report.in_flight_at_end = in_flight;
     Ok(LoadResult {
         report,
         tally,
@@ -194,6 +206,7 @@ fn summarize(
         client_cpu_user_s: cpu.user.as_secs_f64(),
         client_cpu_system_s: cpu.system.as_secs_f64(),
         client_cpu_us_per_request: cpu.total().as_secs_f64() * 1e6 / outcomes,
+        in_flight_at_end: 0,
     }
 }
 
@@ -390,7 +403,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Runs until the end time or the request budget; returns the tallies and the open connections.
-    fn run(mut self) -> io::Result<(Tally, usize)> {
+    fn run(mut self) -> io::Result<(Tally, EndState)> {
         self.start_all(Instant::now());
         let mut events = Events::with_capacity(1024);
         let sweep_every =
@@ -430,12 +443,24 @@ impl<'a> Worker<'a> {
                 self.on_event(event.token().0, readiness);
             }
         }
-        let open = self
-            .conns
-            .iter()
-            .filter(|conn| conn.stream.is_some() && conn.established)
-            .count();
-        Ok((self.tally, open))
+        let end_state = EndState {
+            open: self
+                .conns
+                .iter()
+                .filter(|conn| conn.stream.is_some() && conn.established)
+                .count(),
+            in_flight: self
+                .conns
+                .iter()
+                .filter(|conn| {
+                    matches!(
+                        conn.phase,
+                        Phase::Connecting | Phase::Sending | Phase::Receiving
+                    )
+                })
+                .count() as u64,
+        };
+        Ok((self.tally, end_state))
     }
 
     fn budget_spent(&self) -> bool {

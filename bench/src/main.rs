@@ -79,9 +79,16 @@ struct C10kArgs {
     /// Configurations to run (default: all); repeatable.
     #[arg(long = "step")]
     steps: Vec<String>,
-    /// An external server instead of the steps (e.g. nginx from bench/nginx/nginx.sh).
-    #[arg(long, conflicts_with = "steps")]
+    /// An external server (then no step runs unless --step is also given).
+    #[arg(long)]
     url: Option<String>,
+    /// Also hold the connections to nginx with this many workers (then no step runs unless --step is
+    /// also given). Repeatable.
+    #[arg(long = "nginx")]
+    nginx_workers: Vec<u32>,
+    /// A request unanswered after this long fails as `timeout`.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
     /// Each connection sends one request per interval (stay under the servers' 5 s idle timeout).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     interval: Duration,
@@ -238,6 +245,8 @@ fn c10k(args: C10kArgs) -> Result<(), String> {
         connections: args.connections,
         steps: args.steps,
         url: args.url,
+        nginx_workers: args.nginx_workers,
+        timeout: args.timeout,
         interval: args.interval,
         hold: args.hold,
         no_caps: args.no_caps,

@@ -219,6 +219,10 @@ pub struct Report {
     /// The generator's CPU microseconds per request that ended (success or error): when this times the
     /// rate approaches the cores it has, the generator, not the server, is the limit.
     pub client_cpu_us_per_request: f64,
+    /// Requests still unanswered when the run ended: neither successes nor errors. Many of them mean
+    /// the server had stopped answering (the timeout is longer than what was left of the run).
+    #[serde(default)]
+    pub in_flight_at_end: u64,
 }
 
 impl fmt::Display for Report {
@@ -255,6 +259,13 @@ impl fmt::Display for Report {
             us(l.max_us)
         )?;
         writeln!(f, "  errors     {} ({})", self.errors.total(), self.errors)?;
+        if self.in_flight_at_end > 0 {
+            writeln!(
+                f,
+                "  unanswered {} requests were in flight when the run ended",
+                self.in_flight_at_end
+            )?;
+        }
         write!(
             f,
             "  client CPU {:.2} s user + {:.2} s system = {:.2} µs per request",
