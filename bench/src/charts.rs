@@ -24,50 +24,58 @@ fn draw_throughput(
     title: &str,
     bars: &[(String, f64)],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    let height = HEIGHT.max(80 + 30 * bars.len() as u32);
+    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let top = bars
         .iter()
         .map(|(_, value)| *value)
         .fold(0.0, f64::max)
         .max(1.0)
-        * 1.1;
-    let count = bars.len().max(1);
+        * 1.15;
+    // One horizontal bar per server, top to bottom in the given order, names on the left.
+    let last = bars.len().saturating_sub(1) as i32;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(70)
-        .y_label_area_size(80)
-        .build_cartesian_2d((0..count).into_segmented(), 0.0..top)?;
+        .x_label_area_size(40)
+        .y_label_area_size(130)
+        .build_cartesian_2d(0.0..top, (0..last).into_segmented())?;
+    let name_at = |value: &SegmentValue<i32>| match value {
+        SegmentValue::CenterOf(row) => usize::try_from(last - row)
+            .ok()
+            .and_then(|index| bars.get(index))
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .y_desc("requests per second")
-        .x_labels(count)
-        .x_label_style(
-            ("sans-serif", 12)
-                .into_font()
-                .transform(FontTransform::Rotate90),
-        )
-        .x_label_formatter(&|value| match value {
-            SegmentValue::CenterOf(index) => bars
-                .get(*index)
-                .map(|(name, _)| name.clone())
-                .unwrap_or_default(),
-            _ => String::new(),
-        })
-        .y_label_formatter(&|value| format!("{value:.0}"))
+        .disable_y_mesh()
+        .x_desc("requests per second")
+        .y_labels(bars.len().max(1))
+        .y_label_style(("sans-serif", 14))
+        .y_label_formatter(&name_at)
+        .x_label_formatter(&|value| format!("{value:.0}"))
         .draw()?;
+    let rows = || {
+        bars.iter()
+            .enumerate()
+            .map(|(index, (_, value))| (last - index as i32, *value))
+    };
     chart.draw_series(
-        Histogram::vertical(&chart)
+        Histogram::horizontal(&chart)
             .style(BLUE.mix(0.6).filled())
-            .margin(6)
-            .data(
-                bars.iter()
-                    .enumerate()
-                    .map(|(index, (_, value))| (index, *value)),
-            ),
+            .margin(4)
+            .data(rows().map(|(row, value)| (row, value))),
     )?;
+    chart.draw_series(rows().map(|(row, value)| {
+        Text::new(
+            format!(" {value:.0}"),
+            (value, SegmentValue::CenterOf(row)),
+            ("sans-serif", 12),
+        )
+    }))?;
     root.present()?;
     Ok(())
 }
@@ -103,7 +111,6 @@ fn draw_latency(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .right_y_label_area_size(10)
         .build_cartesian_2d(0..LABELS.len() - 1, (low..high).log_scale())?;
     chart
         .configure_mesh()

@@ -434,6 +434,31 @@ fn print_progress(record: &RunRecord) {
     );
 }
 
+/// Redraws `results.md` and the charts of a directory written by [`run`] from its `results.json` (after
+/// a change to the charts or the table, without measuring again).
+///
+/// # Errors
+///
+/// When `results.json` cannot be read or parsed, or the outputs cannot be written.
+pub fn replot(out: &Path) -> Result<(), String> {
+    let path = out.join("results.json");
+    let text = fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let results: CompareResults =
+        serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for run in &results.runs {
+        let scenario = Scenario {
+            close: run.mode == "close",
+            connections: run.connections,
+            big: run.file == "1mib",
+        };
+        if !scenarios.contains(&scenario) {
+            scenarios.push(scenario);
+        }
+    }
+    write_results(out, &results, &scenarios)
+}
+
 fn write_results(
     out: &Path,
     results: &CompareResults,

@@ -34,6 +34,11 @@ enum Command {
     C10k(C10kArgs),
     /// A bounded run per step with connection churn, then check that nothing leaked.
     Soak(SoakArgs),
+    /// Redraw results.md and the charts of a `compare` output directory from its results.json.
+    Replot {
+        /// The directory `compare` wrote.
+        dir: PathBuf,
+    },
 }
 
 /// Options of `compare`.
@@ -177,6 +182,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare(args),
         Command::C10k(args) => c10k(args),
         Command::Soak(args) => soak(args),
+        Command::Replot { dir } => compare::replot(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
