@@ -67,7 +67,7 @@ fn draw_throughput(
         Histogram::horizontal(&chart)
             .style(BLUE.mix(0.6).filled())
             .margin(4)
-            .data(rows().map(|(row, value)| (row, value))),
+            .data(rows()),
     )?;
     chart.draw_series(rows().map(|(row, value)| {
         Text::new(
