@@ -1,5 +1,6 @@
 //! Defines [`AccessLog`]: one line on stdout per answered request.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
@@ -40,7 +41,7 @@ impl AccessLog {
             Some(request) => format!(
                 "{peer} \"{} {} {}\" {} {body_bytes}\n",
                 request.method.as_str(),
-                request.target,
+                Escaped(&request.target),
                 request.version.as_str(),
                 status.as_u16(),
             ),
@@ -61,5 +62,39 @@ impl AccessLog {
         if !self.quiet {
             let _ = writeln!(io::stderr().lock(), "{peer}: connection ended: {error}");
         }
+    }
+}
+
+/// A target as the log shows it: a `"` or `\` the client put in it is written as `\x22` or
+/// `\x5c` (as nginx does), so it cannot end the quoted field early and forge the rest of the line.
+/// The parser has already refused control characters, so newlines cannot get this far.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for piece in self.0.split_inclusive(['"', '\\']) {
+            match piece.strip_suffix('"') {
+                Some(rest) => write!(f, "{rest}\\x22")?,
+                None => match piece.strip_suffix('\\') {
+                    Some(rest) => write!(f, "{rest}\\x5c")?,
+                    None => f.write_str(piece)?,
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Escaped;
+
+    #[test]
+    fn quotes_and_backslashes_cannot_forge_a_log_field() {
+        assert_eq!(
+            Escaped(r#"/a" 200 0 "x\y"#).to_string(),
+            r"/a\x22 200 0 \x22x\x5cy"
+        );
+        assert_eq!(Escaped("/plain/path?q=1").to_string(), "/plain/path?q=1");
     }
 }

@@ -336,6 +336,10 @@ fn check_host(headers: &[Header], version: Version) -> Result<(), HttpError> {
 /// A request with both `Transfer-Encoding` and `Content-Length`, or with two different lengths, is
 /// the raw material of request smuggling: a proxy in front and this server could disagree on where
 /// the body ends, so both are refused rather than guessed at.
+///
+/// Production note: RFC 9112 §7.1 says a recipient must be able to parse chunked bodies. A server
+/// that only serves files with GET and HEAD never needs a body, so this one answers 501 and
+/// closes instead; a real server would decode (and discard) the chunks.
 fn content_length(headers: &[Header]) -> Result<u64, HttpError> {
     let has_transfer_encoding = headers_named(headers, "transfer-encoding").next().is_some();
     let mut lengths = headers_named(headers, "content-length").peekable();

@@ -402,8 +402,11 @@ pub fn cases() -> Vec<Case> {
                 Policy,
             ),
             |response| {
-                let length = response.header("content-length").unwrap_or("0");
-                (length == "0").then(|| "HEAD must announce the GET body's length".into())
+                let index = crate::www_root().join("index.html");
+                let get_length = std::fs::metadata(index).unwrap().len().to_string();
+                let length = response.header("content-length").unwrap_or("");
+                (length != get_length)
+                    .then(|| format!("HEAD announced {length:?}; GET sends {get_length} bytes"))
             },
         ),
         // Content types.
@@ -601,4 +604,15 @@ pub fn access_log_has_one_line_per_request(target: &Target) {
     );
     assert!(lines.iter().any(|line| line.contains(" 505 ")), "{lines:?}");
     assert_eq!(lines.len(), 3, "one line per request: {lines:?}");
+}
+
+/// A request that starts and then stalls past the timeout gets 408 before the close.
+pub fn request_cut_short_gets_408(target: &Target) {
+    let server = target.start_on(&crate::www_root(), &["--idle-timeout", "400ms"]);
+    let mut conn = Conn::open(server.addr());
+    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    let response = conn.read_response(false);
+    assert_eq!(response.status, 408);
+    assert!(response.says_close());
+    assert!(conn.is_closed_by_peer(PATIENCE));
 }

@@ -88,17 +88,6 @@ pub fn idle_timeout_closes_the_connection(target: &Target) {
     );
 }
 
-/// A request that starts and then stalls past the timeout gets 408 before the close.
-pub fn request_cut_short_gets_408(target: &Target) {
-    let server = target.start_on(&crate::www_root(), &["--idle-timeout", "400ms"]);
-    let mut conn = Conn::open(server.addr());
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
-    let response = conn.read_response(false);
-    assert_eq!(response.status, 408);
-    assert!(response.says_close());
-    assert!(conn.is_closed_by_peer(PATIENCE));
-}
-
 /// HEAD (no body follows) and a GET that carries a small body both leave the connection framed
 /// right for the next request.
 pub fn head_and_bodies_keep_framing(target: &Target) {

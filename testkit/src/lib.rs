@@ -80,6 +80,11 @@ macro_rules! conformance_tests {
             }
 
             #[test]
+            fn request_cut_short_gets_408() {
+                $crate::conformance::request_cut_short_gets_408(&TARGET);
+            }
+
+            #[test]
             fn partial_head_is_not_an_error() {
                 $crate::conformance::partial_head_is_not_an_error(&TARGET);
             }
@@ -150,11 +155,6 @@ macro_rules! keep_alive_tests {
             #[test]
             fn idle_timeout_closes_the_connection() {
                 $crate::keep_alive::idle_timeout_closes_the_connection(&TARGET);
-            }
-
-            #[test]
-            fn request_cut_short_gets_408() {
-                $crate::keep_alive::request_cut_short_gets_408(&TARGET);
             }
 
             #[test]
