@@ -191,8 +191,23 @@ pub fn start(binary: &Path, root: &Path, args: &[&str]) -> Result<RunningServer,
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group, so that stopping it also stops every process it forked.
+        // Its own process group, so that stopping it also stops every process it forked. That also
+        // keeps a terminal's Ctrl-C from reaching it, hence the parent-death signal below.
         .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe calls
+    // are allowed: prctl is one, and the closure allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            // If bench dies (Ctrl-C, a panic, kill), the server gets SIGTERM and exits cleanly instead
+            // of running on unseen. Linux sends it when the *thread* that spawned the child exits:
+            // every caller spawns servers from its main thread.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
     let mut child = command
         .spawn()
         .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
