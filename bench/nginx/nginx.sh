@@ -94,6 +94,6 @@ stop_quietly() {
 
 case "$action" in
     start) start ;;
-    stop) stop_quietly ;;
+    stop) stop_quietly; rm -rf "$prefix" ;;
     *) echo "usage: $0 start|stop [--port N] [--workers N] [--root DIR]" >&2; exit 2 ;;
 esac
