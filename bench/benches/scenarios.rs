@@ -16,7 +16,7 @@ use bench::docroot::{BIG_PATH, DocRoot, SMALL_PATH};
 use bench::engine::{self, LoadConfig};
 use bench::server::{self, RunningServer, ServerSpec};
 use bench::target::Target;
-use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
 
 /// Requests per criterion iteration.
 const BATCH: u64 = 2000;
@@ -33,7 +33,7 @@ fn main() {
     let mut criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     let _ = bench::sys::raise_nofile_limit();
     let root = DocRoot::create().expect("temporary document root");
@@ -41,6 +41,8 @@ fn main() {
     for &(name, close, connections, path) in SCENARIOS {
         let mut group = criterion.benchmark_group(name);
         group.throughput(Throughput::Elements(BATCH));
+        // Each iteration is a whole batch (tens of milliseconds): flat sampling suits long iterations.
+        group.sampling_mode(SamplingMode::Flat);
         for (spec, server) in &servers {
             let target = Target::parse(&server.url(path)).expect("the server's own URL");
             bench_one(&mut group, spec, target, close, connections);
