@@ -33,6 +33,15 @@ impl Exited {
     pub fn is_clean(&self) -> bool {
         matches!(self.status, WaitStatus::Exited(_, 0))
     }
+
+    /// How it ended, for a log line: "exited with code 1", "killed by SIGSEGV".
+    pub fn how(&self) -> String {
+        match self.status {
+            WaitStatus::Exited(_, code) => format!("exited with code {code}"),
+            WaitStatus::Signaled(_, signal, _) => format!("killed by {signal}"),
+            other => format!("{other:?}"),
+        }
+    }
 }
 
 impl Children {

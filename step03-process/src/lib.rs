@@ -127,6 +127,7 @@ fn serve_in_child(
 }
 // ANCHOR_END: serve_in_child
 
+// ANCHOR: exit_child
 /// Ends a child at once, without returning into the parent's code.
 ///
 /// `std::process::exit` would flush stdout's buffer, which the child inherited from the parent
@@ -138,6 +139,7 @@ pub fn exit_child() -> ! {
     // so nothing can observe state left half-done.
     unsafe { libc::_exit(0) }
 }
+// ANCHOR_END: exit_child
 
 /// Tracks `--max-children`, logging when the cap is reached, not at every connection.
 #[derive(Debug)]
@@ -171,8 +173,10 @@ impl Cap {
 fn log_if_abnormal(exited: &children::Exited) {
     if !exited.is_clean() {
         log(format_args!(
-            "child {} ({}) ended abnormally: {:?}",
-            exited.pid, exited.role, exited.status
+            "child {} ({}) {}",
+            exited.pid,
+            exited.role,
+            exited.how()
         ));
     }
 }

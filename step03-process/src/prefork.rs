@@ -76,6 +76,7 @@ fn run_worker(listener: TcpListener, signals: ParentSignals, site: &Site, parent
 }
 // ANCHOR_END: run_worker
 
+// ANCHOR: exit_with_parent
 /// Makes the kernel send this worker SIGTERM when the parent dies, even by SIGKILL, which
 /// gives the parent no chance to stop its workers. Without this, orphaned workers would go on
 /// accepting on the port for ever.
@@ -90,12 +91,14 @@ fn exit_with_parent(parent: Pid) {
         exit_child();
     }
 }
+// ANCHOR_END: exit_with_parent
 
 /// A worker exits only when killed or crashed, since its loop never ends: say so, as it is
 /// about to be replaced.
 fn log_worker_exit(exited: &Exited) {
     log(format_args!(
-        "worker {} ended ({:?}); starting another",
-        exited.pid, exited.status
+        "worker {} {}; starting another",
+        exited.pid,
+        exited.how()
     ));
 }

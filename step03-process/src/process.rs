@@ -58,6 +58,7 @@ fn restore_default_signals() {
     }
 }
 
+// ANCHOR: parent_signals
 /// What the parent waits for besides connections: a request to stop, and children exiting.
 ///
 /// Installed before the server announces itself, so everything the server will hold is open by
@@ -83,7 +84,9 @@ impl ParentSignals {
         })
     }
 }
+// ANCHOR_END: parent_signals
 
+// ANCHOR: child_exits
 /// Becomes readable when a child has exited (SIGCHLD), through the same self-pipe trick as
 /// [`ShutdownSignal`]. Unlike a shutdown, child exits recur: [`ChildExits::clear`] empties the
 /// pipe once the parent has reaped.
@@ -124,6 +127,7 @@ impl AsFd for ChildExits {
         self.receiver.as_fd()
     }
 }
+// ANCHOR_END: child_exits
 
 /// What woke the parent. Several can be true at once.
 #[derive(Debug, Default, Clone, Copy)]

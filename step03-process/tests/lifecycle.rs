@@ -109,7 +109,7 @@ fn prefork_replaces_a_dead_worker() {
         server
             .stderr_lines()
             .iter()
-            .any(|line| line.contains(&format!("worker {victim} ended"))),
+            .any(|line| line.contains(&format!("worker {victim} killed by SIGKILL"))),
         "{:?}",
         server.stderr_lines()
     );

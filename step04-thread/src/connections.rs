@@ -40,6 +40,7 @@ pub struct Registration {
 }
 
 impl Connections {
+    // ANCHOR: register
     /// Adds `stream` to the set; the connection stays in it until the returned guard is dropped.
     ///
     /// Production note: the clone is a second descriptor for the same socket (`dup`), so each
@@ -60,6 +61,7 @@ impl Connections {
             id,
         })
     }
+    // ANCHOR_END: register
 
     /// How many connections are open.
     pub fn len(&self) -> usize {
@@ -91,6 +93,7 @@ impl Connections {
         }
     }
 
+    // ANCHOR: wait_until_all_closed
     /// Waits until every connection has ended, for at most `timeout`; returns how many are still open.
     pub fn wait_until_all_closed(&self, timeout: Duration) -> usize {
         let registry = self.shared.lock();
@@ -101,6 +104,7 @@ impl Connections {
             .unwrap_or_else(PoisonError::into_inner);
         registry.streams.len()
     }
+    // ANCHOR_END: wait_until_all_closed
 }
 
 impl Shared {
@@ -111,9 +115,11 @@ impl Shared {
     }
 }
 
+// ANCHOR: deregister
 impl Drop for Registration {
     fn drop(&mut self) {
         self.shared.lock().streams.remove(&self.id);
         self.shared.closed.notify_all();
     }
 }
+// ANCHOR_END: deregister

@@ -133,6 +133,7 @@ pub fn into_may_listener(listener: TcpListener) -> may::net::TcpListener {
 }
 // ANCHOR_END: into_may_listener
 
+// ANCHOR: wait_for_shutdown
 /// Blocks this thread (not a `may` worker) until the shutdown signal.
 fn wait_for_shutdown(shutdown: &ShutdownSignal) -> io::Result<()> {
     while !shutdown.is_requested() {
@@ -144,6 +145,7 @@ fn wait_for_shutdown(shutdown: &ShutdownSignal) -> io::Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: wait_for_shutdown
 
 /// Ends the process if dropped, which can only happen while the accept loop unwinds from a panic
 /// (inside `may`: a stack that cannot be mapped). A server that can no longer accept should not
@@ -168,6 +170,7 @@ fn accept_loop(listener: &may::net::TcpListener, site: &Site) -> ! {
 }
 // ANCHOR_END: accept_loop
 
+// ANCHOR: accept_failed
 /// Like [`step02_files::startup::accept_failed`], but pauses with `may`'s sleep: the std version
 /// calls `std::thread::sleep`, which would stall a worker thread and every coroutine on it.
 fn accept_failed(error: &io::Error) {
@@ -176,6 +179,7 @@ fn accept_failed(error: &io::Error) {
         may::coroutine::sleep(Duration::from_millis(50));
     }
 }
+// ANCHOR_END: accept_failed
 
 // ANCHOR: spawn_connection
 /// Starts a coroutine that serves one connection.
