@@ -118,6 +118,8 @@ pub struct CompareOptions {
     pub warmup: Option<Duration>,
     /// Generator threads.
     pub threads: usize,
+    /// Only these scenarios, by key (`keep-alive-c64-small`, `close-c256-1mib`…); empty: the matrix.
+    pub scenarios: Vec<String>,
     /// The command line, recorded with the results.
     pub command_line: String,
 }
@@ -230,7 +232,7 @@ pub fn run(options: &CompareOptions) -> Result<PathBuf, String> {
         })
         .collect();
     let (binaries, build_errors) = server::build(&packages);
-    let scenarios = matrix(options.quick);
+    let scenarios = select_scenarios(options)?;
     let duration = options.duration.unwrap_or(if options.quick {
         Duration::from_secs(1)
     } else {
@@ -268,6 +270,27 @@ pub fn run(options: &CompareOptions) -> Result<PathBuf, String> {
         .unwrap_or_else(|| server::workspace_root().join("bench/results").join(date));
     write_results(&out, &results, &scenarios)?;
     Ok(out)
+}
+
+fn select_scenarios(options: &CompareOptions) -> Result<Vec<Scenario>, String> {
+    if options.scenarios.is_empty() {
+        return Ok(matrix(options.quick));
+    }
+    let all = matrix(false);
+    let chosen: Vec<Scenario> = all
+        .iter()
+        .filter(|s| options.scenarios.contains(&s.key()))
+        .copied()
+        .collect();
+    if chosen.len() < options.scenarios.len() {
+        let keys: Vec<String> = all.iter().map(Scenario::key).collect();
+        return Err(format!(
+            "unknown scenario in {:?}; known: {}",
+            options.scenarios,
+            keys.join(", ")
+        ));
+    }
+    Ok(chosen)
 }
 
 fn subjects(options: &CompareOptions) -> Result<Vec<Subject>, String> {

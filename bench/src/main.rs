@@ -73,6 +73,10 @@ struct CompareArgs {
     /// Generator threads.
     #[arg(short = 't', long, default_value_t = 1)]
     threads: usize,
+    /// Only this scenario of the full matrix, e.g. keep-alive-c64-small or close-c256-1mib
+    /// (repeatable).
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
 }
 
 /// Options of `c10k`.
@@ -239,6 +243,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
         duration: args.duration,
         warmup: args.warmup,
         threads: args.threads,
+        scenarios: args.scenarios,
         command_line: command_line(),
     };
     let out = compare::run(&options)?;
