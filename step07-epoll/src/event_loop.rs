@@ -91,6 +91,7 @@ impl<'a, P: Poller> EventLoop<'a, P> {
             if self.listener.is_none() && self.connections.is_empty() {
                 return Ok(());
             }
+            self.discard_stale_timers();
             let timeout = self.next_wake_up().map(|at| at - Instant::now().min(at));
             let mut events = std::mem::take(&mut self.events);
             self.poller.wait(&mut events, timeout)?;
@@ -215,17 +216,36 @@ impl<'a, P: Poller> EventLoop<'a, P> {
     }
     // ANCHOR_END: settle
 
+    /// Drops timers of connections that have closed (or that a newer timer replaced) from the top
+    /// of the heap, so the loop does not wake up for them: an idle server sleeps until a deadline
+    /// that matters.
+    fn discard_stale_timers(&mut self) {
+        while let Some(timer) = self.timers.peek() {
+            if self.is_current(timer) {
+                return;
+            }
+            self.timers.pop();
+        }
+    }
+
+    /// Whether `timer` is the one queued for a connection that is still open.
+    fn is_current(&self, timer: Timer) -> bool {
+        self.connections
+            .get(timer.key)
+            .is_some_and(|slot| slot.serial == timer.serial && slot.timer_at == Some(timer.at))
+    }
+
     // ANCHOR: expire_timers
     /// Handles every timer that is due: a connection whose deadline has really passed is timed out;
     /// one whose deadline moved later since the timer was queued gets a new timer.
     fn expire_timers(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_due(now) {
+            if !self.is_current(timer) {
+                continue; // stale: the connection is gone, or an earlier timer replaced this one
+            }
             let Some(slot) = self.connections.get_mut(timer.key) else {
                 continue;
             };
-            if slot.serial != timer.serial || slot.timer_at != Some(timer.at) {
-                continue; // stale: the connection is gone, or an earlier timer replaced this one
-            }
             slot.timer_at = None;
             let next = slot.conn.on_deadline(self.site, now);
             self.settle(timer.key, next);

@@ -41,6 +41,7 @@ pub struct Event {
     pub readiness: Readiness,
 }
 
+// ANCHOR: poller_trait
 /// A source of readiness events for registered descriptors: `epoll`, directly or through `mio`.
 pub trait Poller {
     /// Watches `fd` (edge-triggered) and reports its events under `token`.
@@ -61,6 +62,7 @@ pub trait Poller {
     /// Fails only if the wait itself fails, which means the poller is broken.
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;
 }
+// ANCHOR_END: poller_trait
 
 /// How many events one wait returns at most; more ready sockets are reported by the next wait.
 pub const EVENTS_PER_WAIT: usize = 1024;

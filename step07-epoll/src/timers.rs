@@ -48,7 +48,17 @@ impl Timers {
 
     /// When the earliest timer is due, if any.
     pub fn next_due(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse(timer)| timer.at)
+        self.peek().map(|timer| timer.at)
+    }
+
+    /// The earliest timer, left in place.
+    pub fn peek(&self) -> Option<Timer> {
+        self.heap.peek().map(|Reverse(timer)| *timer)
+    }
+
+    /// Removes the earliest timer.
+    pub fn pop(&mut self) -> Option<Timer> {
+        self.heap.pop().map(|Reverse(timer)| timer)
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.
@@ -56,7 +66,7 @@ impl Timers {
         if self.next_due()? > now {
             return None;
         }
-        self.heap.pop().map(|Reverse(timer)| timer)
+        self.pop()
     }
 
     /// How many timers are scheduled, stale ones included.
