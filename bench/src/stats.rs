@@ -259,7 +259,9 @@ impl fmt::Display for Report {
             us(l.max_us)
         )?;
         writeln!(f, "  errors     {} ({})", self.errors.total(), self.errors)?;
-        if self.in_flight_at_end > 0 {
+        // A closed loop always ends with a request in flight on every connection; with `--rate` the
+        // figure shows requests a stalled server left unanswered.
+        if self.target_rate.is_some() && self.in_flight_at_end > 0 {
             writeln!(
                 f,
                 "  unanswered {} requests were in flight when the run ended",
