@@ -96,7 +96,7 @@ pub struct C10kResults {
     pub runs: Vec<C10kRecord>,
 }
 
-/// Runs the experiment and prints (and optionally writes) the results.
+/// Runs the experiment, writes `c10k.json` and `c10k.md` when asked, and returns the results.
 ///
 /// # Errors
 ///
@@ -158,14 +158,12 @@ pub fn run(options: &C10kOptions) -> Result<C10kResults, String> {
         };
         results.runs.push(record);
     }
-    println!("{}", markdown(&results));
     if let Some(out) = &options.out {
         let io_error = |error: std::io::Error| format!("{}: {error}", out.display());
         fs::create_dir_all(out).map_err(io_error)?;
         let json = serde_json::to_string_pretty(&results).map_err(|error| error.to_string())?;
         fs::write(out.join("c10k.json"), json).map_err(io_error)?;
         fs::write(out.join("c10k.md"), markdown(&results)).map_err(io_error)?;
-        println!("wrote {}", out.display());
     }
     Ok(results)
 }

@@ -220,11 +220,22 @@ fn load(args: &LoadArgs) -> Result<(), String> {
     if args.json {
         let json =
             serde_json::to_string_pretty(&result.report).map_err(|error| error.to_string())?;
-        println!("{json}");
+        emit(&json)?;
     } else {
-        println!("{}", result.report);
+        emit(&result.report.to_string())?;
     }
     Ok(())
+}
+
+/// Prints a line on stdout; a reader that went away (`bench … | head`) is not an error.
+fn emit(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("stdout: {error}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn command_line() -> String {
@@ -247,7 +258,7 @@ fn compare(args: CompareArgs) -> Result<(), String> {
         command_line: command_line(),
     };
     let out = compare::run(&options)?;
-    println!("results: {}", out.display());
+    emit(&format!("results: {}", out.display()))?;
     Ok(())
 }
 
@@ -265,7 +276,13 @@ fn c10k(args: C10kArgs) -> Result<(), String> {
         source_addresses: args.source_addresses,
         command_line: command_line(),
     };
-    c10k::run(&options).map(drop)
+    let out = options.out.clone();
+    let results = c10k::run(&options)?;
+    emit(&c10k::markdown(&results))?;
+    match out {
+        Some(out) => emit(&format!("wrote {}", out.display())),
+        None => Ok(()),
+    }
 }
 
 fn soak(args: SoakArgs) -> Result<(), String> {
@@ -276,5 +293,11 @@ fn soak(args: SoakArgs) -> Result<(), String> {
         out: args.out,
         command_line: command_line(),
     };
-    soak::run(&options).map(drop)
+    let out = options.out.clone();
+    let results = soak::run(&options)?;
+    emit(&soak::markdown(&results))?;
+    match out {
+        Some(out) => emit(&format!("wrote {}", out.display())),
+        None => Ok(()),
+    }
 }

@@ -77,7 +77,8 @@ pub struct SoakResults {
     pub runs: Vec<SoakRecord>,
 }
 
-/// Runs the soak for every selected configuration.
+/// Runs the soak for every selected configuration, writes `soak.json` and `soak.md` when asked, and
+/// returns the results.
 ///
 /// # Errors
 ///
@@ -128,14 +129,12 @@ pub fn run(options: &SoakOptions) -> Result<SoakResults, String> {
         );
         results.runs.push(record);
     }
-    println!("{}", markdown(&results));
     if let Some(out) = &options.out {
         let io_error = |error: std::io::Error| format!("{}: {error}", out.display());
         fs::create_dir_all(out).map_err(io_error)?;
         let json = serde_json::to_string_pretty(&results).map_err(|error| error.to_string())?;
         fs::write(out.join("soak.json"), json).map_err(io_error)?;
         fs::write(out.join("soak.md"), markdown(&results)).map_err(io_error)?;
-        println!("wrote {}", out.display());
     }
     Ok(results)
 }
