@@ -49,7 +49,10 @@ fn the_idle_timeout_bounds_the_wait() {
     );
     // The holder is dropped at the timeout itself: nothing was exchanged, so there is nothing
     // to linger for (a lingering close here once added two seconds).
-    assert!(waited < Duration::from_millis(2500), "answered after {waited:?}");
+    assert!(
+        waited < Duration::from_millis(2500),
+        "answered after {waited:?}"
+    );
 }
 
 /// Step 2 closes after every response, even when an HTTP/1.1 client would keep the connection.
