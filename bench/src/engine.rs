@@ -26,9 +26,12 @@ use crate::response::{Complete, Progress, ResponseScanner};
 use crate::stats::{ErrorKind, LatencySummary, Report, Tally};
 use crate::sys;
 use crate::target::Target;
+use crate::timer::SlotTimer;
 
 /// Size of each worker's read buffer.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// The poll token of the `--rate` timer (connection tokens are indices, far below this).
+const TIMER: Token = Token(usize::MAX);
 /// Descriptors the process needs besides the connections (std streams, epoll, a spawned server's pipes).
 const SPARE_DESCRIPTORS: u64 = 32;
 
@@ -368,6 +371,8 @@ struct Worker<'a> {
     ready: Vec<usize>,
     /// With `--rate`: connections waiting for their slot, soonest first.
     schedule: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// With `--rate`: wakes the loop at the next slot, finer than the poll's millisecond timeout.
+    timer: Option<SlotTimer>,
     started_requests: u64,
     end: Instant,
 }
@@ -388,9 +393,15 @@ impl<'a> Worker<'a> {
                 slot: now,
             })
             .collect();
+        let poll = Poll::new()?;
+        let timer = match share.interval {
+            Some(_) => Some(SlotTimer::new(poll.registry(), TIMER)?),
+            None => None,
+        };
         Ok(Self {
             plan,
-            poll: Poll::new()?,
+            poll,
+            timer,
             conns,
             buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             tally: Tally::new(),
@@ -424,9 +435,9 @@ impl<'a> Worker<'a> {
             for conn_idx in batch.drain(..) {
                 self.begin_request(conn_idx, None);
             }
-            let wake = self.next_wake(next_sweep);
+            let wake = self.next_wake(next_sweep)?;
             let timeout = if self.ready.is_empty() {
-                wake.saturating_duration_since(now)
+                wake.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
             };
@@ -436,6 +447,12 @@ impl<'a> Worker<'a> {
                 Err(error) => return Err(error),
             }
             for event in &events {
+                if event.token() == TIMER {
+                    if let Some(timer) = self.timer.as_mut() {
+                        timer.acknowledge();
+                    }
+                    continue;
+                }
                 let readiness = Readiness {
                     readable: event.is_readable() || event.is_read_closed() || event.is_error(),
                     closed: event.is_read_closed() || event.is_error(),
@@ -469,12 +486,17 @@ impl<'a> Worker<'a> {
             .is_some_and(|budget| self.tally.outcomes() >= budget)
     }
 
-    fn next_wake(&self, next_sweep: Instant) -> Instant {
+    /// When the poll must return at the latest: the end, the next timeout sweep, and (without the
+    /// timer) the next slot. With the timer, it is armed for the next slot instead.
+    fn next_wake(&mut self, next_sweep: Instant) -> io::Result<Instant> {
         let mut wake = self.end.min(next_sweep);
-        if let Some(Reverse((slot, _))) = self.schedule.peek() {
-            wake = wake.min(*slot);
+        if let Some(&Reverse((slot, _))) = self.schedule.peek() {
+            match self.timer.as_mut() {
+                Some(timer) => timer.arm(slot)?,
+                None => wake = wake.min(slot),
+            }
         }
-        wake
+        Ok(wake)
     }
 
     /// Starts every connection: at once in a closed loop, staggered over one interval with `--rate`.

@@ -26,3 +26,4 @@ pub mod soak;
 pub mod stats;
 pub mod sys;
 pub mod target;
+pub mod timer;
