@@ -127,6 +127,8 @@ struct EndState {
     open: usize,
     /// Requests sent (or being sent) and not answered: neither successes nor errors.
     in_flight: u64,
+    /// CPU time of the worker thread.
+    cpu: sys::CpuTime,
 }
 
 /// Runs the load described by `config` and waits for it to finish.
@@ -139,7 +141,6 @@ struct EndState {
 pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     let plan = Plan::new(config)?;
     let threads = config.threads.clamp(1, config.connections);
-    let cpu_before = sys::process_cpu_time();
     let started = Instant::now();
     let end = config
         .duration
@@ -164,7 +165,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
             .collect()
     });
     let wall = started.elapsed();
-    let cpu = sys::process_cpu_time().since(cpu_before);
+    let mut cpu = sys::CpuTime::default();
     let mut tally = Tally::new();
     let mut open_at_end = 0;
     let mut in_flight = 0;
@@ -172,6 +173,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         let (worker_tally, end_state) = result?;
         tally.merge(&worker_tally);
         open_at_end += end_state.open;
+        cpu = cpu + end_state.cpu;
         in_flight += end_state.in_flight;
     }
     let mut report = summarize(config, threads, &tally, wall, cpu);
@@ -415,6 +417,7 @@ impl<'a> Worker<'a> {
 
     /// Runs until the end time or the request budget; returns the tallies and the open connections.
     fn run(mut self) -> io::Result<(Tally, EndState)> {
+        let cpu_before = sys::thread_cpu_time();
         self.start_all(Instant::now());
         let mut events = Events::with_capacity(1024);
         let sweep_every =
@@ -460,22 +463,28 @@ impl<'a> Worker<'a> {
                 self.on_event(event.token().0, readiness);
             }
         }
+        let open = self
+            .conns
+            .iter()
+            .filter(|conn| conn.stream.is_some() && conn.established)
+            .count();
+        let in_flight = self
+            .conns
+            .iter()
+            .filter(|conn| {
+                matches!(
+                    conn.phase,
+                    Phase::Connecting | Phase::Sending | Phase::Receiving
+                )
+            })
+            .count() as u64;
+        // Closing the sockets is part of the run's cost: close them before reading the CPU time.
+        self.conns.clear();
+        let cpu = sys::thread_cpu_time().since(cpu_before);
         let end_state = EndState {
-            open: self
-                .conns
-                .iter()
-                .filter(|conn| conn.stream.is_some() && conn.established)
-                .count(),
-            in_flight: self
-                .conns
-                .iter()
-                .filter(|conn| {
-                    matches!(
-                        conn.phase,
-                        Phase::Connecting | Phase::Sending | Phase::Receiving
-                    )
-                })
-                .count() as u64,
+            open,
+            in_flight,
+            cpu,
         };
         Ok((self.tally, end_state))
     }

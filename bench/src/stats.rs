@@ -212,9 +212,9 @@ pub struct Report {
     pub connects: u64,
     /// Latency of successful requests (from the intended start with `--rate`).
     pub latency: LatencySummary,
-    /// The generator's own user CPU seconds.
+    /// User CPU seconds of the generator's worker threads.
     pub client_cpu_user_s: f64,
-    /// The generator's own system CPU seconds.
+    /// System CPU seconds of the generator's worker threads.
     pub client_cpu_system_s: f64,
     /// The generator's CPU microseconds per request that ended (success or error): when this times the
     /// rate approaches the cores it has, the generator, not the server, is the limit.

@@ -70,13 +70,37 @@ impl CpuTime {
     }
 }
 
+/// The CPU time of the calling thread so far, from `getrusage(RUSAGE_THREAD)`. The load generator sums
+/// it over its worker threads, so that other threads of the process (the `/proc` sampler of `compare`)
+/// do not count as load-generation cost.
+#[must_use]
+pub fn thread_cpu_time() -> CpuTime {
+    rusage(libc::RUSAGE_THREAD)
+}
+
 /// The CPU time of this whole process (all threads) so far, from `getrusage(RUSAGE_SELF)`.
 #[must_use]
 pub fn process_cpu_time() -> CpuTime {
+    rusage(libc::RUSAGE_SELF)
+}
+
+impl std::ops::Add for CpuTime {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
+    }
+}
+
+fn rusage(who: libc::c_int) -> CpuTime {
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage struct; RUSAGE_SELF cannot fail with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) };
+    // SAFETY: `usage` is a valid, writable rusage struct; with a valid pointer and a valid `who`
+    // (RUSAGE_SELF or RUSAGE_THREAD) getrusage cannot fail.
+    unsafe { libc::getrusage(who, &raw mut usage) };
     let to_duration = |tv: libc::timeval| {
         Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
             + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
@@ -84,5 +108,23 @@ pub fn process_cpu_time() -> CpuTime {
     CpuTime {
         user: to_duration(usage.ru_utime),
         system: to_duration(usage.ru_stime),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_thread_uses_cpu() {
+        let before = thread_cpu_time();
+        let deadline = std::time::Instant::now() + Duration::from_millis(30);
+        let mut spins = 0u64;
+        while std::time::Instant::now() < deadline {
+            spins = std::hint::black_box(spins + 1);
+        }
+        let spent = thread_cpu_time().since(before).total();
+        assert!(spent >= Duration::from_millis(10), "{spent:?}");
+        assert!(process_cpu_time().total() >= spent);
     }
 }
