@@ -626,6 +626,8 @@ impl<'a> Worker<'a> {
         };
         while conn.written < request.len() {
             match stream.write(&request[conn.written..]) {
+                // A stream socket never accepts zero bytes of a non-empty buffer; never spin on it.
+                Ok(0) => return self.fail(conn_idx, ErrorKind::Reset),
                 Ok(n) => {
                     conn.written += n;
                     conn.established = true;
@@ -764,19 +766,19 @@ impl<'a> Worker<'a> {
     }
 
     /// Like [`fail`](Self::fail), except that a connection waiting for its slot (or for the server's
-    /// FIN) has no request in flight: it is closed and keeps its place in the schedule.
+    /// FIN) has no request in flight: it is closed (and keeps its place in the schedule). Only bytes
+    /// that no request asked for count, as `framing`; a reset of such a connection fails no request.
     fn fail_or_drop(&mut self, conn_idx: usize, kind: ErrorKind) {
-        match self.conns[conn_idx].phase {
-            Phase::Idle => {
-                self.tally.errors.add(kind);
-                self.close(conn_idx);
-            }
-            Phase::Draining => {
-                self.tally.errors.add(kind);
-                self.close(conn_idx);
-                self.next(conn_idx);
-            }
-            _ => self.fail(conn_idx, kind),
+        let phase = self.conns[conn_idx].phase;
+        if !matches!(phase, Phase::Idle | Phase::Draining) {
+            return self.fail(conn_idx, kind);
+        }
+        if kind == ErrorKind::Framing {
+            self.tally.errors.add(kind);
+        }
+        self.close(conn_idx);
+        if phase == Phase::Draining {
+            self.next(conn_idx);
         }
     }
 
