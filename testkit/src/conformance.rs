@@ -608,7 +608,9 @@ pub fn access_log_has_one_line_per_request(target: &Target) {
 
 /// A request that starts and then stalls past the timeout gets 408 before the close.
 pub fn request_cut_short_gets_408(target: &Target) {
-    let server = target.start_on(&crate::www_root(), &["--idle-timeout", "400ms"]);
+    // The deadline runs from the accept; it must be long enough that this thread surely sends its
+    // first bytes before it, even on a loaded machine, or the server rightly sees an idle client.
+    let server = target.start_on(&crate::www_root(), &["--idle-timeout", "1500ms"]);
     let mut conn = Conn::open(server.addr());
     conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
     let response = conn.read_response(false);
