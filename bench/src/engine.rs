@@ -243,6 +243,15 @@ impl Plan {
                 "the rate must be a positive number".into(),
             ));
         }
+        if let Some(bad) = config
+            .headers
+            .iter()
+            .find(|h| !h.contains(':') || h.bytes().any(|b| b.is_ascii_control()))
+        {
+            return Err(LoadError::Config(format!(
+                "header {bad:?} is not `Name: value` on one line"
+            )));
+        }
         check_descriptors(config.connections)?;
         Ok(Self {
             addr: config.target.addr,

@@ -266,6 +266,17 @@ fn json_output_parses() {
 }
 
 #[test]
+fn headers_are_sent_and_checked() {
+    let mut config = config(serve(Answer::Write(OK)), 1, 3);
+    config.headers = vec!["X-Bench: yes".to_owned()];
+    assert_eq!(run(&config).tally.requests, 3);
+    config.headers = vec!["X-Bench: yes\r\nInjected: 1".to_owned()];
+    assert!(engine::run(&config).is_err());
+    config.headers = vec!["no colon".to_owned()];
+    assert!(engine::run(&config).is_err());
+}
+
+#[test]
 fn too_many_connections_is_a_clear_error() {
     let target = Target::parse("http://127.0.0.1:9/").unwrap();
     let error = engine::run(&config(target, 10_000_000, 1)).unwrap_err();
