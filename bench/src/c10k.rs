@@ -58,8 +58,8 @@ pub struct C10kRecord {
     pub asked: usize,
     /// Connections opened (after any cap).
     pub connections: usize,
-    /// Why fewer connections than asked, if so.
-    pub cap: Option<String>,
+    /// Why fewer connections than asked (a cap), or what to expect of this model.
+    pub note: Option<String>,
     /// Connections open when the run ended.
     pub established: usize,
     /// Successful requests.
@@ -175,15 +175,19 @@ fn run_step(spec: &ServerSpec, running: RunningServer, options: &C10kOptions) ->
     } else {
         options.connections
     };
-    let cap = capped.then(|| {
-        format!(
+    let note = if capped {
+        Some(format!(
             "capped at {C10K_CAP}: one process or thread per connection; {} would exhaust this machine's \
              pid space and memory (--no-caps lifts the cap)",
             options.connections
-        )
-    });
-    if let Some(cap) = &cap {
-        eprintln!("bench: {}: {cap}", spec.name);
+        ))
+    } else if spec.sequential {
+        Some("serves one connection at a time: the others wait in the backlog".to_owned())
+    } else {
+        None
+    };
+    if let Some(note) = &note {
+        eprintln!("bench: {}: {note}", spec.name);
     }
     let url = running.url(SMALL_PATH);
     let record = hold(
@@ -191,7 +195,7 @@ fn run_step(spec: &ServerSpec, running: RunningServer, options: &C10kOptions) ->
         &url,
         Some(running.pid()),
         connections,
-        cap,
+        note,
         options,
     );
     let _ = running.stop();
@@ -203,7 +207,7 @@ fn hold(
     url: &str,
     pid: Option<u32>,
     connections: usize,
-    cap: Option<String>,
+    note: Option<String>,
     options: &C10kOptions,
 ) -> C10kRecord {
     eprintln!("bench: {name}: opening {connections} connections to {url}");
@@ -220,7 +224,7 @@ fn hold(
             server: name.to_owned(),
             asked: options.connections,
             connections,
-            cap,
+            note,
             established: result.open_at_end,
             requests: result.report.requests,
             errors: result.report.errors,
@@ -242,7 +246,7 @@ fn failed(name: &str, asked: usize, error: &str) -> C10kRecord {
         server: name.to_owned(),
         asked,
         connections: 0,
-        cap: None,
+        note: None,
         established: 0,
         requests: 0,
         errors: ErrorCounts::default(),
@@ -278,7 +282,7 @@ pub fn markdown(results: &C10kResults) -> String {
         let note = run
             .error
             .clone()
-            .or_else(|| run.cap.clone())
+            .or_else(|| run.note.clone())
             .unwrap_or_default()
             .replace('|', "/");
         let _ = writeln!(

@@ -21,7 +21,7 @@ pub struct ServerSpec {
     pub name: &'static str,
     /// The cargo package (and binary) name.
     pub package: &'static str,
-    /// Flags besides `--addr`, `--root` and `--quiet`.
+    /// Flags besides `--addr`, `--root` and `--quiet` ([`CORES`] stands for the number of cores).
     pub args: &'static [&'static str],
     /// Serves one connection at a time: `c10k` and long keep-alive runs only show it failing.
     pub sequential: bool,
@@ -33,6 +33,23 @@ pub struct ServerSpec {
 /// 10,000 processes or threads would hit this machine's `pid_max` (32,768, shared with everything
 /// else running) and gigabytes of memory. `c10k --no-caps` lifts it.
 pub const C10K_CAP: usize = 2000;
+
+/// An argument that [`start`] replaces with the number of CPU cores this process may use.
+pub const CORES: &str = "{cores}";
+
+const fn sequential(spec: ServerSpec) -> ServerSpec {
+    ServerSpec {
+        sequential: true,
+        ..spec
+    }
+}
+
+const fn per_connection(spec: ServerSpec) -> ServerSpec {
+    ServerSpec {
+        per_connection_task: true,
+        ..spec
+    }
+}
 
 const fn spec(
     name: &'static str,
@@ -51,29 +68,17 @@ const fn spec(
 // ANCHOR: configurations
 /// Every configuration `compare` measures, in the book's order. Adjust here: one line each.
 pub const CONFIGURATIONS: &[ServerSpec] = &[
-    ServerSpec {
-        sequential: true,
-        ..spec("step01", "step01-hello", &[])
-    },
-    ServerSpec {
-        sequential: true,
-        ..spec("step02", "step02-files", &[])
-    },
-    ServerSpec {
-        per_connection_task: true,
-        ..spec("step03-fork", "step03-process", &[])
-    },
+    sequential(spec("step01", "step01-hello", &[])),
+    sequential(spec("step02", "step02-files", &[])),
+    per_connection(spec("step03-fork", "step03-process", &[])),
     spec("step03-prefork", "step03-process", &["--prefork", "4"]),
-    ServerSpec {
-        per_connection_task: true,
-        ..spec("step04-spawn", "step04-thread", &[])
-    },
+    per_connection(spec("step04-spawn", "step04-thread", &[])),
     spec("step04-pool", "step04-thread", &["--pool", "8"]),
-    spec("step05", "step05-coroutine", &["--workers", "2"]),
+    spec("step05", "step05-coroutine", &["--workers", CORES]),
     spec("step06-spin", "step06-nonblocking", &[]),
     spec("step06-nap", "step06-nonblocking", &["--nap", "100"]),
     spec("step07-1", "step07-epoll", &["--threads", "1"]),
-    spec("step07-2", "step07-epoll", &["--threads", "2"]),
+    spec("step07-per-core", "step07-epoll", &["--threads", CORES]),
 ];
 // ANCHOR_END: configurations
 
@@ -187,7 +192,13 @@ pub fn start(binary: &Path, root: &Path, args: &[&str]) -> Result<RunningServer,
     command
         .args(["--addr", "127.0.0.1:0", "--quiet", "--root"])
         .arg(root)
-        .args(args)
+        .args(args.iter().map(|&arg| {
+            if arg == CORES {
+                cores()
+            } else {
+                arg.to_owned()
+            }
+        }))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -269,6 +280,12 @@ fn keep_tail(mut pipe: impl Read + Send + 'static, tail: Arc<Mutex<String>>) {
             }
         }
     });
+}
+
+fn cores() -> String {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .to_string()
 }
 
 /// Parses `Listening on http://127.0.0.1:PORT/`.
@@ -399,7 +416,10 @@ mod tests {
     fn selects_configurations() {
         let names =
             |selection: Vec<ServerSpec>| selection.iter().map(|s| s.name).collect::<Vec<_>>();
-        assert_eq!(names(select(&["step07".into()])), ["step07-1", "step07-2"]);
+        assert_eq!(
+            names(select(&["step07".into()])),
+            ["step07-1", "step07-per-core"]
+        );
         assert_eq!(names(select(&["step04-pool".into()])), ["step04-pool"]);
         assert_eq!(names(select(&["step02-files".into()])), ["step02"]);
         assert_eq!(select(&[]).len(), CONFIGURATIONS.len());
