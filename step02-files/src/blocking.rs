@@ -106,6 +106,9 @@ pub fn handle_connection<T: Transport>(
         let keep_alive = response.keep_alive;
         let body_bytes = write_response(stream, response)?;
         site.log.record(peer, request.as_ref(), status, body_bytes);
+        if !keep_alive && decoder.can_close_at_once(request.as_ref()) {
+            return Ok(());
+        }
         if !keep_alive {
             return close_gracefully(stream);
         }

@@ -481,3 +481,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_a_client_that_said_close_and_left_nothing_unread_skips_the_linger() {
+    let mut decoder = RequestDecoder::new(Limits::default());
+    decoder.feed(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let request = decoder.next_request().unwrap().unwrap();
+    assert!(decoder.can_close_at_once(Some(&request)));
+
+    let mut pipelined = RequestDecoder::new(Limits::default());
+    pipelined.feed(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /more HTTP/1.1\r\n");
+    let request = pipelined.next_request().unwrap().unwrap();
+    assert!(
+        !pipelined.can_close_at_once(Some(&request)),
+        "bytes after it are unread"
+    );
+
+    let mut kept = RequestDecoder::new(Limits::default());
+    kept.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let request = kept.next_request().unwrap().unwrap();
+    assert!(
+        !kept.can_close_at_once(Some(&request)),
+        "the client did not say it was done"
+    );
+
+    let mut post = RequestDecoder::new(Limits::default());
+    post.feed(b"POST / HTTP/1.0\r\nContent-Length: 9\r\n\r\n");
+    let request = post.next_request().unwrap().unwrap();
+    assert!(
+        !post.can_close_at_once(Some(&request)),
+        "its body was never read"
+    );
+    assert!(
+        !post.can_close_at_once(None),
+        "a refused request may leave anything unread"
+    );
+}
