@@ -280,6 +280,9 @@ impl<S: Socket> Connection<S> {
         if done.keep_alive && !self.stop_after_response {
             // The next request has the whole idle timeout to arrive, as in the blocking loop.
             self.set_deadline(now + site.idle_timeout);
+        } else if self.decoder.can_close_at_once(done.request.as_ref()) {
+            // The client said it was done and left nothing unread: close sends FIN, no linger.
+            self.phase = Phase::Closed;
         } else {
             self.start_closing(now);
         }
