@@ -271,6 +271,8 @@ impl<S: Socket> Connection<S> {
     }
     // ANCHOR_END: send
 
+    // ANCHOR: finish_response
+    /// The response is out: log it, then wait for the next request or close.
     fn finish_response(&mut self, site: &Site, now: Instant) {
         let Some(done) = self.output.take() else {
             return;
@@ -287,6 +289,7 @@ impl<S: Socket> Connection<S> {
             self.start_closing(now);
         }
     }
+    // ANCHOR_END: finish_response
 
     // ANCHOR: receive
     /// Answers the next complete request if one is buffered; otherwise reads more, if the socket
