@@ -16,7 +16,8 @@
 //!   of a request; a client that stops reading a response is cut off after the same time;
 //! - a client that half-closes (sends FIN) after a complete request still gets its answer;
 //! - closing is lingering: FIN first, then the client's last bytes are read and dropped, so the
-//!   kernel does not answer them with a reset that could destroy the response in flight.
+//!   kernel does not answer them with a reset that could destroy the response in flight (unless
+//!   the client asked to close and every byte it sent was used: then there is nothing to drain).
 
 use std::io;
 use std::net::SocketAddr;
