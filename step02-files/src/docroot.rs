@@ -43,6 +43,9 @@ pub enum Resolved {
     Forbidden,
     /// A path that no honest client sends: a `..` segment, a backslash.
     BadPath,
+    /// The file could not be opened for want of a descriptor or memory (`EMFILE`, `ENFILE`,
+    /// `ENOMEM`): the server's trouble, not the client's, and it may pass.
+    Unavailable,
 }
 
 impl DocRoot {
@@ -168,6 +171,7 @@ impl DocRoot {
                 None
             }
             // EXDEV: the path leads out of the root. ELOOP: too many symlinks, or a /proc magic link.
+            Err(errno) if is_shortage(errno as i32) => Some(Err(Resolved::Unavailable)),
             Err(Errno::EXDEV | Errno::ELOOP | Errno::EACCES | Errno::EPERM) => {
                 Some(Err(Resolved::Forbidden))
             }
@@ -233,10 +237,22 @@ fn relative_path(url_path: &str) -> Option<PathBuf> {
 // ANCHOR_END: relative_path
 
 fn refusal(error: io::Error) -> Resolved {
+    if error.raw_os_error().is_some_and(is_shortage) {
+        return Resolved::Unavailable;
+    }
     match error.kind() {
         io::ErrorKind::PermissionDenied => Resolved::Forbidden,
         _ => Resolved::NotFound,
     }
+}
+
+/// `EMFILE`, `ENFILE`, `ENOMEM`: out of descriptors or memory, not a fact about the file.
+fn is_shortage(errno: i32) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        Errno::from_raw(errno),
+        Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM
+    )
 }
 
 /// The `Content-Type` for a file name. Text types say they are UTF-8, so that a browser does not

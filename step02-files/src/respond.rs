@@ -33,6 +33,12 @@ pub fn respond(root: &DocRoot, request: &Request, persistence: Persistence) -> R
         Resolved::NotFound => reply.page(StatusCode::NOT_FOUND, &[]),
         Resolved::Forbidden => reply.page(StatusCode::FORBIDDEN, &[]),
         Resolved::BadPath => reply.page(StatusCode::BAD_REQUEST, &[]),
+        // Closing gives a descriptor back, which is what the server is short of.
+        Resolved::Unavailable => Reply {
+            keep_alive: false,
+            ..reply
+        }
+        .page(StatusCode::SERVICE_UNAVAILABLE, &[("Retry-After", "1")]),
     }
 }
 // ANCHOR_END: respond

@@ -32,6 +32,8 @@ impl StatusCode {
     pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
     /// 500: the server failed on its side (an I/O error reading a file, say).
     pub const INTERNAL_SERVER_ERROR: StatusCode = StatusCode(500);
+    /// 503: the server is short of a resource (descriptors) for now; the client may retry.
+    pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
     /// 501: the request uses a feature this server does not implement (`Transfer-Encoding`).
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
     /// 505: the HTTP version is well formed but not 1.0 or 1.1.
@@ -57,6 +59,7 @@ impl StatusCode {
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             501 => "Not Implemented",
+            503 => "Service Unavailable",
             505 => "HTTP Version Not Supported",
             _ => "",
         }

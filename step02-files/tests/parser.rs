@@ -357,6 +357,7 @@ fn outcome(root: &DocRoot, path: &str) -> &'static str {
         Resolved::NotFound => "404",
         Resolved::Forbidden => "403",
         Resolved::BadPath => "400",
+        Resolved::Unavailable => "503",
     }
 }
 
