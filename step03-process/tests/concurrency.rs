@@ -1,40 +1,15 @@
 //! Many clients at once: a process each, or a fixed set of workers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
+use testkit::concurrency::{
+    GET_ROOT, LONG_IDLE, PROMPTLY, client_that_stops_reading, fresh_client_is_served_promptly,
+    idle_clients,
+};
 use testkit::{Conn, PATIENCE, Server, TestSite};
 
 const BIN: &str = env!("CARGO_BIN_EXE_step03-process");
-
-/// Long enough that a server which made the fresh client wait for an idle one would fail.
-const LONG_IDLE: &str = "20s";
-const PROMPTLY: Duration = Duration::from_secs(5);
-
-const GET_ROOT: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-
-/// Opens `n` connections that each completed one request and now sit idle, as a browser's do.
-fn idle_clients(server: &Server, n: usize) -> Vec<Conn> {
-    (0..n)
-        .map(|_| {
-            let mut conn = Conn::open(server.addr());
-            conn.send(GET_ROOT);
-            assert_eq!(conn.read_response(false).status, 200);
-            conn
-        })
-        .collect()
-}
-
-fn fresh_client_is_served_promptly(server: &Server) {
-    let started = Instant::now();
-    assert_eq!(testkit::get(server.addr(), "/").status, 200);
-    assert!(
-        started.elapsed() < PROMPTLY,
-        "the fresh client waited {:?}",
-        started.elapsed()
-    );
-}
 
 #[test]
 fn fifty_idle_clients_do_not_delay_a_fresh_one() {
@@ -52,26 +27,7 @@ fn fifty_idle_clients_do_not_delay_a_fresh_one() {
 /// each half-sent request is answered 408 once the idle timeout passes.
 #[test]
 fn fifty_trickling_clients_do_not_delay_a_fresh_one_and_time_out() {
-    let server = Server::start(BIN, &["--idle-timeout", "2s", "--quiet"]);
-    let started = Instant::now();
-    let mut trickling: Vec<Conn> = (0..50)
-        .map(|_| {
-            let mut conn = Conn::open(server.addr());
-            conn.send(b"GET / HTTP/1.1\r\nHo");
-            conn
-        })
-        .collect();
-    for conn in &mut trickling {
-        conn.send(b"s");
-    }
-    fresh_client_is_served_promptly(&server);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "too slow to test before the timeout"
-    );
-    for conn in &mut trickling {
-        assert_eq!(conn.read_response(false).status, 408);
-    }
+    testkit::concurrency::fifty_trickling_clients_do_not_delay_a_fresh_one_and_time_out(BIN, &[]);
 }
 
 /// A client that asks for a large file and stops reading blocks only its own process.
@@ -80,10 +36,7 @@ fn a_client_that_stops_reading_stalls_only_itself() {
     let site = TestSite::new();
     site.add_file("large.bin", 32 * 1024 * 1024);
     let server = Server::start(BIN, &["--root", site.root().to_str().unwrap(), "--quiet"]);
-    let mut stuck = Conn::open(server.addr());
-    stuck.send(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut first = [0u8; 4096];
-    stuck.stream().read_exact(&mut first).unwrap();
+    let _stuck = client_that_stops_reading(&server);
     fresh_client_is_served_promptly(&server);
 }
 

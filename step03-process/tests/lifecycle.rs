@@ -3,19 +3,13 @@
 
 use std::fs;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use testkit::concurrency::{idle_client, idle_clients};
+use testkit::lifecycle::{eventually, thousand_connections};
 use testkit::{Conn, PATIENCE, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_step03-process");
-
-fn thousand_connections(server: &Server) {
-    for _ in 0..1000 {
-        let mut conn = Conn::open(server.addr());
-        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
-    }
-}
 
 /// Whether `pid` is gone, or dead and waiting for whoever adopted it to reap it.
 fn is_dead(pid: u32) -> bool {
@@ -25,19 +19,6 @@ fn is_dead(pid: u32) -> bool {
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
-}
-
-/// Polls `condition` until it holds or [`PATIENCE`] runs out: a process's death has no event a
-/// test can wait on.
-fn eventually(condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// `fork` is sound only in a single-threaded process; this holds the server to it.
@@ -121,9 +102,7 @@ fn prefork_replaces_a_dead_worker() {
 #[test]
 fn sigterm_to_a_child_ends_only_that_child() {
     let mut server = Server::start(BIN, &["--idle-timeout", "20s"]);
-    let mut idle = Conn::open(server.addr());
-    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(idle.read_response(false).status, 200);
+    let mut idle = idle_client(&server);
     let child = server.child_pids()[0];
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(child as i32, libc::SIGTERM) }, 0);
@@ -139,14 +118,7 @@ fn sigterm_to_a_child_ends_only_that_child() {
 /// Stopping leaves nothing behind: every child is stopped and reaped before the parent exits 0.
 fn stop_leaves_no_child(args: &[&str], stop: impl FnOnce(&Server)) {
     let mut server = Server::start(BIN, args);
-    let _idle: Vec<Conn> = (0..3)
-        .map(|_| {
-            let mut conn = Conn::open(server.addr());
-            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-            assert_eq!(conn.read_response(false).status, 200);
-            conn
-        })
-        .collect();
+    let _idle: Vec<Conn> = idle_clients(&server, 3);
     let children = server.child_pids();
     assert!(children.len() >= 3, "{children:?}");
     stop(&server);
@@ -225,15 +197,5 @@ fn concurrent_children_never_interleave_log_lines() {
 
 #[test]
 fn help_explains_the_model_flags() {
-    let output = std::process::Command::new(BIN)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--prefork", "--max-children"] {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
-    }
+    testkit::lifecycle::help_mentions(BIN, &["--prefork", "--max-children"]);
 }

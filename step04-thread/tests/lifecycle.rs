@@ -4,22 +4,14 @@
 
 use std::io::Read;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use testkit::server::Launch;
+use testkit::lifecycle::thousand_connections;
 use testkit::site::fnv1a;
 use testkit::{Conn, PATIENCE, Server, TestSite};
 
 const BIN: &str = env!("CARGO_BIN_EXE_step04-thread");
 const LARGE: usize = 32 * 1024 * 1024;
-
-fn thousand_connections(server: &Server) {
-    for _ in 0..1000 {
-        let mut conn = Conn::open(server.addr());
-        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
-    }
-}
 
 /// After 1,000 connections the descriptors are back to where they started, and the threads to
 /// `threads`: the main thread, plus the pool's if there is one.
@@ -54,22 +46,7 @@ fn pool_leaks_nothing_after_a_thousand_connections() {
 fn ctrl_c_with_an_idle_connection_exits_promptly(args: &[&str]) {
     let mut args = args.to_vec();
     args.extend(["--idle-timeout", "30s"]);
-    let mut server = Server::start(BIN, &args);
-    let mut idle = Conn::open(server.addr());
-    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(idle.read_response(false).status, 200);
-    let started = Instant::now();
-    server.signal_group(libc::SIGINT);
-    let status = server
-        .wait_exit(PATIENCE)
-        .expect("still running after Ctrl-C");
-    assert_eq!(status.code(), Some(0));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(idle.is_closed_by_peer(PATIENCE));
+    testkit::lifecycle::ctrl_c_with_an_idle_connection_exits_promptly(BIN, &args);
 }
 
 #[test]
@@ -171,48 +148,10 @@ fn shutdown_timeout_bounds_the_wait_for_a_stuck_client() {
 /// and serves again once the clients leave.
 #[test]
 fn serves_again_after_running_out_of_descriptors() {
-    let launch = Launch {
-        nofile_limit: Some(64),
-    };
-    let server = Server::launch(BIN, &["--idle-timeout", "1s", "--quiet"], &launch);
-    let flood: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();
-    assert!(
-        eventually(|| server
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains("Too many open files"))),
-        "the flood never exhausted the descriptors"
-    );
-    drop(flood);
-    let mut conn = Conn::open(server.addr());
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(conn.read_response(false).status, 200);
+    testkit::lifecycle::serves_again_after_running_out_of_descriptors(BIN);
 }
 
 #[test]
 fn help_explains_the_model_flags() {
-    let output = std::process::Command::new(BIN)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--pool", "--shutdown-timeout"] {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
-    }
-}
-
-/// Polls `condition` until it holds or [`PATIENCE`] runs out (the harness has no event for
-/// "stderr got a line").
-fn eventually(condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
+    testkit::lifecycle::help_mentions(BIN, &["--pool", "--shutdown-timeout"]);
 }

@@ -3,37 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
-use std::time::{Duration, Instant};
 
-use testkit::{Conn, PATIENCE, Server, TestSite};
+use testkit::concurrency::{
+    LONG_IDLE, client_that_stops_reading, fresh_client_is_served_promptly, idle_clients,
+};
+use testkit::{PATIENCE, Server, TestSite};
 
 const BIN: &str = env!("CARGO_BIN_EXE_step05-coroutine");
-
-/// Long enough that a server which made the fresh client wait for an idle one would fail.
-const LONG_IDLE: &str = "20s";
-const PROMPTLY: Duration = Duration::from_secs(5);
-
-/// Opens `n` connections that each completed one request and now sit idle, as a browser's do.
-fn idle_clients(server: &Server, n: usize) -> Vec<Conn> {
-    (0..n)
-        .map(|_| {
-            let mut conn = Conn::open(server.addr());
-            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-            assert_eq!(conn.read_response(false).status, 200);
-            conn
-        })
-        .collect()
-}
-
-fn fresh_client_is_served_promptly(server: &Server) {
-    let started = Instant::now();
-    assert_eq!(testkit::get(server.addr(), "/").status, 200);
-    assert!(
-        started.elapsed() < PROMPTLY,
-        "the fresh client waited {:?}",
-        started.elapsed()
-    );
-}
 
 /// One worker thread, 50 idle connections: each is a parked coroutine, and the thread count
 /// does not move.
@@ -55,26 +31,10 @@ fn fifty_idle_clients_on_one_worker_do_not_delay_a_fresh_one() {
 /// half-sent request at the idle timeout.
 #[test]
 fn fifty_trickling_clients_do_not_delay_a_fresh_one_and_time_out() {
-    let server = Server::start(BIN, &["--workers", "1", "--idle-timeout", "2s", "--quiet"]);
-    let started = Instant::now();
-    let mut trickling: Vec<Conn> = (0..50)
-        .map(|_| {
-            let mut conn = Conn::open(server.addr());
-            conn.send(b"GET / HTTP/1.1\r\nHo");
-            conn
-        })
-        .collect();
-    for conn in &mut trickling {
-        conn.send(b"s");
-    }
-    fresh_client_is_served_promptly(&server);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "too slow to test before the timeout"
+    testkit::concurrency::fifty_trickling_clients_do_not_delay_a_fresh_one_and_time_out(
+        BIN,
+        &["--workers", "1"],
     );
-    for conn in &mut trickling {
-        assert_eq!(conn.read_response(false).status, 408);
-    }
 }
 
 /// A client that stops reading a large file parks its coroutine in `write`; the only worker
@@ -94,10 +54,7 @@ fn a_client_that_stops_reading_stalls_only_itself_even_on_one_worker() {
             "--quiet",
         ],
     );
-    let mut stuck = Conn::open(server.addr());
-    stuck.send(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut first = [0u8; 4096];
-    stuck.stream().read_exact(&mut first).unwrap();
+    let (stuck, first) = client_that_stops_reading(&server);
     fresh_client_is_served_promptly(&server);
     // And the stuck client's response is still whole-able: it resumes when read.
     let mut rest = Vec::new();

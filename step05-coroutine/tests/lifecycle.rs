@@ -5,7 +5,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use step05_coroutine::DEFAULT_STACK_SIZE;
-use testkit::server::Launch;
 use testkit::{Conn, PATIENCE, Server, TestSite};
 
 const BIN: &str = env!("CARGO_BIN_EXE_step05-coroutine");
@@ -17,11 +16,7 @@ fn no_leak_after_a_thousand_connections() {
     // The main thread, `may`'s timer thread and its two workers, started before `Listening`.
     let threads = server.thread_count();
     assert_eq!(threads, 4);
-    for _ in 0..1000 {
-        let mut conn = Conn::open(server.addr());
-        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
-    }
+    testkit::lifecycle::thousand_connections(&server);
     assert_eq!(
         server.settle(fds, PATIENCE, Server::fd_count),
         fds,
@@ -33,22 +28,10 @@ fn no_leak_after_a_thousand_connections() {
 /// Ctrl-C with idle keep-alive connections open: the server exits 0 at once.
 #[test]
 fn ctrl_c_with_an_idle_connection_exits_promptly() {
-    let mut server = Server::start(BIN, &["--idle-timeout", "30s"]);
-    let mut idle = Conn::open(server.addr());
-    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(idle.read_response(false).status, 200);
-    let started = Instant::now();
-    server.signal_group(libc::SIGINT);
-    let status = server
-        .wait_exit(PATIENCE)
-        .expect("still running after Ctrl-C");
-    assert_eq!(status.code(), Some(0));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
+    testkit::lifecycle::ctrl_c_with_an_idle_connection_exits_promptly(
+        BIN,
+        &["--idle-timeout", "30s"],
     );
-    assert!(idle.is_closed_by_peer(PATIENCE));
 }
 
 /// Guards the stack budget: a change in the core that made a connection's stack much deeper
@@ -114,39 +97,10 @@ fn connections_use_under_half_the_default_stack() {
 /// pauses without stalling its worker, and serves again once the clients leave.
 #[test]
 fn serves_again_after_running_out_of_descriptors() {
-    let launch = Launch {
-        nofile_limit: Some(64),
-    };
-    let server = Server::launch(BIN, &["--idle-timeout", "1s", "--quiet"], &launch);
-    let flood: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();
-    let deadline = Instant::now() + PATIENCE;
-    let exhausted = || {
-        server
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains("Too many open files"))
-    };
-    while !exhausted() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
-    assert!(exhausted(), "the flood never exhausted the descriptors");
-    drop(flood);
-    let mut conn = Conn::open(server.addr());
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(conn.read_response(false).status, 200);
+    testkit::lifecycle::serves_again_after_running_out_of_descriptors(BIN);
 }
 
 #[test]
 fn help_explains_the_model_flags() {
-    let output = std::process::Command::new(BIN)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--workers", "--stack-size", "--report-stack-usage"] {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
-    }
+    testkit::lifecycle::help_mentions(BIN, &["--workers", "--stack-size", "--report-stack-usage"]);
 }

@@ -2,14 +2,11 @@
 //! loops, against the shared conformance and keep-alive suites, then the faults (shared with step 6)
 //! and what only an epoll loop promises: no CPU while idle, none while out of descriptors.
 
-#[path = "../../step06-nonblocking/tests/support/mod.rs"]
-mod support;
-
 use std::thread;
 use std::time::Duration;
 
-use testkit::Target;
 use testkit::http::Conn;
+use testkit::{Target, load};
 
 const MIO: Target = Target {
     bin: env!("CARGO_BIN_EXE_step07-epoll"),
@@ -78,50 +75,50 @@ testkit::fault_tests!(
 
 #[test]
 fn fresh_client_is_served_among_idle_trickling_and_stalled_clients() {
-    support::fresh_client_is_served_among_idle_trickling_and_stalled_clients(&MIO);
-    support::fresh_client_is_served_among_idle_trickling_and_stalled_clients(&EPOLL);
+    load::fresh_client_is_served_among_idle_trickling_and_stalled_clients(&MIO);
+    load::fresh_client_is_served_among_idle_trickling_and_stalled_clients(&EPOLL);
 }
 
 #[test]
 fn serves_a_200_mib_file_to_ten_clients_in_bounded_memory() {
-    support::serves_a_huge_file_to_ten_clients_in_bounded_memory(&MIO, 200);
+    load::serves_a_huge_file_to_ten_clients_in_bounded_memory(&MIO, 200);
 }
 
 #[test]
 fn serves_a_200_mib_file_to_ten_clients_from_two_raw_epoll_loops() {
-    support::serves_a_huge_file_to_ten_clients_in_bounded_memory(&EPOLL_TWO_LOOPS, 200);
+    load::serves_a_huge_file_to_ten_clients_in_bounded_memory(&EPOLL_TWO_LOOPS, 200);
 }
 
 #[test]
 fn survives_clients_that_reset_mid_response() {
-    support::survives_clients_that_reset_mid_response(&MIO);
-    support::survives_clients_that_reset_mid_response(&EPOLL);
+    load::survives_clients_that_reset_mid_response(&MIO);
+    load::survives_clients_that_reset_mid_response(&EPOLL);
 }
 
 #[test]
 fn five_thousand_connections_leave_no_descriptor_behind() {
-    support::five_thousand_connections_leave_no_descriptor_behind(&MIO);
+    load::five_thousand_connections_leave_no_descriptor_behind(&MIO);
 }
 
 #[test]
 fn five_thousand_connections_to_two_raw_epoll_loops_leave_no_descriptor_behind() {
-    support::five_thousand_connections_leave_no_descriptor_behind(&EPOLL_TWO_LOOPS);
+    load::five_thousand_connections_leave_no_descriptor_behind(&EPOLL_TWO_LOOPS);
 }
 
 #[test]
 fn recovers_from_descriptor_exhaustion_without_spinning() {
-    support::recovers_from_descriptor_exhaustion(&MIO, true);
-    support::recovers_from_descriptor_exhaustion(&EPOLL, true);
+    load::recovers_from_descriptor_exhaustion(&MIO, true);
+    load::recovers_from_descriptor_exhaustion(&EPOLL, true);
 }
 
 #[test]
 fn stops_gracefully_on_sigterm() {
-    support::stops_gracefully_finishing_responses_in_flight(&MIO, libc::SIGTERM);
+    load::stops_gracefully_finishing_responses_in_flight(&MIO, libc::SIGTERM);
 }
 
 #[test]
 fn every_loop_stops_gracefully_on_sigint() {
-    support::stops_gracefully_finishing_responses_in_flight(&EPOLL_TWO_LOOPS, libc::SIGINT);
+    load::stops_gracefully_finishing_responses_in_flight(&EPOLL_TWO_LOOPS, libc::SIGINT);
 }
 
 /// An idle server sleeps in `epoll_wait`: over a quiet second it uses (almost) no CPU, even with
@@ -130,7 +127,7 @@ fn idle_server_uses_no_cpu(target: &Target) {
     let server = target.start_on(&testkit::www_root(), &["--idle-timeout", "60s"]);
     let mut conns: Vec<Conn> = (0..20).map(|_| Conn::open(server.addr())).collect();
     for conn in &mut conns {
-        conn.send(support::get("/index.html").as_bytes());
+        conn.send(load::get("/index.html").as_bytes());
         assert_eq!(conn.read_response(false).status, 200);
     }
     thread::sleep(Duration::from_millis(200));

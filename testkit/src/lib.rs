@@ -12,11 +12,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod clients;
+pub mod concurrency;
 pub mod conformance;
 pub mod conventions;
 pub mod faults;
 pub mod http;
 pub mod keep_alive;
+pub mod lifecycle;
+pub mod load;
 pub mod procfs;
 pub mod server;
 pub mod site;

@@ -1,9 +1,8 @@
-//! Fault and load tests that steps 6 and 7 share: the real binary, real sockets, loopback only.
+//! Fault and load checks that steps 6 and 7 share: the real binary, real sockets, loopback only.
 //!
-//! Step 7's tests include this file by path (`#[path = "../../step06-nonblocking/tests/support/mod.rs"]`):
-//! both steps serve through the same connection state machine and must survive the same faults,
-//! so the checks are written once. Each function takes the [`Target`] to run.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! Both steps serve through the same connection state machine and must survive the same faults,
+//! so the checks are written once, here, and each step's tests call them. Each function takes the
+//! [`Target`] to run.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -13,9 +12,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use testkit::http::Conn;
-use testkit::server::Launch;
-use testkit::{PATIENCE, Server, Target, TestSite};
+use crate::http::Conn;
+use crate::server::Launch;
+use crate::{PATIENCE, Server, Target, TestSite};
 
 /// A request for `path` that keeps the connection.
 pub fn get(path: &str) -> String {
@@ -53,7 +52,7 @@ pub fn fresh_client_is_served_among_idle_trickling_and_stalled_clients(target: &
     thread::sleep(Duration::from_millis(200));
 
     let started = Instant::now();
-    let response = testkit::get(server.addr(), "/index.html");
+    let response = crate::get(server.addr(), "/index.html");
     let waited = started.elapsed();
     assert_eq!(response.status, 200);
     assert!(
@@ -78,7 +77,7 @@ impl BigFile {
     const BLOCK: usize = 1 << 20;
 
     fn write_to(path: &std::path::Path, n_blocks: usize) -> BigFile {
-        let block = testkit::site::pseudo_random_bytes(BigFile::BLOCK);
+        let block = crate::site::pseudo_random_bytes(BigFile::BLOCK);
         let mut file = fs::File::create(path).unwrap();
         let mut big = BigFile { block, n_blocks };
         for index in 0..n_blocks {
@@ -164,7 +163,7 @@ pub fn serves_a_huge_file_to_ten_clients_in_bounded_memory(target: &Target, bloc
         let (peak_rss, done) = (Arc::clone(&peak_rss), Arc::clone(&done));
         thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                peak_rss.fetch_max(testkit::procfs::rss_kib(pid), Ordering::Relaxed);
+                peak_rss.fetch_max(crate::procfs::rss_kib(pid), Ordering::Relaxed);
                 thread::sleep(Duration::from_millis(20));
             }
         })
@@ -215,7 +214,7 @@ pub fn survives_clients_that_reset_mid_response(target: &Target) {
         // Closing with unread bytes in the receive buffer makes the kernel send RST, not FIN.
         drop(stream);
     }
-    let response = testkit::get(server.addr(), "/index.html");
+    let response = crate::get(server.addr(), "/index.html");
     assert_eq!(response.status, 200, "the server stopped serving");
     let settled = server.settle(baseline, PATIENCE, Server::fd_count);
     assert_eq!(settled, baseline, "descriptors leaked after resets");
@@ -225,7 +224,7 @@ pub fn survives_clients_that_reset_mid_response(target: &Target) {
 /// before sending anything, requests cut off mid-head. Afterwards the server holds exactly the
 /// descriptors it held before.
 pub fn five_thousand_connections_leave_no_descriptor_behind(target: &Target) {
-    let server = target.start_on(&testkit::www_root(), &["--quiet"]);
+    let server = target.start_on(&crate::www_root(), &["--quiet"]);
     let baseline = server.fd_count();
     for round in 0..5_000 {
         let mut stream = TcpStream::connect(server.addr()).unwrap();
@@ -257,7 +256,7 @@ pub fn five_thousand_connections_leave_no_descriptor_behind(target: &Target) {
 /// descriptors, says so, keeps serving the connections it has, and once the clients leave,
 /// serves again. With `check_cpu`, it must also not spin while out of descriptors.
 pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
-    let root = testkit::www_root();
+    let root = crate::www_root();
     let mut args = vec!["--root", root.to_str().unwrap(), "--quiet"];
     args.extend_from_slice(target.args);
     let launch = Launch {

@@ -1,0 +1,87 @@
+//! Resources come back and signals stop the server, for the blocking models (steps 3–5): the
+//! leak, shutdown and out-of-descriptor checks their lifecycle tests share.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::concurrency::idle_client;
+use crate::server::Launch;
+use crate::{Conn, PATIENCE, Server};
+
+/// Opens, uses and closes 1,000 connections one after another, each with one request for `/`.
+pub fn thousand_connections(server: &Server) {
+    for _ in 0..1000 {
+        let mut conn = Conn::open(server.addr());
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(conn.read_response(false).status, 200);
+    }
+}
+
+/// Polls `condition` until it holds or [`PATIENCE`] runs out, and says whether it held: for the
+/// changes a test has no event to wait on (a process's death, a line on stderr).
+pub fn eventually(condition: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Ctrl-C (SIGINT to the process group) while a keep-alive connection sits idle: the server
+/// exits 0 within 3 seconds, long before the idle timeout, and closes the idle connection.
+/// `args` should set a long `--idle-timeout`.
+pub fn ctrl_c_with_an_idle_connection_exits_promptly(bin: &str, args: &[&str]) {
+    let mut server = Server::start(bin, args);
+    let mut idle = idle_client(&server);
+    let started = Instant::now();
+    server.signal_group(libc::SIGINT);
+    let status = server
+        .wait_exit(PATIENCE)
+        .expect("still running after Ctrl-C");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(idle.is_closed_by_peer(PATIENCE));
+}
+
+/// Out of descriptors (`bin` under a limit of 64, flooded with 100 connections): the server logs
+/// `Too many open files`, and serves again once the clients leave.
+pub fn serves_again_after_running_out_of_descriptors(bin: &str) {
+    let launch = Launch {
+        nofile_limit: Some(64),
+    };
+    let server = Server::launch(bin, &["--idle-timeout", "1s", "--quiet"], &launch);
+    let flood: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();
+    assert!(
+        eventually(|| server
+            .stderr_lines()
+            .iter()
+            .any(|line| line.contains("Too many open files"))),
+        "the flood never exhausted the descriptors"
+    );
+    drop(flood);
+    let mut conn = Conn::open(server.addr());
+    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response(false).status, 200);
+}
+
+/// `bin --help` mentions each of the model's own `flags`.
+pub fn help_mentions(bin: &str, flags: &[&str]) {
+    let output = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in flags {
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
+    }
+}
