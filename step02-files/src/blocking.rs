@@ -11,12 +11,11 @@ use crate::decoder::RequestDecoder;
 use crate::error::HttpError;
 use crate::request::Request;
 use crate::respond::{error_response, respond, status_page};
-use crate::response::{Body, Persistence, Response};
+use crate::response::{Persistence, Response, file_shrank};
 use crate::startup::Site;
 use crate::status::StatusCode;
 
-/// Bodies up to this size are read into the same buffer as the head and sent in one `write`.
-pub const SMALL_BODY: u64 = 16 * 1024;
+pub use crate::response::SMALL_BODY;
 
 /// Larger files are streamed through a buffer of this size, so memory per connection stays bounded
 /// whatever the file's size. It lives on the heap: coroutine stacks (step 5) are small.
@@ -196,32 +195,12 @@ fn is_timeout(error: &io::Error) -> bool {
 /// while being served): the head has promised a length the server can no longer keep, so the
 /// only honest thing left is to close.
 pub fn write_response<W: Write + ?Sized>(stream: &mut W, response: Response) -> io::Result<u64> {
-    let Response {
-        mut head,
-        body,
-        body_len,
-        ..
-    } = response;
-    match body {
-        Body::Empty => stream.write_all(&head)?,
-        Body::Bytes(bytes) => {
-            head.extend_from_slice(&bytes[..body_len as usize]);
-            stream.write_all(&head)?;
-        }
-        Body::File(mut file) if body_len <= SMALL_BODY => {
-            // One `read` fills exactly the room made for the body; `read_to_end` would take
-            // several (and one more to see the end of the file).
-            let head_len = head.len();
-            head.resize(head_len + body_len as usize, 0);
-            file.read_exact(&mut head[head_len..])
-                .map_err(|_| file_shrank())?;
-            stream.write_all(&head)?;
-        }
-        Body::File(file) => {
-            stream.write_all(&head)?;
-            let n_copied = copy_bounded(&mut file.take(body_len), stream)?;
-            ensure_whole(n_copied, body_len)?;
-        }
+    let body_len = response.body_len;
+    let wire = response.into_wire()?;
+    stream.write_all(&wire.first)?;
+    if let Some((file, len)) = wire.rest {
+        let n_copied = copy_bounded(&mut file.take(len), stream)?;
+        ensure_whole(n_copied, len)?;
     }
     stream.flush()?;
     Ok(body_len)
@@ -234,13 +213,6 @@ fn ensure_whole(n_bytes: u64, expected: u64) -> io::Result<()> {
     } else {
         Err(file_shrank())
     }
-}
-
-fn file_shrank() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "file shrank while it was being sent",
-    )
 }
 
 /// `io::copy` with a heap buffer: `io::copy` keeps an 8 KiB buffer on the stack, which is a

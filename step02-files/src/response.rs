@@ -1,7 +1,7 @@
 //! Defines [`Response`]: a status, a serialized head and a body to send, and the head's rules.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::time::SystemTime;
 
 use crate::status::StatusCode;
@@ -42,6 +42,67 @@ pub struct Response {
     pub body_len: u64,
     /// Whether the connection may carry another request after this response.
     pub keep_alive: bool,
+}
+
+/// Bodies up to this size are read into the same buffer as the head and sent in one `write`.
+pub const SMALL_BODY: u64 = 16 * 1024;
+
+/// A response laid out for the wire: the bytes to send first, then what is left of a large file.
+#[derive(Debug)]
+pub struct Wire {
+    /// The head, with the body appended when it is small ([`SMALL_BODY`]) or built in memory.
+    pub first: Vec<u8>,
+    /// A large file and how many of its bytes to stream after `first`.
+    pub rest: Option<(File, u64)>,
+}
+
+impl Response {
+    // ANCHOR: into_wire
+    /// Lays the response out for sending. A small body joins the head, so both leave in one
+    /// `write` (one system call, usually one TCP segment); a small file is read with one `read`
+    /// into exactly the room made for it. A large file is left to be streamed in bounded chunks.
+    ///
+    /// # Errors
+    ///
+    /// Fails when a small file cannot be read whole: it shrank since it was opened.
+    pub fn into_wire(self) -> io::Result<Wire> {
+        let Response {
+            mut head,
+            body,
+            body_len,
+            ..
+        } = self;
+        let rest = match body {
+            Body::Empty => None,
+            Body::Bytes(bytes) => {
+                head.extend_from_slice(
+                    &bytes[..bytes
+                        .len()
+                        .min(usize::try_from(body_len).unwrap_or(usize::MAX))],
+                );
+                None
+            }
+            Body::File(mut file) if body_len <= SMALL_BODY => {
+                let head_len = head.len();
+                // body_len <= SMALL_BODY, so it fits a usize.
+                head.resize(head_len + body_len as usize, 0);
+                file.read_exact(&mut head[head_len..])
+                    .map_err(|_| file_shrank())?;
+                None
+            }
+            Body::File(file) => Some((file, body_len)),
+        };
+        Ok(Wire { first: head, rest })
+    }
+    // ANCHOR_END: into_wire
+}
+
+/// The error for a file that ended before the length its response head promised.
+pub fn file_shrank() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file shrank while it was being sent",
+    )
 }
 
 /// Builds a response head (RFC 9112 §4, RFC 9110 §6.6).

@@ -8,8 +8,9 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 
-use step02_files::blocking::{COPY_CHUNK, SMALL_BODY};
-use step02_files::{Body, Request, Response, StatusCode};
+use step02_files::blocking::COPY_CHUNK;
+use step02_files::response::file_shrank;
+use step02_files::{Request, Response, StatusCode};
 
 /// A response being sent: a buffer of bytes not yet written, then, for a large file, the rest of
 /// the file, read one [`COPY_CHUNK`] at a time into the same buffer.
@@ -51,29 +52,16 @@ impl Outgoing {
     ///
     /// Fails when a small file cannot be read whole (it shrank since it was opened).
     pub fn new(response: Response, request: Option<Request>) -> io::Result<Outgoing> {
-        let Response {
-            status,
-            mut head,
-            body,
-            body_len,
-            keep_alive,
-        } = response;
-        let mut file = None;
-        let mut file_left = 0;
-        match body {
-            Body::Empty => {}
-            Body::Bytes(bytes) => head.extend_from_slice(&bytes[..clamp(body_len, bytes.len())]),
-            Body::File(mut small) if body_len <= SMALL_BODY => {
-                append_exactly(&mut small, &mut head, body_len)?;
-            }
-            Body::File(large) => {
-                file = Some(large);
-                file_left = body_len;
-            }
-        }
-        let filled = head.len();
+        let (status, body_len, keep_alive) =
+            (response.status, response.body_len, response.keep_alive);
+        let wire = response.into_wire()?;
+        let (file, file_left) = match wire.rest {
+            Some((file, len)) => (Some(file), len),
+            None => (None, 0),
+        };
+        let filled = wire.first.len();
         Ok(Outgoing {
-            buf: head,
+            buf: wire.first,
             sent: 0,
             filled,
             file,
@@ -129,7 +117,7 @@ impl Outgoing {
     /// Reads the next chunk of the file into the buffer, which has been written out.
     fn refill(&mut self) -> io::Result<()> {
         let Some(file) = self.file.as_mut() else {
-            return Err(shrank());
+            return Err(file_shrank());
         };
         if self.buf.len() < COPY_CHUNK {
             self.buf.resize(COPY_CHUNK, 0);
@@ -137,7 +125,7 @@ impl Outgoing {
         let wanted = clamp(self.file_left, COPY_CHUNK);
         let n_read = loop {
             match file.read(&mut self.buf[..wanted]) {
-                Ok(0) => return Err(shrank()),
+                Ok(0) => return Err(file_shrank()),
                 Ok(n_read) => break n_read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
@@ -150,26 +138,6 @@ impl Outgoing {
     }
 }
 
-/// Appends exactly `len` bytes of `file` to `buf` with as few `read` calls as the file allows
-/// (one, for a regular file): `read_to_end` would grow the buffer in steps, a `read` per step.
-fn append_exactly(file: &mut File, buf: &mut Vec<u8>, len: u64) -> io::Result<()> {
-    let start = buf.len();
-    buf.resize(start + clamp(len, usize::MAX), 0);
-    match file.read_exact(&mut buf[start..]) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Err(shrank()),
-        Err(error) => Err(error),
-    }
-}
-
-/// `len`, capped at `max`; a `u64` length never exceeds memory here, but `as` would hide it if it did.
 fn clamp(len: u64, max: usize) -> usize {
     usize::try_from(len).unwrap_or(usize::MAX).min(max)
-}
-
-fn shrank() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "file shrank while it was being sent",
-    )
 }
