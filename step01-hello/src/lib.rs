@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use step02_files::ShutdownSignal;
-use step02_files::blocking::close_gracefully;
-use step02_files::startup::accept_failed;
+use step02_files::server::blocking::close_gracefully;
+use step02_files::server::startup::accept_failed;
 
 // ANCHOR: page
 /// The whole answer: a status line, headers, a blank line, the body.

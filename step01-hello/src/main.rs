@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use step01_hello::{Options, serve};
-use step02_files::startup::{self, StartupError};
+use step02_files::server::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
 
 /// Step 1: answer every request with one fixed page, one client at a time.
@@ -32,7 +32,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    step02_files::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
+    step02_files::server::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
 }
 
 // ANCHOR: run

@@ -5,47 +5,34 @@
 //! contact with the outside), and nothing in it touches a socket. That is what lets the blocking
 //! steps (2–5) and the event loops (6–7) share one parser and one set of answers.
 //!
+//! The crate has two layers, one directory each:
+//!
 //! | module | role |
 //! |---|---|
-//! | [`request`], [`decoder`] | bytes → requests, with every limit enforced ([`Limits`]) |
-//! | [`error`], [`status`] | why a request was refused, and the status that says so |
-//! | [`docroot`] | URL path → file, never outside the root |
-//! | [`respond`], [`response`] | request → response head and body |
-//! | [`blocking`] | the read–answer loop of steps 2–5, generic over [`Transport`] |
-//! | [`cli`], [`startup`], [`shutdown`], [`log`] | what every server binary shares: flags, binding, signals, the access log |
+//! | [`http`] | the sans-I/O core: request parsing and framing, the document root, responses |
+//! | [`server`] | the shell around it that every binary shares: flags, binding, signals, the access log, the blocking loop of steps 2–5 |
 //!
 //! The step-2 server itself is [`serve`]: one connection at a time, closed after each response.
 
-pub mod blocking;
-pub mod cli;
-pub mod decoder;
-pub mod docroot;
-pub mod error;
-pub mod limits;
-pub mod log;
-pub mod request;
-pub mod respond;
-pub mod response;
-pub mod shutdown;
-pub mod startup;
-pub mod status;
+pub mod http;
+pub mod server;
 
 use std::io;
 use std::net::TcpListener;
 
-pub use blocking::{Transport, handle_connection, serve_tcp};
-pub use cli::ServerArgs;
-pub use decoder::RequestDecoder;
-pub use docroot::{DocRoot, Resolved};
-pub use error::HttpError;
-pub use limits::Limits;
-pub use log::AccessLog;
-pub use request::{Method, Parsed, Request, Version, parse_request};
-pub use respond::{error_response, respond, status_page};
-pub use response::{Body, Persistence, Response};
-pub use shutdown::ShutdownSignal;
-pub use startup::{ListenOptions, Site, StartupError, start};
-pub use status::StatusCode;
+pub use http::decoder::RequestDecoder;
+pub use http::docroot::{DocRoot, Resolved};
+pub use http::error::HttpError;
+pub use http::limits::Limits;
+pub use http::request::{Method, Parsed, Request, Version, parse_request};
+pub use http::respond::{error_response, respond, status_page};
+pub use http::response::{Body, Persistence, Response};
+pub use http::status::StatusCode;
+pub use server::blocking::{Transport, handle_connection, serve_tcp};
+pub use server::cli::ServerArgs;
+pub use server::log::AccessLog;
+pub use server::shutdown::ShutdownSignal;
+pub use server::startup::{ListenOptions, Site, StartupError, start};
 
 // ANCHOR: serve
 /// Serves connections one after another until SIGINT or SIGTERM: accept, answer one request,
@@ -60,7 +47,7 @@ pub fn serve(listener: &TcpListener, site: &Site, shutdown: &ShutdownSignal) -> 
         match shutdown.accept(listener) {
             Ok(Some((stream, peer))) => serve_tcp(stream, peer, site, Persistence::CloseAfterEach),
             Ok(None) => return Ok(()),
-            Err(error) => startup::accept_failed(&error),
+            Err(error) => server::startup::accept_failed(&error),
         }
     }
 }

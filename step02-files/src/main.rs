@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use step02_files::startup::{self, StartupError};
+use step02_files::server::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs, ShutdownSignal, serve};
 
 /// Step 2: serve files from a folder, one connection at a time.
@@ -27,7 +27,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    step02_files::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
+    step02_files::server::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
 }
 
 // ANCHOR: run

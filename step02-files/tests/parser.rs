@@ -397,7 +397,7 @@ fn resolves_files_folders_and_refusals() {
 #[test]
 fn content_types_come_from_the_extension() {
     use std::path::Path;
-    use step02_files::docroot::content_type;
+    use step02_files::http::docroot::content_type;
     let cases = [
         ("a.html", "text/html; charset=utf-8"),
         ("a.css", "text/css; charset=utf-8"),

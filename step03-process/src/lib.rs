@@ -19,7 +19,8 @@ use std::os::fd::AsFd;
 
 use nix::poll::PollTimeout;
 use nix::unistd::ForkResult;
-use step02_files::{Persistence, Site, serve_tcp, startup};
+use step02_files::server::startup;
+use step02_files::{Persistence, Site, serve_tcp};
 
 pub use children::Children;
 pub use process::{ChildExits, ParentSignals, Wakeup, fork_child, wait_for};

@@ -23,7 +23,7 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use clap::Parser;
-use step02_files::startup::{self, StartupError};
+use step02_files::server::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs};
 use step03_process::{Model, ParentSignals, serve};
 
@@ -53,7 +53,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    step02_files::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
+    step02_files::server::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
 }
 
 // ANCHOR: run

@@ -10,7 +10,8 @@ use std::num::NonZeroUsize;
 
 use nix::poll::PollTimeout;
 use nix::unistd::{ForkResult, Pid, getpid, getppid};
-use step02_files::{Persistence, Site, serve_tcp, startup};
+use step02_files::server::startup;
+use step02_files::{Persistence, Site, serve_tcp};
 
 use crate::children::{Children, Exited};
 use crate::process::{ParentSignals, fork_child, wait_for};

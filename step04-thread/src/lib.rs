@@ -15,7 +15,7 @@ use std::num::NonZeroUsize;
 use std::thread;
 use std::time::Duration;
 
-use step02_files::startup::{self, is_resource_shortage};
+use step02_files::server::startup::{self, is_resource_shortage};
 use step02_files::{Persistence, ShutdownSignal, Site, serve_tcp};
 use threadpool::ThreadPool;
 

@@ -20,7 +20,7 @@
 //! - The stack does not grow: it is a fixed `mmap`ed region with a guard page below it. Running
 //!   into the guard page does not end the process: `may` prints "coroutine … has overflowed its
 //!   stack" and abandons that coroutine, so its socket is never closed and any lock it held stays
-//!   held. The core keeps big buffers on the heap ([`step02_files::blocking::COPY_CHUNK`]);
+//!   held. The core keeps big buffers on the heap ([`step02_files::server::blocking::COPY_CHUNK`]);
 //!   [`DEFAULT_STACK_SIZE`] says how much stack was measured.
 
 #![deny(missing_docs)]
@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use step02_files::startup::is_resource_shortage;
+use step02_files::server::startup::is_resource_shortage;
 use step02_files::{Persistence, ShutdownSignal, Site, Transport, handle_connection};
 
 // ANCHOR: stack_size
@@ -171,7 +171,7 @@ fn accept_loop(listener: &may::net::TcpListener, site: &Site) -> ! {
 // ANCHOR_END: accept_loop
 
 // ANCHOR: accept_failed
-/// Like [`step02_files::startup::accept_failed`], but pauses with `may`'s sleep: the std version
+/// Like [`step02_files::server::startup::accept_failed`], but pauses with `may`'s sleep: the std version
 /// calls `std::thread::sleep`, which would stall a worker thread and every coroutine on it.
 fn accept_failed(error: &io::Error) {
     let _ = writeln!(io::stderr().lock(), "accept failed: {error}");

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::Parser;
-use step02_files::startup::{self, StartupError};
+use step02_files::server::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
 use step05_coroutine::{
     DEFAULT_STACK_SIZE, Options, configure, into_may_listener, parse_size, serve,
@@ -55,7 +55,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    step02_files::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
+    step02_files::server::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
 }
 
 // ANCHOR: run

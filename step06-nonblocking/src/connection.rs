@@ -7,7 +7,7 @@
 //! [`RequestDecoder`]), the response still to send ([`Outgoing`]), and a deadline. Steps 6 and 7
 //! share this code; they differ only in how they learn that a socket is ready.
 //!
-//! The rules it follows, the same as the blocking loop of step 2 (`step02_files::blocking`):
+//! The rules it follows, the same as the blocking loop of step 2 (`step02_files::server::blocking`):
 //!
 //! - requests are answered one at a time, in order; while a response is being sent, nothing more
 //!   is read (back-pressure: a client that pipelines without reading cannot make the server buffer
@@ -23,7 +23,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use step02_files::decoder::READ_CHUNK;
+use step02_files::http::decoder::READ_CHUNK;
 use step02_files::{
     Persistence, Request, RequestDecoder, Response, Site, StatusCode, error_response, respond,
     status_page,

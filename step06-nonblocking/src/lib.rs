@@ -22,7 +22,7 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use step02_files::startup::is_resource_shortage;
+use step02_files::server::startup::is_resource_shortage;
 use step02_files::{ShutdownSignal, Site};
 
 pub use connection::{Connection, Next, Readiness};

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use step02_files::startup::{self, StartupError};
+use step02_files::server::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
 use step06_nonblocking::{Options, serve};
 
@@ -32,7 +32,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    step02_files::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
+    step02_files::server::cli::exit_code(env!("CARGO_PKG_NAME"), run(&args))
 }
 
 // ANCHOR: run

@@ -8,8 +8,8 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 
-use step02_files::blocking::COPY_CHUNK;
-use step02_files::response::file_shrank;
+use step02_files::http::response::file_shrank;
+use step02_files::server::blocking::COPY_CHUNK;
 use step02_files::{Request, Response, StatusCode};
 
 /// A response being sent: a buffer of bytes not yet written, then, for a large file, the rest of

@@ -35,7 +35,7 @@ impl Socket for TcpStream {
 ///
 /// `WouldBlock` when no connection is waiting; `EMFILE`/`ENFILE` when the process or the system
 /// is out of descriptors (see
-/// [`is_resource_shortage`](step02_files::startup::is_resource_shortage)); anything else `accept`
+/// [`is_resource_shortage`](step02_files::server::startup::is_resource_shortage)); anything else `accept`
 /// can report.
 pub fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let (stream, peer) = accept_raw(listener)?;

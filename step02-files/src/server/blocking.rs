@@ -7,15 +7,15 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::decoder::RequestDecoder;
-use crate::error::HttpError;
-use crate::request::Request;
-use crate::respond::{error_response, respond, status_page};
-use crate::response::{Persistence, Response, file_shrank};
-use crate::startup::Site;
-use crate::status::StatusCode;
+use crate::http::decoder::RequestDecoder;
+use crate::http::error::HttpError;
+use crate::http::request::Request;
+use crate::http::respond::{error_response, respond, status_page};
+use crate::http::response::{Persistence, Response, file_shrank};
+use crate::http::status::StatusCode;
+use crate::server::startup::Site;
 
-pub use crate::response::SMALL_BODY;
+pub use crate::http::response::SMALL_BODY;
 
 /// Larger files are streamed through a buffer of this size, so memory per connection stays bounded
 /// whatever the file's size. It lives on the heap: coroutine stacks (step 5) are small.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::status::StatusCode;
+use crate::http::status::StatusCode;
 
 /// Why the parser refused a request.
 ///

@@ -1,11 +1,11 @@
 //! Decides the answer to a request: the file, a redirect, or an error page. No I/O but opening
 //! the file under the document root.
 
-use crate::docroot::{DocRoot, FoundFile, Resolved};
-use crate::error::HttpError;
-use crate::request::{Method, Request, Version};
-use crate::response::{Body, ConnectionHeader, HeadBuilder, Persistence, Response};
-use crate::status::StatusCode;
+use crate::http::docroot::{DocRoot, FoundFile, Resolved};
+use crate::http::error::HttpError;
+use crate::http::request::{Method, Request, Version};
+use crate::http::response::{Body, ConnectionHeader, HeadBuilder, Persistence, Response};
+use crate::http::status::StatusCode;
 
 // ANCHOR: respond
 /// The response to `request`, serving files from `root`.

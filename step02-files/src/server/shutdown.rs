@@ -52,7 +52,7 @@ impl ShutdownSignal {
     ///
     /// # Errors
     ///
-    /// Returns `accept`'s error; see [`accept_failed`](crate::startup::accept_failed) for the ones
+    /// Returns `accept`'s error; see [`accept_failed`](crate::server::startup::accept_failed) for the ones
     /// worth pausing after. The server should go on accepting after any of them.
     pub fn accept(&self, listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
         loop {

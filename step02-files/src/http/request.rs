@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 use percent_encoding::percent_decode;
 use regex::bytes::Regex;
 
-use crate::error::HttpError;
-use crate::limits::Limits;
+use crate::http::error::HttpError;
+use crate::http::limits::Limits;
 
 /// The request methods this server knows; everything else is kept by name so it can be logged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 
 use std::io::{self, Read};
 
-use crate::error::HttpError;
-use crate::limits::Limits;
-use crate::request::{Parsed, Request, parse_request};
+use crate::http::error::HttpError;
+use crate::http::limits::Limits;
+use crate::http::request::{Parsed, Request, parse_request};
 
 /// How many bytes [`RequestDecoder::read_from`] asks the source for at a time.
 pub const READ_CHUNK: usize = 4096;

@@ -4,8 +4,8 @@ use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-use crate::request::Request;
-use crate::status::StatusCode;
+use crate::http::request::Request;
+use crate::http::status::StatusCode;
 
 /// Writes the access log: `PEER "METHOD TARGET VERSION" STATUS BYTES`, one line per response.
 ///

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::time::SystemTime;
 
-use crate::status::StatusCode;
+use crate::http::status::StatusCode;
 
 /// The value of the `Server` header.
 pub const SERVER_NAME: &str = concat!("progressive-servers/", env!("CARGO_PKG_VERSION"));

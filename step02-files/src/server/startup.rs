@@ -10,10 +10,10 @@ use std::time::Duration;
 use nix::errno::Errno;
 use socket2::{Domain, Socket, Type};
 
-use crate::cli::ServerArgs;
-use crate::docroot::DocRoot;
-use crate::limits::Limits;
-use crate::log::AccessLog;
+use crate::http::docroot::DocRoot;
+use crate::http::limits::Limits;
+use crate::server::cli::ServerArgs;
+use crate::server::log::AccessLog;
 
 /// Everything a connection handler needs to know about the server, shared by all connections.
 #[derive(Debug, Clone)]
