@@ -5,10 +5,10 @@
 //! may take part of the bytes, or none (`WouldBlock`), and the rest must wait for the next time the
 //! socket is writable. So the unsent bytes and the file's position live in this value between calls.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 
-use step02_files::http::response::file_shrank;
+use step02_files::http::response::{FileRange, file_shrank};
 use step02_files::server::blocking::COPY_CHUNK;
 use step02_files::{Request, Response, StatusCode};
 
@@ -23,9 +23,8 @@ pub struct Outgoing {
     /// `buf[sent..filled]` is still to be written.
     sent: usize,
     filled: usize,
-    /// A large file's unsent part, and how many of its bytes are still owed to the client.
-    file: Option<File>,
-    file_left: u64,
+    /// A large file's part not yet read into `buf`: `file.len` bytes from `file.offset` on.
+    file: Option<FileRange>,
     /// What the access log says once the response is out.
     pub(crate) status: StatusCode,
     pub(crate) request: Option<Request>,
@@ -55,17 +54,12 @@ impl Outgoing {
         let (status, body_len, keep_alive) =
             (response.status, response.body_len, response.keep_alive);
         let wire = response.into_wire()?;
-        let (file, file_left) = match wire.rest {
-            Some((file, len)) => (Some(file), len),
-            None => (None, 0),
-        };
         let filled = wire.first.len();
         Ok(Outgoing {
             buf: wire.first,
             sent: 0,
             filled,
-            file,
-            file_left,
+            file: wire.rest,
             status,
             request,
             body_len,
@@ -89,7 +83,7 @@ impl Outgoing {
         let mut n_written = 0u64;
         loop {
             if self.sent == self.filled {
-                if self.file_left == 0 {
+                if self.file.as_ref().is_none_or(|range| range.len == 0) {
                     return Ok((n_written, Flow::Done));
                 }
                 self.refill()?;
@@ -116,15 +110,15 @@ impl Outgoing {
 
     /// Reads the next chunk of the file into the buffer, which has been written out.
     fn refill(&mut self) -> io::Result<()> {
-        let Some(file) = self.file.as_mut() else {
+        let Some(range) = self.file.as_mut() else {
             return Err(file_shrank());
         };
         if self.buf.len() < COPY_CHUNK {
             self.buf.resize(COPY_CHUNK, 0);
         }
-        let wanted = clamp(self.file_left, COPY_CHUNK);
+        let wanted = clamp(range.len, COPY_CHUNK);
         let n_read = loop {
-            match file.read(&mut self.buf[..wanted]) {
+            match range.file.read_at(&mut self.buf[..wanted], range.offset) {
                 Ok(0) => return Err(file_shrank()),
                 Ok(n_read) => break n_read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -133,7 +127,8 @@ impl Outgoing {
         };
         self.sent = 0;
         self.filled = n_read;
-        self.file_left -= n_read as u64;
+        range.offset += n_read as u64;
+        range.len -= n_read as u64;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::http::status::StatusCode;
@@ -52,8 +53,23 @@ pub const SMALL_BODY: u64 = 16 * 1024;
 pub struct Wire {
     /// The head, with the body appended when it is small ([`SMALL_BODY`]) or built in memory.
     pub first: Vec<u8>,
-    /// A large file and how many of its bytes to stream after `first`.
-    pub rest: Option<(File, u64)>,
+    /// The part of a large file to stream after `first`.
+    pub rest: Option<FileRange>,
+}
+
+/// `len` bytes of `file` from byte `offset` on.
+///
+/// The file may be shared (an open-file cache hands the same descriptor to many connections), so
+/// whoever sends it reads at explicit offsets (`pread`, `sendfile` with an offset) and never moves
+/// or relies on the descriptor's own file position.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    /// The open file.
+    pub file: Arc<File>,
+    /// Where the bytes to send start.
+    pub offset: u64,
+    /// How many bytes to send.
+    pub len: u64,
 }
 
 impl Response {
@@ -90,7 +106,11 @@ impl Response {
                     .map_err(|_| file_shrank())?;
                 None
             }
-            Body::File(file) => Some((file, body_len)),
+            Body::File(file) => Some(FileRange {
+                file: Arc::new(file),
+                offset: 0,
+                len: body_len,
+            }),
         };
         Ok(Wire { first: head, rest })
     }

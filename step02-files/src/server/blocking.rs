@@ -5,13 +5,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use crate::http::decoder::RequestDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::Request;
 use crate::http::respond::{error_response, respond, status_page};
-use crate::http::response::{Persistence, Response, file_shrank};
+use crate::http::response::{FileRange, Persistence, Response, file_shrank};
 use crate::http::status::StatusCode;
 use crate::server::startup::Site;
 
@@ -198,9 +199,9 @@ pub fn write_response<W: Write + ?Sized>(stream: &mut W, response: Response) -> 
     let body_len = response.body_len;
     let wire = response.into_wire()?;
     stream.write_all(&wire.first)?;
-    if let Some((file, len)) = wire.rest {
-        let n_copied = copy_bounded(&mut file.take(len), stream)?;
-        ensure_whole(n_copied, len)?;
+    if let Some(range) = wire.rest {
+        let n_copied = copy_range(&range, stream)?;
+        ensure_whole(n_copied, range.len)?;
     }
     stream.flush()?;
     Ok(body_len)
@@ -215,13 +216,20 @@ fn ensure_whole(n_bytes: u64, expected: u64) -> io::Result<()> {
     }
 }
 
-/// `io::copy` with a heap buffer: `io::copy` keeps an 8 KiB buffer on the stack, which is a
-/// quarter of a `may` coroutine's default stack.
-fn copy_bounded<R: Read, W: Write + ?Sized>(source: &mut R, sink: &mut W) -> io::Result<u64> {
-    let mut chunk = vec![0u8; COPY_CHUNK];
+/// Copies `range` to `sink` through a heap buffer, reading at explicit offsets (the file may be
+/// shared). Not `io::copy`: it keeps an 8 KiB buffer on the stack, a quarter of a `may`
+/// coroutine's default stack.
+fn copy_range<W: Write + ?Sized>(range: &FileRange, sink: &mut W) -> io::Result<u64> {
+    let mut chunk = vec![0u8; COPY_CHUNK.min(usize::try_from(range.len).unwrap_or(COPY_CHUNK))];
     let mut n_copied = 0u64;
-    loop {
-        let n_read = match source.read(&mut chunk) {
+    while n_copied < range.len {
+        let wanted = usize::try_from(range.len - n_copied)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
+        let n_read = match range
+            .file
+            .read_at(&mut chunk[..wanted], range.offset + n_copied)
+        {
             Ok(0) => return Ok(n_copied),
             Ok(n_read) => n_read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -230,6 +238,7 @@ fn copy_bounded<R: Read, W: Write + ?Sized>(source: &mut R, sink: &mut W) -> io:
         sink.write_all(&chunk[..n_read])?;
         n_copied += n_read as u64;
     }
+    Ok(n_copied)
 }
 
 // ANCHOR: close_gracefully
