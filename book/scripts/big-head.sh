@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sends one GET with a head of about 6 KB (60 headers of 80 characters, the size of a browser request
+# Sends one GET with a head of about 5 KB (60 headers of 79 characters, the size of a browser request
 # that carries many cookies) to 127.0.0.1:PORT, and prints the answer's status line, or curl's error.
 # Step 1 uses it to show the reset a server causes when it closes with part of the head unread.
 #

@@ -10,12 +10,13 @@
 # `sudo unshare -n sh -c 'ip link set lo up && book/scripts/captures.sh'`. It needs curl, nc, ss,
 # strace, tcpdump and chromium, and root for tcpdump and /proc/PID/stack. The home directory is
 # written as `~` in the captures.
-set -euo pipefail
+set -eu   # no pipefail: `| head` ends its writer early, on purpose
 
 out=book/src/captures
 release=target/release
 mkdir -p "$out"
-scratch=$(mktemp -d)
+scratch=/tmp/progressive-servers-captures   # the servers' stdout and stderr go here
+rm -rf "$scratch"; mkdir -p "$scratch"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
 # Writes stdin to captures/NAME.txt, with the home directory shown as `~`.
@@ -34,7 +35,10 @@ session() {
 server_pid=
 start() {
     local name=$1; shift
-    "$@" > "$scratch/$name.log" 2> "$scratch/$name.err" &
+    # Only the standard streams, as from a terminal: descriptors the caller happened to hold open
+    # would show up in the /proc listings.
+    bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 2 ] && [ -e "$fd" ]; then eval "exec $n>&-"; fi; done; exec "$@"' \
+        server "$@" > "$scratch/$name.log" 2> "$scratch/$name.err" < /dev/null &
     server_pid=$!
     for _ in $(seq 100); do
         grep -q '^Listening on' "$scratch/$name.log" 2>/dev/null && return 0
@@ -50,6 +54,21 @@ stop() {
     wait "$server_pid" 2>/dev/null || true
 }
 
+# Opens N idle connections with nc (no request, stdin held open), remembered for kill_holders.
+holders=()
+hold() {
+    local i
+    for i in $(seq "$1"); do
+        sleep 30 | nc 127.0.0.1 7080 > /dev/null &
+        holders+=($!)
+    done
+    sleep 0.3
+}
+kill_holders() {
+    [ ${#holders[@]} -gt 0 ] && kill "${holders[@]}" 2>/dev/null || true
+    holders=()
+}
+
 # The log of the server started as NAME, without its first line.
 log_of() { tail -n +2 "$scratch/$1.log"; }
 
@@ -59,7 +78,7 @@ chromium_once() {
 
 capture_intro() {
     start intro "$release/step01-hello"
-    session 'curl -i http://127.0.0.1:7080/' | tail -n +2 | save intro-curl
+    { curl -s -i http://127.0.0.1:7080/; echo; } | save intro-curl
     stop
     log_of intro | save intro-log
 }
@@ -142,7 +161,7 @@ capture_step01() {
     sleep 1
     curl -s -o /dev/null http://127.0.0.1:7080/
     sleep 0.3
-    kill -INT "$(pgrep -n -x step01-hello)"
+    kill -INT "$(pgrep -P "$tracer")"
     wait "$tracer" || true
     { echo '…'; sed -n '/socket(AF_INET/,$p' "$scratch/strace"; } | save step01-strace
 
@@ -156,15 +175,15 @@ capture_step01() {
 tcpdump_pair() {
     local name=$1 port=$2; shift 2
     start "dump-$name" "$@"
-    tcpdump -i lo -n -l "tcp port $port" 2>/dev/null | sed 's/, options \[[^]]*\]//' > "$scratch/tcpdump-$name" &
+    tcpdump -i lo -n -w "$scratch/tcpdump-$name.pcap" "tcp port $port" 2>/dev/null &
     local dumper=$!
     sleep 1
     book/scripts/big-head.sh "$port" > /dev/null
-    sleep 1
-    kill "$dumper" 2>/dev/null || true
-    pkill -f "tcpdump -i lo -n -l tcp port $port" 2>/dev/null || true
+    sleep 2.5
+    kill -INT "$dumper"; wait "$dumper" || true
     stop
-    save "step01-tcpdump-$name" < "$scratch/tcpdump-$name"
+    tcpdump -r "$scratch/tcpdump-$name.pcap" -n 2>/dev/null | sed 's/, options \[[^]]*\]//' \
+        | save "step01-tcpdump-$name"
 }
 
 capture_step02() {
@@ -220,9 +239,10 @@ capture_step03() {
     if [ -x "$release/examples/first-process" ]; then
         start first "$release/examples/first-process"
         head -n 1 "$scratch/first.log" | save step03-first-start
+        export PID=$server_pid
         session \
             'for i in 1 2 3; do curl -s -o /dev/null http://127.0.0.1:7080/; done' \
-            'ps -o pid,ppid,stat,cmd --ppid $(pgrep -o -x first-process)' \
+            'ps -o pid,ppid,stat,cmd --ppid $PID' \
             | save step03-first-zombies
         stop
     fi
@@ -232,27 +252,83 @@ capture_step03() {
     sleep 0.5
     log_of process | save step03-chromium-log
     local pid=$server_pid
-    for i in 1 2 3; do sleep 30 | nc 127.0.0.1 7080 > /dev/null & done
+    hold 3
     sleep 0.5
     ps -o pid,ppid,stat,rss,wchan:16,cmd --forest --pid "$pid" --ppid "$pid" | save step03-forest
     local child
-    child=$(pgrep -n -x step03-process)
-    paste <(ls -l "/proc/$pid/fd" | awk 'NR>1 {print $9, $10, $11}') \
-          <(ls -l "/proc/$child/fd" | awk 'NR>1 {print $9, $10, $11}') | save step03-inherit
+    child=$(pgrep -n -P "$pid")
+    paste <(ls -lv "/proc/$pid/fd" | awk 'NR>1 {print $9, $10, $11}') \
+          <(ls -lv "/proc/$child/fd" | awk 'NR>1 {print $9, $10, $11}') | save step03-inherit
     grep -E 'Threads|SigCgt' "/proc/$pid/status" "/proc/$child/status" | save step03-sigcgt
-    pkill -x nc || true
+    kill_holders
     stop
+
+    # A connection's life under strace -f.
+    strace -f -tt -o "$scratch/strace3" \
+        -e trace=accept4,poll,clone,close,rt_sigprocmask,rt_sigaction,recvfrom,sendto,read,write,wait4,exit_group,openat2,statx \
+        "$release/step03-process" > /dev/null &
+    local tracer=$!
+    sleep 1
+    curl -s -o /dev/null 'http://127.0.0.1:7080/hello%20world.txt'
+    sleep 0.5
+    kill -INT "$(pgrep -P "$tracer")"
+    wait "$tracer" || true
+    { echo '…'; sed -n '/accept4(.*= [0-9]/,$p' "$scratch/strace3" | sed -n '1,/wait4(-1.*ECHILD/p' \
+        | cut -c1-200; echo '…'; } | save step03-strace
+
+    # Ctrl-C with three idle clients: SIGINT to the whole process group, strace on the parent.
+    setsid "$release/step03-process" > /dev/null 2>&1 &
+    local parent=$!
+    sleep 0.5
+    hold 3
+    sleep 0.5
+    strace -tt -o "$scratch/strace-ctrl-c" -e trace=kill,wait4,exit_group -p "$parent" &
+    tracer=$!
+    sleep 0.5
+    kill -INT -- "-$parent"
+    wait "$tracer" || true
+    kill_holders
+    grep -v 'resumed\|detached' "$scratch/strace-ctrl-c" | save step03-ctrl-c
+
+    # Prefork: four workers in accept, one killed and replaced, and who wakes per connection.
+    start prefork "$release/step03-process" --prefork 4
+    local pid=$server_pid
+    sleep 0.5
+    ps -o pid,ppid,stat,rss,wchan:16,cmd --forest --pid "$pid" --ppid "$pid" | save step03-prefork-ps
+    ss -tlnp 'sport = :7080' | save step03-prefork-ss
+    local victim
+    victim=$(pgrep -P "$pid" | head -n 1)
+    session "kill -KILL $victim" | save step03-prefork-kill
+    sleep 0.5
+    ps -o pid,ppid,stat,rss,wchan:16,cmd --forest --pid "$pid" --ppid "$pid" | save step03-prefork-ps-after
+    stop
+    grep -h 'killed by' "$scratch/prefork.err" | save step03-prefork-replaced
+
+    start herd "$release/step03-process" --prefork 4
+    sleep 0.5
+    local workers
+    workers=$(pgrep -P "$server_pid" | sed 's/^/-p /' | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    strace -e trace=accept4 -o "$scratch/herd" $workers &
+    tracer=$!
+    sleep 0.5
+    for i in $(seq 6); do curl -s -o /dev/null http://127.0.0.1:7080/; sleep 0.1; done
+    sleep 0.3
+    kill -INT "$tracer"; wait "$tracer" || true
+    stop
+    { echo "\$ strace -e trace=accept4 $workers"; cat "$scratch/herd"; } | grep -v 'detached\|+++\|---' | save step03-herd
 }
 
 capture_step04() {
     if [ -x "$release/examples/first-thread" ]; then
         start first "$release/examples/first-thread"
+        export PID=$server_pid
         head -n 1 "$scratch/first.log" | save step04-first-start
         session \
             'for i in $(seq 20); do sleep 30 | nc 127.0.0.1 7080 > /dev/null & done; sleep 1' \
-            'grep Threads /proc/$(pgrep -x first-thread)/status' \
+            'grep Threads /proc/$PID/status' \
             | save step04-first-break
-        pkill -x nc || true
+        kill_holders
         stop
     fi
 
@@ -263,20 +339,59 @@ capture_step04() {
     log_of pool | save step04-chromium-log
     stop
 
-    start pool2 "$release/step04-thread" --pool 2
-    sleep 30 | nc 127.0.0.1 7080 > /dev/null &
-    sleep 30 | nc 127.0.0.1 7080 > /dev/null &
+    start spawn "$release/step04-thread"
+    local pid=$server_pid
+    hold 3
     sleep 0.3
+    curl -s -o /dev/null http://127.0.0.1:7080/
+    sleep 0.3
+    ps -L -o pid,tid,stat,wchan:16,comm -p "$pid" | save step04-ps-threads
+    grep -E 'Threads|VmRSS' "/proc/$pid/status" | save step04-status
+    ls -lv "/proc/$pid/fd" | awk 'NR>1 {print $9,$10,$11}' | save step04-fd
+    kill_holders
+    stop
+    start top "$release/step04-thread" --pool 4
+    top -H -b -n1 -p "$server_pid" | tail -n 6 | save step04-top
+    stop
+
+    start pool2 "$release/step04-thread" --pool 2
+    hold 2
     curl -s -o /dev/null -w '%{http_code} after %{time_total} s\n' http://127.0.0.1:7080/ > "$scratch/pool-curl" &
     local waiting=$!
     sleep 0.5
     { ss -tn '( sport = :7080 )'; ss -tln 'sport = :7080'; } | save step04-pool-ss
     wait "$waiting"
     save step04-pool-curl < "$scratch/pool-curl"
-    pkill -x nc || true
+    kill_holders
     stop
 
     SERVER="$release/step04-thread" book/scripts/ctrl-c-download.sh | save step04-ctrl-c-download
+
+    # What a thread costs: one request, under strace -f.
+    strace -f -tt -o "$scratch/strace4" \
+        -e trace=accept4,fcntl,mmap,munmap,mprotect,clone3,prctl,rseq,set_robust_list,sigaltstack,recvfrom,sendto,close,exit \
+        "$release/step04-thread" > /dev/null &
+    local tracer=$!
+    sleep 1
+    curl -s -o /dev/null 'http://127.0.0.1:7080/hello%20world.txt'
+    sleep 0.5
+    kill -INT "$(pgrep -P "$tracer")"
+    wait "$tracer" || true
+    sed -n '/accept4(.*= [0-9]/,/exited with 0/p' "$scratch/strace4" | cut -c1-220 | save step04-strace
+
+    # Ctrl-C with one idle connection, strace -f attached to the running server.
+    start ctrl "$release/step04-thread"
+    local pid=$server_pid
+    sleep 30 | nc 127.0.0.1 7080 > /dev/null &
+    sleep 0.5
+    strace -f -tt -o "$scratch/strace4c" -e trace=recvfrom,shutdown,close,exit,exit_group -p "$pid" &
+    tracer=$!
+    sleep 0.5
+    kill -INT "$pid"
+    wait "$tracer" || true
+    wait "$pid" 2>/dev/null || true
+    kill_holders
+    grep -v 'detached' "$scratch/strace4c" | save step04-ctrl-c-strace
 }
 
 chapters=("$@")
