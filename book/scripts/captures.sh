@@ -191,7 +191,9 @@ capture_step02() {
         start first "$release/examples/first-files"
         { head -n 1 "$scratch/first.log"; cat "$scratch/first.err"; } | save step02-first-start
         curl -s --path-as-is http://127.0.0.1:7080/../Cargo.toml | head -n 3 | save step02-first-escape
-        stop
+        nc -z 127.0.0.1 7080
+        wait "$server_pid" 2>/dev/null || true
+        tail -n +2 "$scratch/first.err" | save step02-first-crash
     fi
 
     start files "$release/step02-files"
