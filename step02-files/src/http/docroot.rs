@@ -120,6 +120,15 @@ impl DocRoot {
         }
     }
 
+    /// This root with a cache of its own, empty, bounded as this one's is: for a shell that
+    /// wants no cache shared between its event loops (as nginx's workers share none).
+    pub fn with_own_cache(&self) -> DocRoot {
+        match &self.cache {
+            Some(cache) => self.clone().with_cache(FileCache::new(cache.config())),
+            None => self.clone(),
+        }
+    }
+
     /// The open-file cache, if this root has one.
     pub fn cache(&self) -> Option<&FileCache> {
         self.cache.as_deref()

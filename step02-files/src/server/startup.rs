@@ -29,6 +29,17 @@ pub struct Site {
     pub log: AccessLog,
 }
 
+impl Site {
+    /// This site with an open-file cache of its own (none if it had none): one per event loop
+    /// makes step 7's `--threads N` share nothing between loops, like nginx's workers.
+    pub fn with_own_file_cache(&self) -> Site {
+        Site {
+            root: self.root.with_own_cache(),
+            ..self.clone()
+        }
+    }
+}
+
 /// Why a server could not start. Each is an operator's mistake, reported in one line.
 #[derive(Debug)]
 pub enum StartupError {
