@@ -71,7 +71,9 @@ struct Inner {
 
 struct Entry {
     found: FoundFile,
-    valid_until: Instant,
+    /// `None`: an interval so long that the clock cannot express its end (`--file-cache-valid
+    /// 1000years`); the entry is then never revalidated, which is what was asked for.
+    valid_until: Option<Instant>,
     last_used: u64,
 }
 
@@ -151,7 +153,7 @@ impl FileCache {
         inner.clock += 1;
         let clock = inner.clock;
         let entry = inner.entries.get_mut(url_path)?;
-        if now >= entry.valid_until {
+        if entry.valid_until.is_some_and(|until| now >= until) {
             return None;
         }
         entry.last_used = clock;
@@ -175,7 +177,7 @@ impl FileCache {
         inner.clock += 1;
         let entry = Entry {
             found: found.clone(),
-            valid_until: now + self.config.valid_for,
+            valid_until: now.checked_add(self.config.valid_for),
             last_used: inner.clock,
         };
         if let Some(old) = inner.entries.remove(url_path) {
