@@ -111,7 +111,8 @@ pub struct Conditions<'a> {
 ///
 /// `If-None-Match` is evaluated first and, when present, decides alone: `If-Modified-Since` is
 /// then ignored, since a tag is more exact than a date with one-second precision. A date that
-/// does not parse is ignored (§13.1.3), as is one in the future (§13.1.3: it is invalid).
+/// does not parse is ignored (§13.1.3), and so is one later than the server's clock (RFC 2616
+/// §14.25 called it invalid): a client cannot have seen a version from the future.
 pub fn is_not_modified(conditions: &Conditions<'_>, current: &Validators, now: SystemTime) -> bool {
     if let Some(list) = conditions.if_none_match {
         return none_match_fails(list, &current.etag);
