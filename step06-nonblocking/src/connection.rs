@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use step02_files::http::decoder::READ_CHUNK;
 use step02_files::{
     Persistence, Request, RequestDecoder, Response, Site, StatusCode, error_response, respond,
-    status_page,
+    status_page, wall_clock,
 };
 
 use crate::outgoing::{Flow, Outgoing};
@@ -202,7 +202,12 @@ impl<S: Socket> Connection<S> {
                 self.fail(site, &error);
             }
             Phase::Serving if self.decoder.has_partial_request() && !self.peer_closed => {
-                self.queue(status_page(StatusCode::REQUEST_TIMEOUT), None, site, now);
+                self.queue(
+                    status_page(StatusCode::REQUEST_TIMEOUT, &wall_clock()),
+                    None,
+                    site,
+                    now,
+                );
             }
             Phase::Serving => self.start_closing(now),
         }
@@ -298,12 +303,12 @@ impl<S: Socket> Connection<S> {
     fn receive(&mut self, site: &Site, now: Instant) -> Step {
         match self.decoder.next_request() {
             Ok(Some(request)) => {
-                let response = respond(&site.root, &request, Persistence::KeepAlive);
+                let response = respond(&site.root, &request, Persistence::KeepAlive, &wall_clock());
                 self.queue(response, Some(request), site, now);
                 return Step::Continue;
             }
             Err(error) => {
-                self.queue(error_response(error), None, site, now);
+                self.queue(error_response(error, &wall_clock()), None, site, now);
                 return Step::Continue;
             }
             Ok(None) => {}
