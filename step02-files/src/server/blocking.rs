@@ -170,7 +170,8 @@ fn is_timeout(error: &io::Error) -> bool {
 pub fn write_response<S: Stream + ?Sized>(stream: &mut S, response: Response) -> io::Result<u64> {
     let body_len = response.body_len;
     let wire = response.into_wire()?;
-    match &wire.rest {
+    // A head marked "more follows" must be followed: an empty range gets a plain write.
+    match wire.rest.as_ref().filter(|range| range.len > 0) {
         None => stream.write_all(&wire.first)?,
         Some(range) => {
             write_head(stream, &wire.first)?;
