@@ -9,7 +9,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use step02_files::{DocRoot, Limits, Parsed, Persistence, RequestDecoder, parse_request, respond};
+use step02_files::{
+    DocRoot, Limits, Parsed, Persistence, RequestDecoder, parse_request, respond, wall_clock,
+};
 
 /// What `wrk` and the project's load generator send.
 const SMALL: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:7080\r\n\r\n";
@@ -66,7 +68,14 @@ fn responding(c: &mut Criterion) {
     let mut group = c.benchmark_group("respond");
     group.throughput(Throughput::Elements(1));
     group.bench_function("index_html", |b| {
-        b.iter(|| respond(&root, black_box(&request), Persistence::KeepAlive))
+        b.iter(|| {
+            respond(
+                &root,
+                black_box(&request),
+                Persistence::KeepAlive,
+                &wall_clock(),
+            )
+        })
     });
     group.finish();
 }

@@ -27,7 +27,7 @@ use step02_files::http::decoder::READ_CHUNK;
 pub use step02_files::server::stream::{LINGER_BYTES, LINGER_TIME};
 use step02_files::{
     Persistence, Request, RequestDecoder, Response, Site, StatusCode, Stream, error_response,
-    respond, status_page,
+    respond, status_page, wall_clock,
 };
 
 use crate::outgoing::{Flow, Outgoing};
@@ -205,7 +205,12 @@ impl<S: Stream> Connection<S> {
                 self.fail(site, &error);
             }
             State::Reading if self.decoder.has_partial_request() && !self.known.at_eof => {
-                self.queue(status_page(StatusCode::REQUEST_TIMEOUT), None, site, now);
+                self.queue(
+                    status_page(StatusCode::REQUEST_TIMEOUT, &wall_clock()),
+                    None,
+                    site,
+                    now,
+                );
             }
             State::Reading => self.start_closing(now),
         }
@@ -300,12 +305,12 @@ impl<S: Stream> Connection<S> {
     fn receive(&mut self, site: &Site, now: Instant) -> Step {
         match self.decoder.next_request() {
             Ok(Some(request)) => {
-                let response = respond(&site.root, &request, Persistence::KeepAlive);
+                let response = respond(&site.root, &request, Persistence::KeepAlive, &wall_clock());
                 self.queue(response, Some(request), site, now);
                 return Step::Continue;
             }
             Err(error) => {
-                self.queue(error_response(error), None, site, now);
+                self.queue(error_response(error, &wall_clock()), None, site, now);
                 return Step::Continue;
             }
             Ok(None) => {}

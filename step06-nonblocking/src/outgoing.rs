@@ -56,8 +56,11 @@ impl Outgoing {
     ///
     /// Fails when a small file cannot be read whole (it shrank since it was opened).
     pub fn new(response: Response, request: Option<Request>) -> io::Result<Outgoing> {
-        let (status, body_len, keep_alive) =
-            (response.status, response.body_len, response.keep_alive);
+        let (status, body_len, keep_alive) = (
+            response.status(),
+            response.body_len(),
+            response.keep_alive(),
+        );
         let wire = response.into_wire()?;
         let filled = wire.first.len();
         Ok(Outgoing {

@@ -14,6 +14,7 @@ use crate::http::request::Request;
 use crate::http::respond::{error_response, respond, status_page};
 use crate::http::response::{FileRange, Persistence, Response, file_shrank};
 use crate::http::status::StatusCode;
+use crate::server::clock::wall_clock;
 use crate::server::startup::Site;
 use crate::server::stream::{LINGER_BYTES, LINGER_TIME, Stream, send_file, send_head};
 
@@ -63,17 +64,20 @@ pub fn handle_connection<T: Stream>(
     loop {
         let (request, response) = match read_request(stream, &mut decoder, site.idle_timeout)? {
             Incoming::Request(request) => {
-                let response = respond(&site.root, &request, persistence);
+                let response = respond(&site.root, &request, persistence, &wall_clock());
                 (Some(request), response)
             }
-            Incoming::Refused(error) => (None, error_response(error)),
-            Incoming::TimedOutMidRequest => (None, status_page(StatusCode::REQUEST_TIMEOUT)),
+            Incoming::Refused(error) => (None, error_response(error, &wall_clock())),
+            Incoming::TimedOutMidRequest => (
+                None,
+                status_page(StatusCode::REQUEST_TIMEOUT, &wall_clock()),
+            ),
             // Nothing is owed to a client that closed or went quiet between requests, and no
             // unread bytes can be waiting: a plain close sends FIN, no lingering needed.
             Incoming::Closed => return Ok(()),
         };
-        let status = response.status;
-        let keep_alive = response.keep_alive;
+        let status = response.status();
+        let keep_alive = response.keep_alive();
         let body_bytes = write_response(stream, response)?;
         site.log.record(peer, request.as_ref(), status, body_bytes);
         if !keep_alive && decoder.can_close_at_once(request.as_ref()) {
@@ -168,7 +172,7 @@ fn is_timeout(error: &io::Error) -> bool {
 /// while being served): the head has promised a length the server can no longer keep, so the
 /// only honest thing left is to close.
 pub fn write_response<S: Stream + ?Sized>(stream: &mut S, response: Response) -> io::Result<u64> {
-    let body_len = response.body_len;
+    let body_len = response.body_len();
     let wire = response.into_wire()?;
     // A head marked "more follows" must be followed: an empty range gets a plain write.
     match wire.rest.as_ref().filter(|range| range.len > 0) {
