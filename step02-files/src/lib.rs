@@ -31,12 +31,13 @@ pub use http::request::{Method, Parsed, Request, Version, parse_request};
 pub use http::respond::{error_response, respond, status_page};
 pub use http::response::{Body, Persistence, Response};
 pub use http::status::StatusCode;
-pub use server::blocking::{Transport, handle_connection, serve_tcp};
+pub use server::blocking::{handle_connection, serve_tcp};
 pub use server::cli::ServerArgs;
 pub use server::clock::wall_clock;
 pub use server::log::AccessLog;
 pub use server::shutdown::ShutdownSignal;
 pub use server::startup::{ListenOptions, Site, StartupError, start};
+pub use server::stream::Stream;
 
 // ANCHOR: serve
 /// Serves connections one after another until SIGINT or SIGTERM: accept, answer one request,
