@@ -3,6 +3,7 @@
 #
 #   bench/nginx/nginx.sh start [--port 8088] [--workers 1] [--root DIR] [--no-open-file-cache]
 #   bench/nginx/nginx.sh stop  [--port 8088]
+#   bench/nginx/nginx.sh conf  [same options as start]   # only write the configuration (for bench)
 #
 # Then: cargo run -p bench --release -- compare --target nginx=http://127.0.0.1:8088/
 # nginx runs as its documentation recommends for static files: access log off (the steps run with
@@ -43,10 +44,8 @@ install_nginx() {
     apt-get install -y -qq nginx-light >&2 || apt-get install -y -qq nginx >&2
 }
 
-start() {
-    install_nginx
-    local nginx
-    nginx="$(find_nginx)"
+# Writes $prefix/nginx.conf.
+write_conf() {
     root="$(cd "$root" && pwd)"
     mkdir -p "$prefix/logs" "$prefix/tmp"
     # https://nginx.org/en/docs/http/ngx_http_core_module.html#open_file_cache: keep descriptors, sizes
@@ -84,6 +83,13 @@ http {
     }
 }
 CONF
+}
+
+start() {
+    install_nginx
+    local nginx
+    nginx="$(find_nginx)"
+    write_conf
     stop_quietly
     "$nginx" -p "$prefix" -c "$prefix/nginx.conf"
     for _ in $(seq 50); do
@@ -109,6 +115,9 @@ stop_quietly() {
 
 case "$action" in
     start) start ;;
+    # For a harness that runs nginx itself, in the foreground (`-g 'daemon off;'`): installs nginx if
+    # needed, writes the configuration, and prints the binary and the prefix directory.
+    conf) install_nginx; write_conf; echo "$(find_nginx) $prefix" ;;
     stop) stop_quietly; rm -rf "$prefix" ;;
-    *) echo "usage: $0 start|stop [--port N] [--workers N] [--root DIR] [--no-open-file-cache]" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|conf [--port N] [--workers N] [--root DIR] [--no-open-file-cache]" >&2; exit 2 ;;
 esac
