@@ -311,7 +311,8 @@ pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
             .join("target/bench-results")
             .join(date)
     });
-    write_results(&out, &results, &scenarios)?;
+    output::write(&out, "results", &results, &markdown(&results, &scenarios))?;
+    write_charts(&out, &results, &scenarios)?;
     Ok(out)
 }
 
@@ -445,7 +446,8 @@ fn progress_line(record: &RunRecord, round: u32) -> String {
             load.requests_per_s,
             stats::us(load.latency.p99_us),
             load.errors.total(),
-            load.starved_connections,
+            load.starved_connections
+                .map_or_else(|| "—".to_owned(), |n| n.to_string()),
             cost.map_or_else(
                 || "—".to_owned(),
                 |c| format!("{:.1} µs/req", c.cpu_us_per_request)
@@ -465,7 +467,7 @@ fn progress_line(record: &RunRecord, round: u32) -> String {
 }
 
 /// Redraws `results.md` and the charts of a directory written by [`run`] from its `results.json` (after
-/// a change to the charts or the table, without measuring again).
+/// a change to the charts or the table, without measuring again; `results.json` is left as it was).
 ///
 /// # Errors
 ///
@@ -487,15 +489,15 @@ pub fn replot(out: &Path) -> anyhow::Result<()> {
             scenarios.push(scenario);
         }
     }
-    write_results(out, &results, &scenarios)
+    fs::write(out.join("results.md"), markdown(&results, &scenarios))?;
+    write_charts(out, &results, &scenarios)
 }
 
-fn write_results(
+fn write_charts(
     out: &Path,
     results: &CompareResults,
     scenarios: &[Scenario],
 ) -> anyhow::Result<()> {
-    output::write(out, "results", results, &markdown(results, scenarios))?;
     for scenario in scenarios {
         let rows = summarize(results, scenario);
         let bars: Vec<(String, f64)> = rows
@@ -653,10 +655,10 @@ fn table_row(row: &Row<'_>) -> String {
         |run| Some(run.server_cost?.cpu_us_per_request),
         |v| format!("{v:.1}"),
     );
-    if load.starved_connections > 0 {
+    if let Some(starved) = load.starved_connections.filter(|&starved| starved > 0) {
         note = format!(
-            "{} of {} connections starved; {note}",
-            load.starved_connections, load.connections
+            "{starved} of {} connections starved; {note}",
+            load.connections
         );
     }
     let cost = run.server_cost;
@@ -668,7 +670,8 @@ fn table_row(row: &Row<'_>) -> String {
         stats::us(load.latency.p99_us),
         stats::us(load.latency.p999_us),
         error_cell(load),
-        load.starved_connections,
+        load.starved_connections
+            .map_or_else(dash, |n| n.to_string()),
         load.client_cpu_us_per_request,
         cost.map_or_else(dash, |c| format!("{:.1}", c.peak_rss_kib as f64 / 1024.0)),
         cost.map_or_else(dash, |c| c.peak_threads.to_string()),
@@ -741,7 +744,7 @@ mod tests {
                 requests: 10,
                 requests_per_s: rate,
                 connections: 16,
-                starved_connections: starved,
+                starved_connections: Some(starved),
                 ..Report::default()
             }),
             ..failed("step04-pool", &scenario, "")

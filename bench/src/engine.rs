@@ -86,7 +86,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     }
     let mut report = summarize(config, threads, &tally, wall, cpu);
     report.in_flight_at_end = in_flight;
-    report.starved_connections = starved;
+    report.starved_connections = Some(starved);
     Ok(LoadResult {
         report,
         tally,
@@ -121,6 +121,6 @@ fn summarize(
         client_cpu_system_s: cpu.system.as_secs_f64(),
         client_cpu_us_per_request: cpu.total().as_secs_f64() * 1e6 / outcomes,
         in_flight_at_end: 0,
-        starved_connections: 0,
+        starved_connections: None,
     }
 }

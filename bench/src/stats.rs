@@ -225,8 +225,9 @@ pub struct Report {
     pub in_flight_at_end: u64,
     /// Connections that never had a request end (neither answered nor failed) during the whole run:
     /// the server starved them (a pool or prefork busy with the others). The rate is the others'.
-    #[serde(default)]
-    pub starved_connections: u64,
+    /// Absent from results recorded before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starved_connections: Option<u64>,
 }
 
 impl fmt::Display for Report {
@@ -272,11 +273,11 @@ impl fmt::Display for Report {
                 self.in_flight_at_end
             )?;
         }
-        if self.starved_connections > 0 {
+        if let Some(starved) = self.starved_connections.filter(|&starved| starved > 0) {
             writeln!(
                 f,
                 "  starved    {} of {} connections never had a request answered",
-                self.starved_connections, self.connections
+                starved, self.connections
             )?;
         }
         write!(
