@@ -64,10 +64,7 @@ impl std::ops::Add for CpuTime {
     type Output = Self;
 
     fn add(self, other: Self) -> Self {
-        Self {
-            user: self.user + other.user,
-            system: self.system + other.system,
-        }
+        Self { user: self.user + other.user, system: self.system + other.system }
     }
 }
 
@@ -135,9 +132,7 @@ impl SlotTimer {
             return Ok(());
         }
         // A zero delay would disarm the timer: a slot already due fires after one nanosecond.
-        let delay = at
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_nanos(1));
+        let delay = at.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1));
         let expiration = Expiration::OneShot(TimeSpec::from_duration(delay));
         self.timer.set(expiration, TimerSetTimeFlags::empty())?;
         self.armed = Some(at);
@@ -178,17 +173,9 @@ mod tests {
         let started = Instant::now();
         timer.arm(started + Duration::from_millis(20)).unwrap();
         let mut events = mio::Events::with_capacity(4);
-        poll.poll(&mut events, Some(Duration::from_secs(5)))
-            .unwrap();
-        assert_eq!(
-            events.iter().next().map(mio::event::Event::token),
-            Some(Token(7))
-        );
-        assert!(
-            started.elapsed() >= Duration::from_millis(19),
-            "{:?}",
-            started.elapsed()
-        );
+        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(events.iter().next().map(mio::event::Event::token), Some(Token(7)));
+        assert!(started.elapsed() >= Duration::from_millis(19), "{:?}", started.elapsed());
         timer.acknowledge();
     }
 }

@@ -48,10 +48,7 @@ impl Target {
         if authority.is_empty() {
             return Err(UrlError(format!("{url}: no host")));
         }
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| !port.contains(']'))
-        {
+        let with_port = if authority.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']')) {
             authority.to_owned()
         } else {
             format!("{authority}:80")
@@ -73,11 +70,7 @@ impl Target {
     #[must_use]
     pub fn with_path(&self, path: &str) -> Self {
         let base = self.url.strip_suffix(&self.path).unwrap_or(&self.url);
-        Self {
-            url: format!("{base}{path}"),
-            path: path.to_owned(),
-            ..self.clone()
-        }
+        Self { url: format!("{base}{path}"), path: path.to_owned(), ..self.clone() }
     }
 
     /// The bytes of one GET request: `Host`, then `extra_headers` (each `Name: value`), then
@@ -112,10 +105,7 @@ mod tests {
         assert_eq!(bare.path, "/");
         assert!(Target::parse("https://127.0.0.1/").is_err());
         assert!(Target::parse("http:///").is_err());
-        assert_eq!(
-            target.with_path("/big.bin").url,
-            "http://127.0.0.1:8080/big.bin"
-        );
+        assert_eq!(target.with_path("/big.bin").url, "http://127.0.0.1:8080/big.bin");
     }
 
     #[test]

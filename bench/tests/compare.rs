@@ -11,9 +11,7 @@ use common::{Answer, serve};
 
 #[test]
 fn compare_writes_every_output_for_an_external_target() {
-    let target = serve(Answer::Write(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhey",
-    ));
+    let target = serve(Answer::Write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhey"));
     let base = target.url.trim_end_matches("/index.html").to_owned();
     let out = std::env::temp_dir().join(format!("bench-compare-test-{}", std::process::id()));
     let options = CompareOptions {
@@ -36,22 +34,13 @@ fn compare_writes_every_output_for_an_external_target() {
         let load = run.load.as_ref().unwrap();
         assert!(load.requests > 0, "{run:?}");
         assert_eq!(load.errors.total(), 0, "{run:?}");
-        assert!(
-            run.server_cost.is_none(),
-            "an external server's process is unknown"
-        );
+        assert!(run.server_cost.is_none(), "an external server's process is unknown");
     }
     let markdown = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(markdown.contains("| tiny |"));
     for scenario in compare::matrix(true) {
-        assert!(
-            out.join(format!("throughput-{}.svg", scenario.key()))
-                .is_file()
-        );
-        assert!(
-            out.join(format!("latency-{}.svg", scenario.key()))
-                .is_file()
-        );
+        assert!(out.join(format!("throughput-{}.svg", scenario.key())).is_file());
+        assert!(out.join(format!("latency-{}.svg", scenario.key())).is_file());
     }
     std::fs::remove_dir_all(out).unwrap();
 }
