@@ -356,3 +356,37 @@ pub fn markdown(results: &C10kResults) -> String {
     let preamble = output::preamble("C10K", &results.machine, &results.date, &results.command);
     format!("{preamble}\n{}", output::anchored("table", &table))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_each_servers_median_p99_and_its_spread() {
+        let progress = Progress::new(0);
+        let run = |round, p99_us| C10kRecord {
+            round,
+            error: None,
+            requests: 10,
+            latency: LatencySummary { p99_us, ..LatencySummary::default() },
+            ..failed("step07-1", 10_000, "", &progress)
+        };
+        let results = C10kResults {
+            machine: Machine::describe(),
+            date: "2026-01-01T00:00:00Z".into(),
+            command: "bench c10k --repeat 3".into(),
+            runs: vec![run(1, 1000.0), run(2, 989_000.0), run(3, 1760.0)],
+        };
+        let text = markdown(&results);
+        assert!(
+            text.contains("<!-- ANCHOR: table -->") && text.contains("<!-- ANCHOR_END: table -->")
+        );
+        assert_eq!(text.matches("| step07-1 |").count(), 1, "{text}");
+        assert!(text.contains("| 1.76ms (1.00ms–989.00ms) |"), "{text}");
+        let quick = C10kOptions { quick: true, ..C10kOptions::default() };
+        assert_eq!(
+            (quick.connections(), quick.interval(), quick.hold()),
+            (1000, Duration::from_secs(1), Duration::from_secs(2))
+        );
+    }
+}
