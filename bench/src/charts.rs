@@ -24,6 +24,20 @@ pub fn throughput(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::R
         .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
 }
 
+/// Ten colours that stay apart on white (matplotlib's "tab10").
+const FAMILY_COLOURS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
 /// A colour per model family: the part of the name before its first `-` (`step04`, `nginx`), in the
 /// order families first appear in `names`.
 fn family_colour<'a>(names: impl Iterator<Item = &'a str>, name: &str) -> RGBAColor {
@@ -31,7 +45,9 @@ fn family_colour<'a>(names: impl Iterator<Item = &'a str>, name: &str) -> RGBACo
     let mut families: Vec<&str> = names.map(family).collect();
     families.dedup();
     let wanted = name.split('-').next().unwrap_or(name);
-    Palette99::pick(families.iter().position(|&f| f == wanted).unwrap_or(0)).to_rgba()
+    let index = families.iter().position(|&f| f == wanted).unwrap_or(0);
+    let (r, g, b) = FAMILY_COLOURS[index % FAMILY_COLOURS.len()];
+    RGBColor(r, g, b).to_rgba()
 }
 
 fn draw_throughput(
