@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,11 +20,13 @@ use nix::unistd::Pid;
 use crate::PATIENCE;
 use crate::procfs::{self, TreeSample};
 
-/// Lines a child printed, with a condition variable to wait for new ones.
+/// Lines a child printed, with a condition variable to wait for new ones (or for the end).
 #[derive(Default)]
 struct Lines {
     lines: Mutex<Vec<String>>,
     grew: Condvar,
+    /// The stream has ended (set with `lines` locked, so a waiter cannot miss it).
+    ended: AtomicBool,
 }
 
 impl Lines {
@@ -195,6 +198,12 @@ impl Server {
             }
             Err(reason) => {
                 let status = server.wait_exit(Duration::from_millis(500));
+                // Its last words may still be in the pipe: read stderr to its end first.
+                let stderr = &server.stderr;
+                stderr.wait(
+                    |_| stderr.ended.load(Ordering::SeqCst),
+                    Duration::from_millis(500),
+                );
                 let reason = match status {
                     Some(status) => format!("{reason} ({status})"),
                     None => reason,
@@ -421,6 +430,10 @@ fn collect_lines(
             }
             sink.grew.notify_all();
         }
+        if let Ok(_lines) = sink.lines.lock() {
+            sink.ended.store(true, Ordering::SeqCst);
+        }
+        sink.grew.notify_all();
     });
     lines
 }
