@@ -76,12 +76,6 @@ pub fn thread_cpu_time() -> CpuTime {
     rusage(UsageWho::RUSAGE_THREAD)
 }
 
-/// The CPU time of this whole process (all threads) so far (`getrusage(RUSAGE_SELF)`).
-#[must_use]
-pub fn process_cpu_time() -> CpuTime {
-    rusage(UsageWho::RUSAGE_SELF)
-}
-
 fn rusage(who: UsageWho) -> CpuTime {
     let to_duration = |tv: TimeVal| {
         Duration::from_secs(u64::try_from(tv.tv_sec()).unwrap_or(0))
@@ -161,7 +155,6 @@ mod tests {
         }
         let spent = thread_cpu_time().since(before).total();
         assert!(spent >= Duration::from_millis(10), "{spent:?}");
-        assert!(process_cpu_time().total() >= spent);
         let limit = raise_nofile_limit().unwrap();
         assert_eq!(limit.soft, limit.hard);
     }
