@@ -76,18 +76,23 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::C10k(options) => {
             let results = c10k::run(&C10kOptions { command_line, ..options.clone() })?;
-            emit(&c10k::markdown(&results))?;
+            emit(&without_anchors(&c10k::markdown(&results)))?;
             options.out.map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
         }
         Command::Soak(options) => {
             let results = soak::run(&SoakOptions { command_line, ..options.clone() })?;
-            emit(&soak::markdown(&results))?;
+            emit(&without_anchors(&soak::markdown(&results)))?;
             options.out.map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
         }
         Command::Replot { dir } if dir.join("c10k.json").is_file() => c10k::replot(&dir),
         Command::Replot { dir } if dir.join("soak.json").is_file() => soak::replot(&dir),
         Command::Replot { dir } => compare::replot(&dir),
     }
+}
+
+/// The Markdown without the mdBook anchor lines, which only the book needs.
+fn without_anchors(markdown: &str) -> String {
+    markdown.lines().filter(|line| !line.starts_with("<!-- ANCHOR")).collect::<Vec<_>>().join("\n")
 }
 
 /// Prints a line on stdout; a reader that went away (`bench … | head`) is not an error.
