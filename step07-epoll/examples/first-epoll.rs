@@ -1,11 +1,10 @@
 //! The first program of step 7: the tutorial's epoll server, whole, in plain Rust with `mio`.
 //!
-//! One thread that sleeps until the kernel says a socket is ready: `Poll::poll` is `epoll_wait`,
-//! and the loop touches only the sockets it names. It uses `mio` rather than raw epoll through
-//! `nix` because `mio` is what step 7 runs by default, and because `mio` is always
-//! edge-triggered: an event means "something new arrived", once. The tutorial's loop, written
-//! for level-triggered epoll, does one `accept` or one `read` per event; under edge triggering
-//! that leaves work behind with no event to come back for it. Those flaws are marked `Flaw:`.
+//! One thread sleeps in `Poll::poll` (`epoll_wait`) until the kernel names the sockets that are
+//! ready, and touches only those. `mio`, not raw epoll through `nix`: it is step 7's default, and
+//! it is always edge-triggered (an event means "something new arrived", once). The tutorial's
+//! loop, written for level-triggered epoll, does one `accept` or `read` per event; under edge
+//! triggering that leaves work behind with no event to come back for it (marked `Flaw:`).
 //!
 //! Run it: `cargo run -p step07-epoll --example first-epoll [ADDR]` (default 127.0.0.1:7080),
 //! then open <http://127.0.0.1:7080/>.
@@ -40,7 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut next_token = 1;
     let mut events = Events::with_capacity(128);
     loop {
-        poll.poll(&mut events, None)?;
+        match poll.poll(&mut events, None) {
+            // A signal woke `epoll_wait` early (Ctrl-Z then `fg` does): just wait again.
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            result => result?,
+        }
         for event in &events {
             if event.token() == LISTENER {
                 // Flaw: one `accept` per event. Connections that arrived together raise one

@@ -131,10 +131,11 @@ const TEST_ONLY_VARIABLES: &[&str] = &[
     "CARGO_RUSTC_CURRENT_DIR",
 ];
 
-/// `cargo build -p PACKAGE --example EXAMPLE`, then the binary cargo reports.
+/// `cargo build --workspace --example EXAMPLE`, then the binary cargo reports.
 ///
-/// Under `cargo test` the examples are already built and this is quick; it also makes
-/// `cargo test --test first_program` work alone.
+/// Under `cargo test --workspace` the examples are already built, with the same features
+/// (`--workspace` resolves them as that command does), and this is quick; it also makes
+/// `cargo test -p PACKAGE --test first_program` work alone. `package` names it in messages.
 fn build(package: &str, example: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
@@ -150,8 +151,7 @@ fn build(package: &str, example: &str) -> PathBuf {
         }
     }
     let output = command
-        .args(["build", "--quiet", "--message-format=json", "--package"])
-        .arg(package)
+        .args(["build", "--quiet", "--message-format=json", "--workspace"])
         .args(["--example", example])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::inherit())
@@ -159,7 +159,7 @@ fn build(package: &str, example: &str) -> PathBuf {
         .expect("cargo runs");
     assert!(
         output.status.success(),
-        "cargo build --example {example} failed"
+        "cargo build --workspace --example {example} ({package}) failed"
     );
     let wanted = format!("\"name\":\"{example}\"");
     String::from_utf8_lossy(&output.stdout)
