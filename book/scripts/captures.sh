@@ -10,7 +10,7 @@
 # `sudo unshare -n sh -c 'ip link set lo up && book/scripts/captures.sh'`. It needs curl, nc, ss,
 # strace, tcpdump and chromium, and root for tcpdump and /proc/PID/stack. The home directory is
 # written as `~` in the captures.
-set -eu   # no pipefail: `| head` ends its writer early, on purpose
+set -eu; set -o errtrace; trap 'echo "captures.sh: line $LINENO failed" >&2' ERR   # no pipefail: `| head` ends its writer early, on purpose
 
 out=book/src/captures
 release=target/release
@@ -48,9 +48,9 @@ start() {
     return 1
 }
 
-# Stops the server started last with Ctrl-C's signal, and waits for it.
+# Stops the server started last with SIGTERM (every step exits 0 on it), and waits for it.
 stop() {
-    kill -INT "$server_pid" 2>/dev/null || true
+    kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
 }
 
