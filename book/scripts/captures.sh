@@ -12,6 +12,7 @@
 # written as `~` in the captures.
 set -eu; set -o errtrace; trap 'echo "captures.sh: line $LINENO failed" >&2' ERR   # no pipefail: `| head` ends its writer early, on purpose
 
+unset RUST_BACKTRACE   # what a reader sees by default
 out=book/src/captures
 release=target/release
 mkdir -p "$out"
@@ -223,8 +224,10 @@ capture_step02() {
 
 capture_core() {
     start core "$release/step02-files"
-    printf 'GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' | nc -q 2 127.0.0.1 7080 > /dev/null
-    printf 'GET / HTTP/2.0\r\nHost: x\r\n\r\n' | nc -q 2 127.0.0.1 7080 > /dev/null
+    session \
+        "printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n' | nc -q 2 127.0.0.1 7080 | head -n 1" \
+        "printf 'GET / HTTP/2.0\\r\\nHost: x\\r\\n\\r\\n' | nc -q 2 127.0.0.1 7080 | head -n 1" \
+        | save http-core-refusals
     printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\n\r\nGET /hello%%20world.txt HTTP/1.1\r\nHost: x\r\n\r\n' \
         | nc -q 2 127.0.0.1 7080 | save http-core-smuggle
     sleep 0.3
@@ -327,10 +330,12 @@ capture_step04() {
         export PID=$server_pid
         head -n 1 "$scratch/first.log" | save step04-first-start
         session \
-            'for i in $(seq 20); do sleep 30 | nc 127.0.0.1 7080 > /dev/null & done; sleep 1' \
+            'for i in $(seq 20); do sleep 30 | nc 127.0.0.1 7080 > /dev/null 2>&1 & done; sleep 1' \
             'grep Threads /proc/$PID/status' \
             | save step04-first-break
-        kill_holders
+        kill $(pgrep -P 1 -x nc | while read -r nc_pid; do
+            [ "$(readlink "/proc/$nc_pid/ns/net")" = "$(readlink /proc/self/ns/net)" ] && echo "$nc_pid"
+        done) 2>/dev/null || true
         stop
     fi
 
@@ -368,6 +373,21 @@ capture_step04() {
     stop
 
     SERVER="$release/step04-thread" book/scripts/ctrl-c-download.sh | save step04-ctrl-c-download
+
+    # stdout a pipe that nobody reads, and load: what happens to the threads that log.
+    "$release/step04-thread" > >(sleep 30) 2>/dev/null &
+    local stalled=$!
+    sleep 0.5
+    wrk -t1 -c8 -d3s http://127.0.0.1:7080/ > "$scratch/wrk" 2>&1 || true
+    {
+        echo '$ wrk -t1 -c8 -d3s http://127.0.0.1:7080/ | grep -E "requests in|Non-2xx|Socket errors"'
+        grep -E 'requests in|Non-2xx|Socket errors' "$scratch/wrk"
+        echo '$ grep Threads /proc/$PID/status'
+        grep Threads "/proc/$stalled/status"
+        echo '$ ps -L -o tid,stat,wchan:16,comm -p $PID | head -4'
+        ps -L -o tid,stat,wchan:16,comm -p "$stalled" | head -4
+    } | save step04-stalled-stdout
+    kill -KILL "$stalled" 2>/dev/null || true
 
     # What a thread costs: one request, under strace -f.
     strace -f -tt -o "$scratch/strace4" \
