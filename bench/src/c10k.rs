@@ -72,15 +72,18 @@ pub struct C10kOptions {
 
 impl C10kOptions {
     fn connections(&self) -> usize {
-        self.connections.unwrap_or(if self.quick { 1000 } else { 10_000 })
+        self.connections
+            .unwrap_or(if self.quick { 1000 } else { 10_000 })
     }
 
     fn interval(&self) -> Duration {
-        self.interval.unwrap_or(Duration::from_secs(if self.quick { 1 } else { 2 }))
+        self.interval
+            .unwrap_or(Duration::from_secs(if self.quick { 1 } else { 2 }))
     }
 
     fn hold(&self) -> Duration {
-        self.hold.unwrap_or(Duration::from_secs(if self.quick { 2 } else { 20 }))
+        self.hold
+            .unwrap_or(Duration::from_secs(if self.quick { 2 } else { 20 }))
     }
 }
 
@@ -163,12 +166,27 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
     let mut subjects: Vec<Subject> = options.url.iter().cloned().map(Subject::Url).collect();
     if !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty()) {
         let specs = server::select(&options.steps);
-        anyhow::ensure!(!specs.is_empty(), "no configuration matches {:?}", options.steps);
+        anyhow::ensure!(
+            !specs.is_empty(),
+            "no configuration matches {:?}",
+            options.steps
+        );
         subjects.extend(specs.into_iter().map(Subject::Step));
     }
-    subjects.extend(options.nginx_workers.iter().map(|&workers| Subject::Nginx(workers)));
-    let steps = subjects.iter().any(|subject| matches!(subject, Subject::Step(_)));
-    let binaries = if steps { server::build() } else { Binaries::default() };
+    subjects.extend(
+        options
+            .nginx_workers
+            .iter()
+            .map(|&workers| Subject::Nginx(workers)),
+    );
+    let steps = subjects
+        .iter()
+        .any(|subject| matches!(subject, Subject::Step(_)));
+    let binaries = if steps {
+        server::build()
+    } else {
+        Binaries::default()
+    };
     let progress = Progress::new(subjects.len() * options.repeat as usize);
     for round in 1..=options.repeat {
         for subject in &subjects {
@@ -206,9 +224,12 @@ fn hold_subject(
     let asked = options.connections();
     let (name, started, connections, note) = match subject {
         Subject::Url(url) => return hold(url, url, None, asked, None, options, progress),
-        Subject::Nginx(workers) => {
-            (format!("nginx-{workers}"), server::start_nginx(*workers, root), asked, None)
-        }
+        Subject::Nginx(workers) => (
+            format!("nginx-{workers}"),
+            server::start_nginx(*workers, root),
+            asked,
+            None,
+        ),
         Subject::Step(spec) => {
             let capped = spec.per_connection_task && !options.no_caps && asked > C10K_CAP;
             let note = if capped {
@@ -224,7 +245,12 @@ fn hold_subject(
             let started = binaries
                 .get(spec.package)
                 .and_then(|binary| Ok(server::start(binary, root, spec.args)?));
-            (spec.name.to_owned(), started, if capped { C10K_CAP } else { asked }, note)
+            (
+                spec.name.to_owned(),
+                started,
+                if capped { C10K_CAP } else { asked },
+                note,
+            )
         }
     };
     if let Some(note) = &note {
@@ -257,7 +283,9 @@ fn hold(
     options: &C10kOptions,
     progress: &Progress,
 ) -> C10kRecord {
-    progress.line(&format!("bench: {name}: opening {connections} connections to {url}"));
+    progress.line(&format!(
+        "bench: {name}: opening {connections} connections to {url}"
+    ));
     let target = match Target::parse(url) {
         Ok(target) => target,
         Err(error) => return failed(name, options.connections(), &error.to_string(), progress),
@@ -325,17 +353,28 @@ pub fn markdown(results: &C10kResults) -> String {
     );
     let opt = |value: Option<u64>| value.map_or_else(|| "—".to_owned(), |v| v.to_string());
     for server in servers {
-        let runs: Vec<&C10kRecord> =
-            results.runs.iter().filter(|run| run.server == server).collect();
+        let runs: Vec<&C10kRecord> = results
+            .runs
+            .iter()
+            .filter(|run| run.server == server)
+            .collect();
         let Some(run) = output::median_index(&runs, |run| run.latency.p99_us).map(|at| runs[at])
         else {
             continue;
         };
         let p99 = Spread::of(runs.iter().map(|run| run.latency.p99_us))
             .map_or_else(String::new, |s| s.show(runs.len(), stats::us));
-        let note =
-            run.error.clone().or_else(|| run.note.clone()).unwrap_or_default().replace('|', "/");
-        let errors = if run.errors.total() == 0 { "0".to_owned() } else { run.errors.to_string() };
+        let note = run
+            .error
+            .clone()
+            .or_else(|| run.note.clone())
+            .unwrap_or_default()
+            .replace('|', "/");
+        let errors = if run.errors.total() == 0 {
+            "0".to_owned()
+        } else {
+            run.errors.to_string()
+        };
         let _ = writeln!(
             table,
             "| {} | {} | {} | {} | {errors} | {} | {} | {p99} | {} | {} | {} | {} | {} | {note} |",
@@ -346,8 +385,10 @@ pub fn markdown(results: &C10kResults) -> String {
             run.unanswered,
             stats::us(run.latency.p50_us),
             stats::us(run.latency.max_us),
-            run.server_rss_kib
-                .map_or_else(|| "—".to_owned(), |kib| format!("{:.1}", kib as f64 / 1024.0)),
+            run.server_rss_kib.map_or_else(
+                || "—".to_owned(),
+                |kib| format!("{:.1}", kib as f64 / 1024.0)
+            ),
             opt(run.server_threads),
             opt(run.server_processes),
             opt(run.server_fds),
@@ -368,7 +409,10 @@ mod tests {
             round,
             error: None,
             requests: 10,
-            latency: LatencySummary { p99_us, ..LatencySummary::default() },
+            latency: LatencySummary {
+                p99_us,
+                ..LatencySummary::default()
+            },
             ..failed("step07-1", 10_000, "", &progress)
         };
         let results = C10kResults {
@@ -383,7 +427,10 @@ mod tests {
         );
         assert_eq!(text.matches("| step07-1 |").count(), 1, "{text}");
         assert!(text.contains("| 1.76ms (1.00ms–989.00ms) |"), "{text}");
-        let quick = C10kOptions { quick: true, ..C10kOptions::default() };
+        let quick = C10kOptions {
+            quick: true,
+            ..C10kOptions::default()
+        };
         assert_eq!(
             (quick.connections(), quick.interval(), quick.hold()),
             (1000, Duration::from_secs(1), Duration::from_secs(2))
