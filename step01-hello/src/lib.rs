@@ -8,9 +8,9 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use step02_files::ShutdownSignal;
 use step02_files::server::blocking::close_gracefully;
 use step02_files::server::startup::accept_failed;
+use step02_files::{Accepted, ShutdownSignal};
 
 // ANCHOR: page
 /// The whole answer: a status line, headers, a blank line, the body.
@@ -59,16 +59,16 @@ pub fn serve(
     shutdown: &ShutdownSignal,
 ) -> io::Result<()> {
     loop {
-        match shutdown.accept(listener) {
-            Ok(Some((stream, peer))) => {
+        match shutdown.accept(listener)? {
+            Accepted::Connection(stream, peer) => {
                 if let Err(error) = handle_client(stream, peer, options) {
                     if !options.quiet {
                         eprintln!("{peer}: {error}");
                     }
                 }
             }
-            Ok(None) => return Ok(()),
-            Err(error) => accept_failed(&error),
+            Accepted::Shutdown => return Ok(()),
+            Accepted::Failed(error) => accept_failed(&error),
         }
     }
 }

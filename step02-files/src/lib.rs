@@ -31,7 +31,7 @@ pub use http::status::StatusCode;
 pub use server::blocking::{Transport, handle_connection, serve_tcp};
 pub use server::cli::ServerArgs;
 pub use server::log::AccessLog;
-pub use server::shutdown::ShutdownSignal;
+pub use server::shutdown::{Accepted, ShutdownSignal};
 pub use server::startup::{ListenOptions, Site, StartupError, start};
 
 // ANCHOR: serve
@@ -41,13 +41,16 @@ pub use server::startup::{ListenOptions, Site, StartupError, start};
 ///
 /// # Errors
 ///
-/// Fails only if waiting for connections itself fails; errors of single connections are logged.
+/// Fails only if waiting for connections itself fails; a failed `accept` and errors of single
+/// connections are logged.
 pub fn serve(listener: &TcpListener, site: &Site, shutdown: &ShutdownSignal) -> io::Result<()> {
     loop {
-        match shutdown.accept(listener) {
-            Ok(Some((stream, peer))) => serve_tcp(stream, peer, site, Persistence::CloseAfterEach),
-            Ok(None) => return Ok(()),
-            Err(error) => server::startup::accept_failed(&error),
+        match shutdown.accept(listener)? {
+            Accepted::Connection(stream, peer) => {
+                serve_tcp(stream, peer, site, Persistence::CloseAfterEach);
+            }
+            Accepted::Shutdown => return Ok(()),
+            Accepted::Failed(error) => server::startup::accept_failed(&error),
         }
     }
 }
