@@ -1,5 +1,6 @@
 //! An `--idle-timeout` no server could keep (zero, or so long that adding it to the clock would
 //! overflow) is refused at start-up with a one-line error, never a panic in the middle of serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
 

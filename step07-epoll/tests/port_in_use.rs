@@ -1,6 +1,7 @@
 //! A port in use is refused by step 7 as by every other step, with `--threads N` too: its loops
 //! share a port through `SO_REUSEPORT`, which would otherwise let a second server join the first
 //! one's group and silently take part of its traffic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
