@@ -117,13 +117,24 @@ fn access_line(
     let Some(request) = request else {
         return format!("{peer} \"-\" {status} {body_bytes}\n");
     };
-    let method = request.method.as_str();
+    // A method the server does not know is still shown (its answer is 405), and could be long.
+    let method = Escaped {
+        text: request.method.as_str(),
+        budget: 32,
+    };
     let version = request.version.as_str();
-    // Everything but the target has a small fixed bound (an IPv6 peer with its scope, a u64).
-    let fixed = format!("{peer} \"{method}  {version}\" {status} {body_bytes}\n").len();
+    // Everything but the target is short (under 200 bytes: an IPv6 peer with its scope, at most
+    // 32 of the method, a u64), so only a target that could grow past the rest of the line once
+    // escaped needs a budget.
+    let budget = if request.target.len() * 4 + 200 <= MAX_LINE_BYTES {
+        usize::MAX
+    } else {
+        let fixed = format!("{peer} \"{method}  {version}\" {status} {body_bytes}\n").len();
+        MAX_LINE_BYTES.saturating_sub(fixed)
+    };
     let target = Escaped {
         text: &request.target,
-        budget: MAX_LINE_BYTES.saturating_sub(fixed),
+        budget,
     };
     format!("{peer} \"{method} {target} {version}\" {status} {body_bytes}\n")
 }
@@ -142,13 +153,14 @@ struct Escaped<'a> {
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const CUT: &str = "...";
+        let bytes = self.text.as_bytes();
+        // The common case: nothing to escape, and it fits.
+        if bytes.len() <= self.budget && bytes.iter().all(|&byte| is_shown_as_is(byte)) {
+            return f.write_str(self.text);
+        }
         let mut written = 0;
-        for byte in self.text.bytes() {
-            let shown = if matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\' {
-                1
-            } else {
-                4
-            };
+        for &byte in bytes {
+            let shown = if is_shown_as_is(byte) { 1 } else { 4 };
             if written + shown > self.budget.saturating_sub(CUT.len()) {
                 return f.write_str(CUT);
             }
@@ -161,6 +173,11 @@ impl fmt::Display for Escaped<'_> {
         }
         Ok(())
     }
+}
+
+/// Printable ASCII, except the quote and the backslash.
+fn is_shown_as_is(byte: u8) -> bool {
+    matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\'
 }
 // ANCHOR_END: escaped
 
@@ -547,12 +564,23 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_whose_reader_left_is_given_up() {
+        let (sink, reader) = sink_over_socket();
+        drop(reader);
+        sink.write_line("nobody hears this\n");
+        assert!(sink.broken.load(Ordering::Relaxed));
+        sink.write_line("nor this\n");
+        assert!(sink.lock().queued.is_empty());
+    }
+
+    #[test]
     fn a_line_has_at_most_pipe_buf_bytes() {
         let peer: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535"
             .parse()
             .unwrap();
         let target = format!("/{}", "a".repeat(8 * 1024));
-        let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let method = "M".repeat(4000);
+        let head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
         let limits = crate::Limits {
             max_head_bytes: 64 * 1024,
             max_target_bytes: 16 * 1024,
@@ -566,5 +594,9 @@ mod tests {
         let line = access_line(peer, Some(&request), StatusCode::NOT_FOUND, u64::MAX);
         assert!(line.len() <= MAX_LINE_BYTES, "{}", line.len());
         assert!(line.contains("aaa... HTTP/1.1\" 404 "), "{line}");
+        assert!(
+            line.contains(" \"MMMMMMMMMMMMMMMMMMMMMMMMMMMMM... /aaa"),
+            "{line}"
+        );
     }
 }

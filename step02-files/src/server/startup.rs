@@ -124,8 +124,8 @@ pub fn start(
 /// SYNs, which clients see as one-second stalls. This asks for 4096, which Linux caps at
 /// `net.core.somaxconn`.
 ///
-/// With `options.reuse_port`, the socket still claims the port alone, as every server does; see
-/// [`join`] for why and how the others join it.
+/// With `options.reuse_port`, the socket still claims the port alone, as every server does, and
+/// opens it to [`join`] only once it listens; see there why.
 ///
 /// # Errors
 ///
@@ -135,10 +135,10 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListene
     // Lets a restarted server bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
     if options.reuse_port {
         socket.set_reuse_port(true)?;
     }
-    socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
 // ANCHOR_END: listen
@@ -153,11 +153,17 @@ const BACKLOG: i32 = 4096;
 /// The pitfall: Linux lets *any* socket with `SO_REUSEPORT` set, of any process of the same user,
 /// bind to a port whose sockets all have it, and join the group. Had the first socket set it
 /// before `bind`, a second server started on the same port would not be refused: it would print
-/// its `Listening on` line and silently take part of the traffic. So [`listen`] binds the first
-/// socket without `SO_REUSEPORT`, which fails like any other server's bind if anything holds the
-/// port (a group included), and sets it only once the port is its own. Only then can this
-/// process's other sockets join. There is no window for a race: at every moment the port is
-/// either free, or held by a socket that refuses a newcomer's first, plain bind.
+/// its `Listening on` line and silently take part of the traffic. So [`listen`] claims the port
+/// as every other server does, with a plain `bind` and `listen`, and sets `SO_REUSEPORT` only
+/// once it listens; only then can this process's other sockets join.
+///
+/// Why after `listen`, not just after `bind`: with `SO_REUSEADDR` (which every server sets, to
+/// restart while old connections sit in `TIME_WAIT`) two sockets may both *bind* one port as long
+/// as neither listens yet. Two servers starting at once could then both bind, both set
+/// `SO_REUSEPORT`, and both listen, as one group. A socket without `SO_REUSEPORT` cannot
+/// *listen* where another socket listens, so of two servers racing, the second to call `listen`
+/// fails, whichever it is. From then on the port is held by a listening socket that refuses any
+/// newcomer's plain `bind`.
 ///
 /// Production note: a program of the same user that sets `SO_REUSEPORT` itself can still join
 /// the group after the first socket has opened it. A server that must exclude that attaches a
