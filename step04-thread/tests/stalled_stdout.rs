@@ -13,3 +13,12 @@ testkit::stalled_stdout_tests!(
     args = &["--pool", "8"],
     keep_alive = true
 );
+
+#[test]
+fn queued_lines_go_out_at_a_clean_exit() {
+    testkit::stalled_stdout::queued_lines_go_out_at_a_clean_exit(&testkit::Target {
+        bin: env!("CARGO_BIN_EXE_step04-thread"),
+        args: &[],
+        keep_alive: true,
+    });
+}

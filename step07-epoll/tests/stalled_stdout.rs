@@ -19,3 +19,12 @@ testkit::stalled_stdout_tests!(
     args = &["--threads", "2"],
     keep_alive = true
 );
+
+#[test]
+fn queued_lines_go_out_at_a_clean_exit() {
+    testkit::stalled_stdout::queued_lines_go_out_at_a_clean_exit(&testkit::Target {
+        bin: env!("CARGO_BIN_EXE_step07-epoll"),
+        args: &[],
+        keep_alive: true,
+    });
+}

@@ -73,6 +73,32 @@ impl StalledServer {
     }
 }
 
+impl StalledServer {
+    /// Sends SIGTERM, then reads the pipe as a reader who came back would, until the server has
+    /// exited and the pipe is empty. Returns the exit code and everything read.
+    pub fn stop_and_read_the_rest(&mut self) -> (Option<i32>, String) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + PATIENCE;
+        let mut text = String::new();
+        loop {
+            let exited = self.child.try_wait().expect("try_wait on our child");
+            text.push_str(&self.read_available());
+            if let Some(status) = exited {
+                text.push_str(&self.read_available());
+                return (status.code(), text);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 10 s after SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 impl Drop for StalledServer {
     fn drop(&mut self) {
         // SAFETY: killpg has no memory-safety preconditions; the group is the server's own.
@@ -149,6 +175,23 @@ pub fn keeps_answering(target: &Target) {
         thread::sleep(Duration::from_millis(20));
         log.push_str(&server.read_available());
     }
+}
+
+/// With stdout a pipe nobody reads, more requests than the pipe holds but fewer than the pipe
+/// and the server's queue together: at SIGTERM, a reader who comes back gets every line, none
+/// dropped, and the server exits 0.
+pub fn queued_lines_go_out_at_a_clean_exit(target: &Target) {
+    const N_REQUESTS: usize = 2000;
+    let mut server = StalledServer::start(target);
+    let mut conn = Conn::open(server.addr());
+    for _ in 0..N_REQUESTS {
+        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
+        assert_eq!(conn.read_response(false).status, 200);
+    }
+    drop(conn);
+    let (code, log) = server.stop_and_read_the_rest();
+    assert_eq!(code, Some(0));
+    assert_eq!(tally(&log), (N_REQUESTS, 0));
 }
 
 /// Counts the access-log lines in `log`, and the lines its "N lines dropped" lines report.

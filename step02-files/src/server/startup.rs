@@ -61,7 +61,7 @@ impl fmt::Display for StartupError {
             StartupError::Signals(source) => write!(f, "cannot install signal handlers: {source}"),
             StartupError::IdleTimeout(timeout) => write!(
                 f,
-                "--idle-timeout {} is out of range: more than 0s and at most {} please",
+                "--idle-timeout {} is out of range: it must be more than 0s and at most {}",
                 humantime::format_duration(*timeout),
                 humantime::format_duration(MAX_IDLE_TIMEOUT),
             ),
