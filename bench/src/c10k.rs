@@ -18,6 +18,7 @@ use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
 use crate::machine::{self, Machine};
 use crate::measure;
+use crate::netstat::TcpCounters;
 use crate::output::{self, Progress, Spread};
 use crate::server::{self, Binaries, C10K_CAP, ServerSpec};
 use crate::stats::{self, ErrorCounts, LatencySummary};
@@ -72,15 +73,18 @@ pub struct C10kOptions {
 
 impl C10kOptions {
     fn connections(&self) -> usize {
-        self.connections.unwrap_or(if self.quick { 1000 } else { 10_000 })
+        self.connections
+            .unwrap_or(if self.quick { 1000 } else { 10_000 })
     }
 
     fn interval(&self) -> Duration {
-        self.interval.unwrap_or(Duration::from_secs(if self.quick { 1 } else { 2 }))
+        self.interval
+            .unwrap_or(Duration::from_secs(if self.quick { 1 } else { 2 }))
     }
 
     fn hold(&self) -> Duration {
-        self.hold.unwrap_or(Duration::from_secs(if self.quick { 2 } else { 20 }))
+        self.hold
+            .unwrap_or(Duration::from_secs(if self.quick { 2 } else { 20 }))
     }
 }
 
@@ -119,6 +123,11 @@ pub struct C10kRecord {
     /// Which of the `--repeat` rounds (1-based).
     #[serde(default = "first_round")]
     pub round: u32,
+    /// The machine's TCP counters over the run: accept-queue overflows and SYN retransmissions
+    /// explain a tail of about one second (see [`crate::netstat`]).
+    /// `None` in results written before bench recorded them.
+    #[serde(default)]
+    pub tcp: Option<TcpCounters>,
 }
 
 const fn first_round() -> u32 {
@@ -163,12 +172,27 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
     let mut subjects: Vec<Subject> = options.url.iter().cloned().map(Subject::Url).collect();
     if !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty()) {
         let specs = server::select(&options.steps);
-        anyhow::ensure!(!specs.is_empty(), "no configuration matches {:?}", options.steps);
+        anyhow::ensure!(
+            !specs.is_empty(),
+            "no configuration matches {:?}",
+            options.steps
+        );
         subjects.extend(specs.into_iter().map(Subject::Step));
     }
-    subjects.extend(options.nginx_workers.iter().map(|&workers| Subject::Nginx(workers)));
-    let steps = subjects.iter().any(|subject| matches!(subject, Subject::Step(_)));
-    let binaries = if steps { server::build() } else { Binaries::default() };
+    subjects.extend(
+        options
+            .nginx_workers
+            .iter()
+            .map(|&workers| Subject::Nginx(workers)),
+    );
+    let steps = subjects
+        .iter()
+        .any(|subject| matches!(subject, Subject::Step(_)));
+    let binaries = if steps {
+        server::build()
+    } else {
+        Binaries::default()
+    };
     let progress = Progress::new(subjects.len() * options.repeat as usize);
     for round in 1..=options.repeat {
         for subject in &subjects {
@@ -206,9 +230,12 @@ fn hold_subject(
     let asked = options.connections();
     let (name, started, connections, note) = match subject {
         Subject::Url(url) => return hold(url, url, None, asked, None, options, progress),
-        Subject::Nginx(workers) => {
-            (format!("nginx-{workers}"), server::start_nginx(*workers, root), asked, None)
-        }
+        Subject::Nginx(workers) => (
+            format!("nginx-{workers}"),
+            server::start_nginx(*workers, root),
+            asked,
+            None,
+        ),
         Subject::Step(spec) => {
             let capped = spec.per_connection_task && !options.no_caps && asked > C10K_CAP;
             let note = if capped {
@@ -224,7 +251,12 @@ fn hold_subject(
             let started = binaries
                 .get(spec.package)
                 .and_then(|binary| Ok(server::start(binary, root, spec.args)?));
-            (spec.name.to_owned(), started, if capped { C10K_CAP } else { asked }, note)
+            (
+                spec.name.to_owned(),
+                started,
+                if capped { C10K_CAP } else { asked },
+                note,
+            )
         }
     };
     if let Some(note) = &note {
@@ -257,7 +289,9 @@ fn hold(
     options: &C10kOptions,
     progress: &Progress,
 ) -> C10kRecord {
-    progress.line(&format!("bench: {name}: opening {connections} connections to {url}"));
+    progress.line(&format!(
+        "bench: {name}: opening {connections} connections to {url}"
+    ));
     let target = match Target::parse(url) {
         Ok(target) => target,
         Err(error) => return failed(name, options.connections(), &error.to_string(), progress),
@@ -266,7 +300,10 @@ fn hold(
     config.rate = Some(connections as f64 / options.interval().as_secs_f64().max(0.001));
     config.timeout = options.timeout;
     config.source_addresses = options.source_addresses;
-    match measure::measure(&config, Duration::ZERO, pid) {
+    let counters_before = TcpCounters::read();
+    let measured = measure::measure(&config, Duration::ZERO, pid);
+    let tcp = counters_before.since(TcpCounters::read());
+    match measured {
         Ok((result, cost)) => C10kRecord {
             server: name.to_owned(),
             asked: options.connections(),
@@ -283,6 +320,7 @@ fn hold(
             server_fds: cost.map(|c| c.peak_fds),
             error: None,
             round: 1,
+            tcp: Some(tcp),
         },
         Err(error) => failed(name, options.connections(), &error.to_string(), progress),
     }
@@ -306,6 +344,7 @@ fn failed(name: &str, asked: usize, error: &str, progress: &Progress) -> C10kRec
         server_fds: None,
         error: Some(error.to_owned()),
         round: 1,
+        tcp: None,
     }
 }
 
@@ -320,25 +359,40 @@ pub fn markdown(results: &C10kResults) -> String {
         }
     }
     let mut table = String::from(
-        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | note |\n\
-         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | SYN retransmits / listen overflows | note |\n\
+         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let opt = |value: Option<u64>| value.map_or_else(|| "—".to_owned(), |v| v.to_string());
     for server in servers {
-        let runs: Vec<&C10kRecord> =
-            results.runs.iter().filter(|run| run.server == server).collect();
+        let runs: Vec<&C10kRecord> = results
+            .runs
+            .iter()
+            .filter(|run| run.server == server)
+            .collect();
         let Some(run) = output::median_index(&runs, |run| run.latency.p99_us).map(|at| runs[at])
         else {
             continue;
         };
         let p99 = Spread::of(runs.iter().map(|run| run.latency.p99_us))
             .map_or_else(String::new, |s| s.show(runs.len(), stats::us));
-        let note =
-            run.error.clone().or_else(|| run.note.clone()).unwrap_or_default().replace('|', "/");
-        let errors = if run.errors.total() == 0 { "0".to_owned() } else { run.errors.to_string() };
+        let note = run
+            .error
+            .clone()
+            .or_else(|| run.note.clone())
+            .unwrap_or_default()
+            .replace('|', "/");
+        let tcp = run.tcp.map_or_else(
+            || "—".to_owned(),
+            |tcp| format!("{} / {}", tcp.syn_retransmits, tcp.listen_overflows),
+        );
+        let errors = if run.errors.total() == 0 {
+            "0".to_owned()
+        } else {
+            run.errors.to_string()
+        };
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {} | {errors} | {} | {} | {p99} | {} | {} | {} | {} | {} | {note} |",
+            "| {} | {} | {} | {} | {errors} | {} | {} | {p99} | {} | {} | {} | {} | {} | {tcp} | {note} |",
             run.server,
             run.connections,
             run.established,
@@ -346,8 +400,10 @@ pub fn markdown(results: &C10kResults) -> String {
             run.unanswered,
             stats::us(run.latency.p50_us),
             stats::us(run.latency.max_us),
-            run.server_rss_kib
-                .map_or_else(|| "—".to_owned(), |kib| format!("{:.1}", kib as f64 / 1024.0)),
+            run.server_rss_kib.map_or_else(
+                || "—".to_owned(),
+                |kib| format!("{:.1}", kib as f64 / 1024.0)
+            ),
             opt(run.server_threads),
             opt(run.server_processes),
             opt(run.server_fds),
@@ -368,7 +424,10 @@ mod tests {
             round,
             error: None,
             requests: 10,
-            latency: LatencySummary { p99_us, ..LatencySummary::default() },
+            latency: LatencySummary {
+                p99_us,
+                ..LatencySummary::default()
+            },
             ..failed("step07-1", 10_000, "", &progress)
         };
         let results = C10kResults {
@@ -377,13 +436,23 @@ mod tests {
             command: "bench c10k --repeat 3".into(),
             runs: vec![run(1, 1000.0), run(2, 989_000.0), run(3, 1760.0)],
         };
+        let mut with_counters = results.clone();
+        with_counters.runs[2].tcp = Some(TcpCounters {
+            syn_retransmits: 41,
+            listen_overflows: 40,
+            ..TcpCounters::default()
+        });
+        assert!(markdown(&with_counters).contains("| 41 / 40 |"));
         let text = markdown(&results);
         assert!(
             text.contains("<!-- ANCHOR: table -->") && text.contains("<!-- ANCHOR_END: table -->")
         );
         assert_eq!(text.matches("| step07-1 |").count(), 1, "{text}");
         assert!(text.contains("| 1.76ms (1.00ms–989.00ms) |"), "{text}");
-        let quick = C10kOptions { quick: true, ..C10kOptions::default() };
+        let quick = C10kOptions {
+            quick: true,
+            ..C10kOptions::default()
+        };
         assert_eq!(
             (quick.connections(), quick.interval(), quick.hold()),
             (1000, Duration::from_secs(1), Duration::from_secs(2))

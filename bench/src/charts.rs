@@ -58,7 +58,12 @@ fn draw_throughput(
     let height = HEIGHT.max(80 + 30 * bars.len() as u32);
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let top = bars.iter().map(|(_, value)| *value).fold(0.0, f64::max).max(1.0) * 1.15;
+    let top = bars
+        .iter()
+        .map(|(_, value)| *value)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.15;
     // One horizontal bar per server, top to bottom in the given order, names on the left.
     let last = bars.len().saturating_sub(1) as i32;
     let mut chart = ChartBuilder::on(&root)
@@ -85,7 +90,11 @@ fn draw_throughput(
         .y_label_formatter(&name_at)
         .x_label_formatter(&|value| format!("{value:.0}"))
         .draw()?;
-    let rows = || bars.iter().enumerate().map(|(index, (_, value))| (last - index as i32, *value));
+    let rows = || {
+        bars.iter()
+            .enumerate()
+            .map(|(index, (_, value))| (last - index as i32, *value))
+    };
     for (index, (name, value)) in bars.iter().enumerate() {
         let colour = family_colour(bars.iter().map(|(name, _)| name.as_str()), name);
         let row = last - index as i32;
@@ -97,7 +106,11 @@ fn draw_throughput(
         )?;
     }
     chart.draw_series(rows().map(|(row, value)| {
-        Text::new(format!(" {value:.0}"), (value, SegmentValue::CenterOf(row)), ("sans-serif", 12))
+        Text::new(
+            format!(" {value:.0}"),
+            (value, SegmentValue::CenterOf(row)),
+            ("sans-serif", 12),
+        )
     }))?;
     root.present()?;
     Ok(())
@@ -119,7 +132,11 @@ fn draw_latency(
 ) -> Result<(), Box<dyn std::error::Error>> {
     const LABELS: [&str; 4] = ["p50", "p90", "p99", "p99.9"];
     let points = |l: &LatencySummary| [l.p50_us, l.p90_us, l.p99_us, l.p999_us];
-    let all: Vec<f64> = lines.iter().flat_map(|(_, l)| points(l)).filter(|v| *v > 0.0).collect();
+    let all: Vec<f64> = lines
+        .iter()
+        .flat_map(|(_, l)| points(l))
+        .filter(|v| *v > 0.0)
+        .collect();
     let fastest = all.iter().copied().fold(f64::INFINITY, f64::min);
     let low = fastest.clamp(1.0, 1e6) / 1.5;
     let high = all.iter().copied().fold(0.0, f64::max).max(low * 10.0) * 1.5;
@@ -148,10 +165,16 @@ fn draw_latency(
         let first_of_family =
             index == 0 || lines[index - 1].0.split('-').next() != name.split('-').next();
         let width = if first_of_family { 3 } else { 1 };
-        let series = points(summary).into_iter().enumerate().filter(|(_, v)| *v > 0.0);
+        let series = points(summary)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| *v > 0.0);
         chart.draw_series(LineSeries::new(series, colour.stroke_width(width)))?;
         let y = 40 + 22 * index as i32;
-        legend.draw(&PathElement::new(vec![(8, y), (36, y)], colour.stroke_width(width)))?;
+        legend.draw(&PathElement::new(
+            vec![(8, y), (36, y)],
+            colour.stroke_width(width),
+        ))?;
         legend.draw(&Text::new(name.clone(), (42, y - 7), ("sans-serif", 14)))?;
     }
     root.present()?;
@@ -166,8 +189,16 @@ mod tests {
     fn draws_both_charts() {
         let dir = std::env::temp_dir().join(format!("bench-charts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let bars = vec![("step07-1".to_owned(), 50_000.0), ("nginx-1".to_owned(), 48_000.0)];
-        throughput(&dir.join("t.svg"), "keep-alive, 64 connections, small page", &bars).unwrap();
+        let bars = vec![
+            ("step07-1".to_owned(), 50_000.0),
+            ("nginx-1".to_owned(), 48_000.0),
+        ];
+        throughput(
+            &dir.join("t.svg"),
+            "keep-alive, 64 connections, small page",
+            &bars,
+        )
+        .unwrap();
         let summary = LatencySummary {
             p50_us: 100.0,
             p90_us: 200.0,
@@ -175,10 +206,19 @@ mod tests {
             p999_us: 2000.0,
             ..Default::default()
         };
-        latency(&dir.join("l.svg"), "latency", &[("step07-1".to_owned(), summary)]).unwrap();
+        latency(
+            &dir.join("l.svg"),
+            "latency",
+            &[("step07-1".to_owned(), summary)],
+        )
+        .unwrap();
         let svg = std::fs::read_to_string(dir.join("t.svg")).unwrap();
         assert!(svg.contains("<svg") && svg.contains("nginx-1"));
-        assert!(std::fs::read_to_string(dir.join("l.svg")).unwrap().contains("step07-1"));
+        assert!(
+            std::fs::read_to_string(dir.join("l.svg"))
+                .unwrap()
+                .contains("step07-1")
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

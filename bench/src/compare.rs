@@ -64,16 +64,32 @@ impl Scenario {
 pub fn matrix(quick: bool) -> Vec<Scenario> {
     if quick {
         return vec![
-            Scenario { close: false, connections: 16, big: false },
-            Scenario { close: true, connections: 16, big: false },
-            Scenario { close: false, connections: 16, big: true },
+            Scenario {
+                close: false,
+                connections: 16,
+                big: false,
+            },
+            Scenario {
+                close: true,
+                connections: 16,
+                big: false,
+            },
+            Scenario {
+                close: false,
+                connections: 16,
+                big: true,
+            },
         ];
     }
     let mut scenarios = Vec::new();
     for big in [false, true] {
         for close in [false, true] {
             for connections in [1, 16, 64, 256] {
-                scenarios.push(Scenario { close, connections, big });
+                scenarios.push(Scenario {
+                    close,
+                    connections,
+                    big,
+                });
             }
         }
     }
@@ -249,13 +265,21 @@ pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
     let subjects = subjects(options)?;
     let scenarios = select_scenarios(options)?;
     let root = DocRoot::create().context("cannot create the document root")?;
-    let steps = subjects.iter().any(|subject| matches!(subject, Subject::Step(_)));
-    let binaries = if steps { server::build() } else { Binaries::default() };
+    let steps = subjects
+        .iter()
+        .any(|subject| matches!(subject, Subject::Step(_)));
+    let binaries = if steps {
+        server::build()
+    } else {
+        Binaries::default()
+    };
     let default = |quick, full| if options.quick { quick } else { full };
-    let duration =
-        options.duration.unwrap_or(default(Duration::from_secs(1), Duration::from_secs(5)));
-    let warmup =
-        options.warmup.unwrap_or(default(Duration::from_millis(250), Duration::from_secs(1)));
+    let duration = options
+        .duration
+        .unwrap_or(default(Duration::from_secs(1), Duration::from_secs(5)));
+    let warmup = options
+        .warmup
+        .unwrap_or(default(Duration::from_millis(250), Duration::from_secs(1)));
     let (date, stamp) = machine::utc_now();
     let mut results = CompareResults {
         machine: Machine::describe(),
@@ -276,14 +300,17 @@ pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
     let progress = Progress::new(subjects.len() * scenarios.len() * options.repeat.max(1) as usize);
     for round in 1..=options.repeat.max(1) {
         for subject in &subjects {
-            results.runs.extend(measure_subject(subject, &plan, &binaries, round, &progress));
+            results
+                .runs
+                .extend(measure_subject(subject, &plan, &binaries, round, &progress));
         }
     }
     drop(progress);
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(|| server::workspace_root().join("target/bench-results").join(date));
+    let out = options.out.clone().unwrap_or_else(|| {
+        server::workspace_root()
+            .join("target/bench-results")
+            .join(date)
+    });
     output::write(&out, "results", &results, &markdown(&results, &scenarios))?;
     write_charts(&out, &results, &scenarios)?;
     Ok(out)
@@ -294,11 +321,18 @@ fn select_scenarios(options: &CompareOptions) -> anyhow::Result<Vec<Scenario>> {
         return Ok(matrix(options.quick));
     }
     let all = matrix(false);
-    let chosen: Vec<Scenario> =
-        all.iter().filter(|s| options.scenarios.contains(&s.key())).copied().collect();
+    let chosen: Vec<Scenario> = all
+        .iter()
+        .filter(|s| options.scenarios.contains(&s.key()))
+        .copied()
+        .collect();
     if chosen.len() < options.scenarios.len() {
         let keys: Vec<String> = all.iter().map(Scenario::key).collect();
-        anyhow::bail!("unknown scenario in {:?}; known: {}", options.scenarios, keys.join(", "));
+        anyhow::bail!(
+            "unknown scenario in {:?}; known: {}",
+            options.scenarios,
+            keys.join(", ")
+        );
     }
     Ok(chosen)
 }
@@ -307,12 +341,23 @@ fn subjects(options: &CompareOptions) -> anyhow::Result<Vec<Subject>> {
     let mut subjects: Vec<Subject> = Vec::new();
     if !options.no_steps {
         let selected = server::select(&options.only);
-        anyhow::ensure!(!selected.is_empty(), "no configuration matches {:?}", options.only);
+        anyhow::ensure!(
+            !selected.is_empty(),
+            "no configuration matches {:?}",
+            options.only
+        );
         subjects.extend(selected.into_iter().map(Subject::Step));
     }
-    subjects.extend(options.nginx_workers.iter().map(|&workers| Subject::Nginx(workers)));
-    let externals =
-        options.targets.iter().map(|(name, url)| Subject::External(name.clone(), url.clone()));
+    subjects.extend(
+        options
+            .nginx_workers
+            .iter()
+            .map(|&workers| Subject::Nginx(workers)),
+    );
+    let externals = options
+        .targets
+        .iter()
+        .map(|(name, url)| Subject::External(name.clone(), url.clone()));
     subjects.extend(externals);
     anyhow::ensure!(!subjects.is_empty(), "nothing to measure");
     Ok(subjects)
@@ -401,13 +446,24 @@ fn progress_line(record: &RunRecord, round: u32) -> String {
             load.requests_per_s,
             stats::us(load.latency.p99_us),
             load.errors.total(),
-            load.starved_connections.map_or_else(|| "—".to_owned(), |n| n.to_string()),
-            cost.map_or_else(|| "—".to_owned(), |c| format!("{:.1} µs/req", c.cpu_us_per_request)),
+            load.starved_connections
+                .map_or_else(|| "—".to_owned(), |n| n.to_string()),
+            cost.map_or_else(
+                || "—".to_owned(),
+                |c| format!("{:.1} µs/req", c.cpu_us_per_request)
+            ),
         ),
         (None, _) => String::new(),
     };
-    let error = record.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
-    format!("{:<16} {:<22} #{round} {figures}{error}", record.server, record.scenario)
+    let error = record
+        .error
+        .as_deref()
+        .map(|e| format!("  ({e})"))
+        .unwrap_or_default();
+    format!(
+        "{:<16} {:<22} #{round} {figures}{error}",
+        record.server, record.scenario
+    )
 }
 
 /// Redraws `results.md` and the charts of a directory written by [`run`] from its `results.json` (after
@@ -446,14 +502,26 @@ fn write_charts(
         let rows = summarize(results, scenario);
         let bars: Vec<(String, f64)> = rows
             .iter()
-            .map(|row| (row.server.clone(), row.median().map_or(0.0, |l| l.requests_per_s)))
+            .map(|row| {
+                (
+                    row.server.clone(),
+                    row.median().map_or(0.0, |l| l.requests_per_s),
+                )
+            })
             .collect();
         let title = scenario.title();
-        charts::throughput(&out.join(format!("throughput-{}.svg", scenario.key())), &title, &bars)?;
+        charts::throughput(
+            &out.join(format!("throughput-{}.svg", scenario.key())),
+            &title,
+            &bars,
+        )?;
         let lines: Vec<(String, stats::LatencySummary)> = rows
             .iter()
             .filter_map(|row| {
-                Some((row.server.clone(), row.median().filter(|l| l.requests > 0)?.latency))
+                Some((
+                    row.server.clone(),
+                    row.median().filter(|l| l.requests > 0)?.latency,
+                ))
             })
             .collect();
         charts::latency(
@@ -473,7 +541,11 @@ struct Row<'a> {
 
 impl Row<'_> {
     fn measured(&self) -> Vec<&RunRecord> {
-        self.runs.iter().copied().filter(|run| run.load.is_some()).collect()
+        self.runs
+            .iter()
+            .copied()
+            .filter(|run| run.load.is_some())
+            .collect()
     }
 
     /// The run with the median rate: its latencies and costs stand for the row.
@@ -496,7 +568,10 @@ fn summarize<'a>(results: &'a CompareResults, scenario: &Scenario) -> Vec<Row<'a
     for run in results.runs.iter().filter(|r| r.scenario == scenario.key()) {
         match rows.iter_mut().find(|row| row.server == run.server) {
             Some(row) => row.runs.push(run),
-            None => rows.push(Row { server: run.server.clone(), runs: vec![run] }),
+            None => rows.push(Row {
+                server: run.server.clone(),
+                runs: vec![run],
+            }),
         }
     }
     rows
@@ -555,7 +630,11 @@ pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
 
 fn table_row(row: &Row<'_>) -> String {
     let dash = || "—".to_owned();
-    let notes: Vec<String> = row.runs.iter().filter_map(|run| run.error.clone()).collect();
+    let notes: Vec<String> = row
+        .runs
+        .iter()
+        .filter_map(|run| run.error.clone())
+        .collect();
     let mut note = notes.first().cloned().unwrap_or_default().replace('|', "/");
     let (Some(run), Some(load)) = (row.median_run(), row.median()) else {
         return format!(
@@ -568,10 +647,19 @@ fn table_row(row: &Row<'_>) -> String {
         Spread::of(measured.iter().filter_map(|run| figure(run)))
             .map_or_else(dash, |s| s.show(measured.len(), format))
     };
-    let rate = spread(|run| Some(run.load.as_ref()?.requests_per_s), |v| format!("{v:.0}"));
-    let server_cpu = spread(|run| Some(run.server_cost?.cpu_us_per_request), |v| format!("{v:.1}"));
+    let rate = spread(
+        |run| Some(run.load.as_ref()?.requests_per_s),
+        |v| format!("{v:.0}"),
+    );
+    let server_cpu = spread(
+        |run| Some(run.server_cost?.cpu_us_per_request),
+        |v| format!("{v:.1}"),
+    );
     if let Some(starved) = load.starved_connections.filter(|&starved| starved > 0) {
-        note = format!("{starved} of {} connections starved; {note}", load.connections);
+        note = format!(
+            "{starved} of {} connections starved; {note}",
+            load.connections
+        );
     }
     let cost = run.server_cost;
     format!(
@@ -582,7 +670,8 @@ fn table_row(row: &Row<'_>) -> String {
         stats::us(load.latency.p99_us),
         stats::us(load.latency.p999_us),
         error_cell(load),
-        load.starved_connections.map_or_else(dash, |n| n.to_string()),
+        load.starved_connections
+            .map_or_else(dash, |n| n.to_string()),
         load.client_cpu_us_per_request,
         cost.map_or_else(dash, |c| format!("{:.1}", c.peak_rss_kib as f64 / 1024.0)),
         cost.map_or_else(dash, |c| c.peak_threads.to_string()),
@@ -603,8 +692,11 @@ fn error_cell(load: &Report) -> String {
         ("status", errors.status),
         ("framing", errors.framing),
     ];
-    let parts: Vec<String> =
-        kinds.iter().filter(|(_, n)| *n > 0).map(|(kind, n)| format!("{n} {kind}")).collect();
+    let parts: Vec<String> = kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
     parts.join(", ")
 }
 
@@ -632,7 +724,11 @@ mod tests {
             duration_s: 1.0,
             warmup_s: 0.0,
             generator_threads: 1,
-            runs: vec![failed("step09", &scenario, "exited before listening (exit status: 1)")],
+            runs: vec![failed(
+                "step09",
+                &scenario,
+                "exited before listening (exit status: 1)",
+            )],
         };
         let text = markdown(&results, &[scenario]);
         assert!(text.contains("| step09 | — |"), "{text}");

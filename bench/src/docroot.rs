@@ -32,11 +32,15 @@ impl DocRoot {
         }
         let index = root.path().join(SMALL_PATH.trim_start_matches('/'));
         if !index.exists() {
-            fs::write(index, "<!doctype html>\n<title>bench</title>\n<p>Hello from bench.</p>\n")?;
+            fs::write(
+                index,
+                "<!doctype html>\n<title>bench</title>\n<p>Hello from bench.</p>\n",
+            )?;
         }
         // A fixed, incompressible-looking pattern (not zeros) so no layer can shortcut it.
-        let big: Vec<u8> =
-            (0..BIG_BYTES).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let big: Vec<u8> = (0..BIG_BYTES)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         fs::write(root.path().join(BIG_PATH.trim_start_matches('/')), big)?;
         Ok(root)
     }
@@ -72,7 +76,10 @@ mod tests {
         let root = DocRoot::create().unwrap();
         let path = root.path().to_path_buf();
         assert!(path.join("index.html").is_file());
-        assert_eq!(fs::metadata(path.join("big.bin")).unwrap().len(), BIG_BYTES as u64);
+        assert_eq!(
+            fs::metadata(path.join("big.bin")).unwrap().len(),
+            BIG_BYTES as u64
+        );
         drop(root);
         assert!(!path.exists());
     }

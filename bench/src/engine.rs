@@ -48,8 +48,11 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     let plan = Plan::new(config)?;
     let threads = config.threads.clamp(1, config.connections);
     let started = Instant::now();
-    let end =
-        config.duration.map_or(started + Duration::from_secs(365 * 24 * 3600), |d| started + d);
+    let end = config
+        .duration
+        .map_or(started + Duration::from_secs(365 * 24 * 3600), |d| {
+            started + d
+        });
     let results: Vec<Result<(Tally, EndState), io::Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|thread| {
@@ -61,7 +64,9 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         handles
             .into_iter()
             .map(|handle| {
-                handle.join().unwrap_or_else(|_| Err(io::Error::other("load worker panicked")))
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("load worker panicked")))
             })
             .collect()
     });
@@ -82,7 +87,11 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     let mut report = summarize(config, threads, &tally, wall, cpu);
     report.in_flight_at_end = in_flight;
     report.starved_connections = Some(starved);
-    Ok(LoadResult { report, tally, open_at_end })
+    Ok(LoadResult {
+        report,
+        tally,
+        open_at_end,
+    })
 }
 
 fn summarize(

@@ -22,7 +22,12 @@ pub struct Machine {
 fn proc_value(file: &str, key: &str) -> Option<String> {
     let text = fs::read_to_string(file).ok()?;
     let line = text.lines().find(|line| line.starts_with(key))?;
-    Some(line[key.len()..].trim_start_matches([' ', '\t', ':']).trim().to_owned())
+    Some(
+        line[key.len()..]
+            .trim_start_matches([' ', '\t', ':'])
+            .trim()
+            .to_owned(),
+    )
 }
 
 impl Machine {

@@ -68,21 +68,38 @@ fn run(command: Command) -> anyhow::Result<()> {
                 config.duration = Some(Duration::from_secs(10));
             }
             let report = engine::run(&config)?.report;
-            emit(&if json { serde_json::to_string_pretty(&report)? } else { report.to_string() })
+            emit(&if json {
+                serde_json::to_string_pretty(&report)?
+            } else {
+                report.to_string()
+            })
         }
         Command::Compare(options) => {
-            let out = compare::run(&CompareOptions { command_line, ..options })?;
+            let out = compare::run(&CompareOptions {
+                command_line,
+                ..options
+            })?;
             emit(&format!("results: {}", out.display()))
         }
         Command::C10k(options) => {
-            let results = c10k::run(&C10kOptions { command_line, ..options.clone() })?;
+            let results = c10k::run(&C10kOptions {
+                command_line,
+                ..options.clone()
+            })?;
             emit(&without_anchors(&c10k::markdown(&results)))?;
-            options.out.map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
+            options
+                .out
+                .map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
         }
         Command::Soak(options) => {
-            let results = soak::run(&SoakOptions { command_line, ..options.clone() })?;
+            let results = soak::run(&SoakOptions {
+                command_line,
+                ..options.clone()
+            })?;
             emit(&without_anchors(&soak::markdown(&results)))?;
-            options.out.map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
+            options
+                .out
+                .map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
         }
         Command::Replot { dir } if dir.join("c10k.json").is_file() => c10k::replot(&dir),
         Command::Replot { dir } if dir.join("soak.json").is_file() => soak::replot(&dir),
@@ -92,7 +109,11 @@ fn run(command: Command) -> anyhow::Result<()> {
 
 /// The Markdown without the mdBook anchor lines, which only the book needs.
 fn without_anchors(markdown: &str) -> String {
-    markdown.lines().filter(|line| !line.starts_with("<!-- ANCHOR")).collect::<Vec<_>>().join("\n")
+    markdown
+        .lines()
+        .filter(|line| !line.starts_with("<!-- ANCHOR"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Prints a line on stdout; a reader that went away (`bench … | head`) is not an error.

@@ -40,8 +40,12 @@ pub fn measure(
     server_pid: Option<u32>,
 ) -> Result<(LoadResult, Option<ServerCost>), LoadError> {
     if !warmup.is_zero() {
-        let warm =
-            LoadConfig { duration: Some(warmup), requests: None, rate: None, ..config.clone() };
+        let warm = LoadConfig {
+            duration: Some(warmup),
+            requests: None,
+            rate: None,
+            ..config.clone()
+        };
         engine::run(&warm)?;
     }
     let Some(pid) = server_pid else {
@@ -58,7 +62,10 @@ pub fn measure(
     let cost = ServerCost {
         cpu_s,
         cpu_us_per_request: cpu_s * 1e6 / outcomes,
-        peak_rss_kib: peak.rss_kib.max(after.rss_kib).max(procfs::peak_rss_kib(pid).unwrap_or(0)),
+        peak_rss_kib: peak
+            .rss_kib
+            .max(after.rss_kib)
+            .max(procfs::peak_rss_kib(pid).unwrap_or(0)),
         peak_threads: peak.threads.max(after.threads),
         peak_processes: peak.processes.max(after.processes),
         peak_fds: peak.fds.max(after.fds),

@@ -52,7 +52,10 @@ impl Drop for Progress {
 /// still get the right rows after any rerun.
 #[must_use]
 pub fn anchored(name: &str, fragment: &str) -> String {
-    format!("<!-- ANCHOR: {name} -->\n{}\n<!-- ANCHOR_END: {name} -->\n", fragment.trim_end())
+    format!(
+        "<!-- ANCHOR: {name} -->\n{}\n<!-- ANCHOR_END: {name} -->\n",
+        fragment.trim_end()
+    )
 }
 
 /// The header every results page starts with.
@@ -79,8 +82,10 @@ pub fn write(
 ) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::to_string_pretty(results)?;
-    for (name, text) in [(format!("{stem}.json"), json.as_str()), (format!("{stem}.md"), markdown)]
-    {
+    for (name, text) in [
+        (format!("{stem}.json"), json.as_str()),
+        (format!("{stem}.md"), markdown),
+    ] {
         let path = dir.join(name);
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -138,7 +143,14 @@ mod tests {
     #[test]
     fn medians_and_spreads() {
         let spread = Spread::of([3.0, 1.0, 2.0, 10.0]).unwrap();
-        assert_eq!(spread, Spread { median: 2.0, min: 1.0, max: 10.0 });
+        assert_eq!(
+            spread,
+            Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 10.0
+            }
+        );
         assert_eq!(spread.show(4, |v| format!("{v:.0}")), "2 (1–10)");
         assert_eq!(spread.show(1, |v| format!("{v:.0}")), "2");
         assert_eq!(Spread::of([]), None);
@@ -147,10 +159,20 @@ mod tests {
 
     #[test]
     fn anchors_a_fragment_and_writes_both_files() {
-        assert_eq!(anchored("t", "| a |\n"), "<!-- ANCHOR: t -->\n| a |\n<!-- ANCHOR_END: t -->\n");
+        assert_eq!(
+            anchored("t", "| a |\n"),
+            "<!-- ANCHOR: t -->\n| a |\n<!-- ANCHOR_END: t -->\n"
+        );
         let dir = tempfile::tempdir().unwrap();
         write(&dir.path().join("x"), "r", &vec![1, 2], "# r\n").unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("x/r.md")).unwrap(), "# r\n");
-        assert!(fs::read_to_string(dir.path().join("x/r.json")).unwrap().contains('2'));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("x/r.md")).unwrap(),
+            "# r\n"
+        );
+        assert!(
+            fs::read_to_string(dir.path().join("x/r.json"))
+                .unwrap()
+                .contains('2')
+        );
     }
 }

@@ -128,7 +128,10 @@ impl ResponseScanner {
     pub fn reset(&mut self) {
         self.partial.clear();
         let partial = std::mem::take(&mut self.partial);
-        *self = Self { partial, ..Self::new() };
+        *self = Self {
+            partial,
+            ..Self::new()
+        };
     }
 
     /// Whether any byte of the current response has arrived.
@@ -189,7 +192,11 @@ impl ResponseScanner {
     }
 
     const fn complete(&self, consumed: usize) -> Complete {
-        Complete { consumed, status: self.status, keep_alive: self.keep_alive }
+        Complete {
+            consumed,
+            status: self.status,
+            keep_alive: self.keep_alive,
+        }
     }
 
     /// Takes head bytes; returns how many of `bytes` the head used once it is complete.
@@ -232,7 +239,10 @@ impl ResponseScanner {
         if let Some(bare) =
             (0..length).find(|&at| bytes[at] == b'\n' && (at == 0 || bytes[at - 1] != b'\r'))
         {
-            let status_line_end = bytes.iter().position(|&byte| byte == b'\n').unwrap_or(length);
+            let status_line_end = bytes
+                .iter()
+                .position(|&byte| byte == b'\n')
+                .unwrap_or(length);
             return Err(if bare <= status_line_end {
                 FramingError::BadStatusLine
             } else {
@@ -251,8 +261,11 @@ impl ResponseScanner {
         }
         let bodyless = status == 204 || status == 304;
         self.status = status;
-        let persistent =
-            if minor == 0 { framing.keep_alive && !framing.close } else { !framing.close };
+        let persistent = if minor == 0 {
+            framing.keep_alive && !framing.close
+        } else {
+            !framing.close
+        };
         self.keep_alive = persistent && (framing.length.is_some() || bodyless);
         (self.state, self.remaining) = match framing.length {
             _ if bodyless => (State::Done, 0),
@@ -337,7 +350,12 @@ mod tests {
     }
 
     fn check(bytes: &[u8], expected: Result<Progress, FramingError>) {
-        assert_eq!(scan_whole(bytes), expected, "whole: {:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            scan_whole(bytes),
+            expected,
+            "whole: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
         assert_eq!(
             scan_bytewise(bytes),
             expected,
@@ -347,7 +365,11 @@ mod tests {
     }
 
     fn complete(consumed: usize, status: u16, keep_alive: bool) -> Result<Progress, FramingError> {
-        Ok(Progress::Complete(Complete { consumed, status, keep_alive }))
+        Ok(Progress::Complete(Complete {
+            consumed,
+            status,
+            keep_alive,
+        }))
     }
 
     #[test]
@@ -393,7 +415,14 @@ mod tests {
         let head = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close";
         assert_eq!(scanner.feed(head), Ok(Progress::Partial));
         let done = scanner.finish_on_close();
-        assert_eq!(done, Ok(Complete { consumed: 0, status: 200, keep_alive: false }));
+        assert_eq!(
+            done,
+            Ok(Complete {
+                consumed: 0,
+                status: 200,
+                keep_alive: false
+            })
+        );
     }
 
     #[test]
@@ -417,12 +446,24 @@ mod tests {
             (b"HTTP/1.1 200OK\r\n\r\n", FramingError::BadStatusLine),
             (b"HTTP/1.1 200 OK\n\n", FramingError::BadStatusLine),
             (b"hello world\r\n\r\n", FramingError::BadStatusLine),
-            (b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", FramingError::BadHeader),
+            (
+                b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                FramingError::BadHeader,
+            ),
             (b"HTTP/1.1 200 OK\r\n: x\r\n\r\n", FramingError::BadHeader),
             (b"HTTP/1.1 200 OK\r\nA: x\n\r\n", FramingError::BadHeader),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", FramingError::BadContentLength),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n", FramingError::BadContentLength),
-            (b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", FramingError::BadContentLength),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
+                FramingError::BadContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
+                FramingError::BadContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+                FramingError::BadContentLength,
+            ),
             (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
                 FramingError::BadContentLength,
@@ -435,7 +476,10 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
                 FramingError::UnsupportedTransferEncoding,
             ),
-            (b"HTTP/1.1 100 Continue\r\n\r\n", FramingError::UnexpectedInformational),
+            (
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                FramingError::UnexpectedInformational,
+            ),
         ];
         for (bytes, error) in cases {
             check(bytes, Err(*error));

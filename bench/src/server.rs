@@ -37,11 +37,17 @@ pub const C10K_CAP: usize = 2000;
 pub const CORES: &str = "{cores}";
 
 const fn sequential(spec: ServerSpec) -> ServerSpec {
-    ServerSpec { sequential: true, ..spec }
+    ServerSpec {
+        sequential: true,
+        ..spec
+    }
 }
 
 const fn per_connection(spec: ServerSpec) -> ServerSpec {
-    ServerSpec { per_connection_task: true, ..spec }
+    ServerSpec {
+        per_connection_task: true,
+        ..spec
+    }
 }
 
 const fn spec(
@@ -49,7 +55,13 @@ const fn spec(
     package: &'static str,
     args: &'static [&'static str],
 ) -> ServerSpec {
-    ServerSpec { name, package, args, sequential: false, per_connection_task: false }
+    ServerSpec {
+        name,
+        package,
+        args,
+        sequential: false,
+        per_connection_task: false,
+    }
 }
 
 // ANCHOR: configurations
@@ -140,9 +152,10 @@ pub fn build() -> Binaries {
             failure: (!output.status.success())
                 .then(|| format!("cargo build failed ({})", output.status)),
         },
-        Err(error) => {
-            Binaries { built: HashMap::new(), failure: Some(format!("cannot run cargo: {error}")) }
-        }
+        Err(error) => Binaries {
+            built: HashMap::new(),
+            failure: Some(format!("cannot run cargo: {error}")),
+        },
     }
 }
 
@@ -166,10 +179,17 @@ fn executables(messages: &[u8]) -> HashMap<String, PathBuf> {
 ///
 /// A one-line reason when the binary cannot start, exits, or does not announce an address in time.
 pub fn start(binary: &Path, root: &Path, args: &[&str]) -> Result<Server, StartError> {
-    let mut all: Vec<String> =
-        ["--addr", "127.0.0.1:0", "--quiet", "--root"].map(str::to_owned).into();
+    let mut all: Vec<String> = ["--addr", "127.0.0.1:0", "--quiet", "--root"]
+        .map(str::to_owned)
+        .into();
     all.push(root.display().to_string());
-    all.extend(args.iter().map(|&arg| if arg == CORES { cores() } else { arg.to_owned() }));
+    all.extend(args.iter().map(|&arg| {
+        if arg == CORES {
+            cores()
+        } else {
+            arg.to_owned()
+        }
+    }));
     Server::spawn(binary, &all, &Launch::default())
 }
 
@@ -196,19 +216,30 @@ pub fn start_nginx(workers: u32, root: &Path) -> anyhow::Result<Server> {
         .output()
         .context("cannot run nginx.sh")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let Some((nginx, prefix)) = stdout.trim().split_once(' ').filter(|_| output.status.success())
+    let Some((nginx, prefix)) = stdout
+        .trim()
+        .split_once(' ')
+        .filter(|_| output.status.success())
     else {
         let reason = String::from_utf8_lossy(&output.stderr);
-        anyhow::bail!("nginx.sh failed: {}", reason.trim().lines().last().unwrap_or(""));
+        anyhow::bail!(
+            "nginx.sh failed: {}",
+            reason.trim().lines().last().unwrap_or("")
+        );
     };
     let conf = format!("{prefix}/nginx.conf");
     let args = ["-p", prefix, "-c", &conf, "-g", "daemon off;"];
-    let launch = Launch { silent_on: Some(port), ..Launch::default() };
+    let launch = Launch {
+        silent_on: Some(port),
+        ..Launch::default()
+    };
     Ok(Server::spawn(nginx, &args, &launch)?)
 }
 
 fn cores() -> String {
-    std::thread::available_parallelism().map_or(1, usize::from).to_string()
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -219,7 +250,10 @@ mod tests {
     fn selects_configurations() {
         let names =
             |selection: Vec<ServerSpec>| selection.iter().map(|s| s.name).collect::<Vec<_>>();
-        assert_eq!(names(select(&["step07".into()])), ["step07-1", "step07-per-core"]);
+        assert_eq!(
+            names(select(&["step07".into()])),
+            ["step07-1", "step07-per-core"]
+        );
         assert_eq!(names(select(&["step04-pool".into()])), ["step04-pool"]);
         assert_eq!(names(select(&["step02-files".into()])), ["step02"]);
         assert_eq!(select(&[]).len(), CONFIGURATIONS.len());
@@ -227,8 +261,13 @@ mod tests {
 
     #[test]
     fn reports_a_binary_that_exits_at_once() {
-        let error = start(Path::new("/bin/true"), Path::new("/"), &[]).err().unwrap();
-        assert!(error.to_string().contains("exited before listening"), "{error}");
+        let error = start(Path::new("/bin/true"), Path::new("/"), &[])
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("exited before listening"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -237,10 +276,22 @@ mod tests {
 {"reason":"compiler-artifact","target":{"name":"testkit"},"executable":null}
 {"reason":"build-finished","success":true}"#;
         let found = executables(messages);
-        assert_eq!(found.get("step01-hello"), Some(&PathBuf::from("/t/step01-hello")));
+        assert_eq!(
+            found.get("step01-hello"),
+            Some(&PathBuf::from("/t/step01-hello"))
+        );
         assert_eq!(found.len(), 1);
-        let binaries = Binaries { built: found, failure: Some("cargo build failed".into()) };
+        let binaries = Binaries {
+            built: found,
+            failure: Some("cargo build failed".into()),
+        };
         assert!(binaries.get("step01-hello").is_ok());
-        assert!(binaries.get("step09").unwrap_err().to_string().contains("cargo build failed"));
+        assert!(
+            binaries
+                .get("step09")
+                .unwrap_err()
+                .to_string()
+                .contains("cargo build failed")
+        );
     }
 }

@@ -93,7 +93,11 @@ pub struct SoakResults {
 pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let specs = server::select(&options.steps);
-    anyhow::ensure!(!specs.is_empty(), "no configuration matches {:?}", options.steps);
+    anyhow::ensure!(
+        !specs.is_empty(),
+        "no configuration matches {:?}",
+        options.steps
+    );
     let root = DocRoot::create().context("cannot create the document root")?;
     let binaries = server::build();
     let (_, stamp) = machine::utc_now();
@@ -112,8 +116,11 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
             Ok(running) => soak_one(spec, running, options, &progress),
             Err(error) => failed(spec.name, &format!("{error:#}")),
         };
-        let leaks =
-            if record.leaks.is_empty() { "none".to_owned() } else { record.leaks.join("; ") };
+        let leaks = if record.leaks.is_empty() {
+            "none".to_owned()
+        } else {
+            record.leaks.join("; ")
+        };
         let errors = record.errors.total();
         progress.line(&format!(
             "bench: {}: {} requests, errors {errors}, leaks: {leaks}",
@@ -152,14 +159,20 @@ fn soak_one(
         Err(error) => return failed(spec.name, &error.to_string()),
     };
     // Warm up first, so that lazily created pools and buffers are part of the baseline.
-    let mut warm =
-        LoadConfig::new(target.clone(), options.connections.min(8), Duration::from_secs(1));
+    let mut warm = LoadConfig::new(
+        target.clone(),
+        options.connections.min(8),
+        Duration::from_secs(1),
+    );
     warm.timeout = Duration::from_secs(3);
     if let Err(error) = engine::run(&warm) {
         return failed(spec.name, &error.to_string());
     }
     let before = settle(pid, None);
-    progress.line(&format!("bench: {}: soaking for {:?}", spec.name, options.duration));
+    progress.line(&format!(
+        "bench: {}: soaking for {:?}",
+        spec.name, options.duration
+    ));
     let started = Instant::now();
     let mut tally = Tally::new();
     let mut close = false;
@@ -236,7 +249,10 @@ fn leaks(before: &TreeSample, after: &TreeSample) -> Vec<String> {
     check("processes", before.processes, after.processes);
     let allowed = before.rss_kib + (before.rss_kib / 4).max(RSS_SLACK_KIB);
     if after.rss_kib > allowed {
-        leaks.push(format!("RSS {} KiB → {} KiB", before.rss_kib, after.rss_kib));
+        leaks.push(format!(
+            "RSS {} KiB → {} KiB",
+            before.rss_kib, after.rss_kib
+        ));
     }
     leaks
 }
@@ -285,7 +301,11 @@ pub fn markdown(results: &SoakResults) -> String {
             run.duration_s,
             run.requests,
             run.connects,
-            if run.errors.total() == 0 { "0".to_owned() } else { run.errors.to_string() },
+            if run.errors.total() == 0 {
+                "0".to_owned()
+            } else {
+                run.errors.to_string()
+            },
             pair(b, a, |s| s.fds.to_string()),
             pair(b, a, |s| s.threads.to_string()),
             pair(b, a, |s| s.processes.to_string()),
@@ -303,9 +323,29 @@ mod tests {
 
     #[test]
     fn finds_what_did_not_return_to_baseline() {
-        let before = TreeSample { cpu_s: 0.0, rss_kib: 10_000, threads: 3, processes: 1, fds: 8 };
-        assert!(leaks(&before, &TreeSample { rss_kib: 11_000, ..before }).is_empty());
-        let after = TreeSample { fds: 9, threads: 4, rss_kib: 40_000, ..before };
+        let before = TreeSample {
+            cpu_s: 0.0,
+            rss_kib: 10_000,
+            threads: 3,
+            processes: 1,
+            fds: 8,
+        };
+        assert!(
+            leaks(
+                &before,
+                &TreeSample {
+                    rss_kib: 11_000,
+                    ..before
+                }
+            )
+            .is_empty()
+        );
+        let after = TreeSample {
+            fds: 9,
+            threads: 4,
+            rss_kib: 40_000,
+            ..before
+        };
         assert_eq!(leaks(&before, &after).len(), 3);
     }
 }

@@ -103,13 +103,21 @@ impl Tally {
         #[allow(clippy::expect_used)]
         let latency =
             Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("constant bounds are valid");
-        Self { requests: 0, errors: ErrorCounts::default(), bytes: 0, connects: 0, latency }
+        Self {
+            requests: 0,
+            errors: ErrorCounts::default(),
+            bytes: 0,
+            connects: 0,
+            latency,
+        }
     }
 
     /// Records a success with its latency.
     pub fn success(&mut self, latency: Duration) {
         self.requests += 1;
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(MAX_LATENCY_NS).max(1);
+        let nanos = u64::try_from(latency.as_nanos())
+            .unwrap_or(MAX_LATENCY_NS)
+            .max(1);
         self.latency.saturating_record(nanos);
     }
 

@@ -64,7 +64,10 @@ impl std::ops::Add for CpuTime {
     type Output = Self;
 
     fn add(self, other: Self) -> Self {
-        Self { user: self.user + other.user, system: self.system + other.system }
+        Self {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
     }
 }
 
@@ -126,7 +129,9 @@ impl SlotTimer {
             return Ok(());
         }
         // A zero delay would disarm the timer: a slot already due fires after one nanosecond.
-        let delay = at.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1));
+        let delay = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
         let expiration = Expiration::OneShot(TimeSpec::from_duration(delay));
         self.timer.set(expiration, TimerSetTimeFlags::empty())?;
         self.armed = Some(at);
@@ -166,9 +171,17 @@ mod tests {
         let started = Instant::now();
         timer.arm(started + Duration::from_millis(20)).unwrap();
         let mut events = mio::Events::with_capacity(4);
-        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
-        assert_eq!(events.iter().next().map(mio::event::Event::token), Some(Token(7)));
-        assert!(started.elapsed() >= Duration::from_millis(19), "{:?}", started.elapsed());
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(
+            events.iter().next().map(mio::event::Event::token),
+            Some(Token(7))
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(19),
+            "{:?}",
+            started.elapsed()
+        );
         timer.acknowledge();
     }
 }

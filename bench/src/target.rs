@@ -35,7 +35,10 @@ impl Target {
             None => (rest, "/"),
         };
         ensure!(!authority.is_empty(), "{url}: no host");
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']')) {
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.contains(']'))
+        {
             authority.to_owned()
         } else {
             format!("{authority}:80")

@@ -33,7 +33,10 @@ fn keep_alive_responses_are_framed_by_length() {
     let result = run(&config(serve(Answer::Write(OK)), 4, 400));
     assert_eq!(result.tally.requests, 400);
     assert_eq!(result.tally.errors, ErrorCounts::default());
-    assert_eq!(result.tally.connects, 4, "keep-alive must reuse connections");
+    assert_eq!(
+        result.tally.connects, 4,
+        "keep-alive must reuse connections"
+    );
     assert_eq!(result.tally.bytes, 400 * OK.len() as u64);
     assert_eq!(result.tally.latency.len(), 400);
 }
@@ -45,7 +48,10 @@ fn responses_framed_by_close_succeed() {
     let result = run(&config(serve(Answer::WriteAndClose(answer)), 3, 60));
     assert_eq!(result.tally.requests, 60);
     assert_eq!(result.tally.errors, ErrorCounts::default());
-    assert_eq!(result.tally.connects, 60, "a close-framed response ends its connection");
+    assert_eq!(
+        result.tally.connects, 60,
+        "a close-framed response ends its connection"
+    );
 }
 
 #[test]
@@ -75,7 +81,10 @@ fn errors_for(answer: Answer) -> ErrorCounts {
     let mut config = config(serve(answer), 2, 20);
     config.timeout = Duration::from_millis(200);
     let result = run(&config);
-    assert_eq!(result.tally.requests, 0, "no failure may count as a success");
+    assert_eq!(
+        result.tally.requests, 0,
+        "no failure may count as a success"
+    );
     assert_eq!(result.tally.latency.len(), 0);
     result.tally.errors
 }
@@ -85,13 +94,27 @@ fn server_errors_count_as_status() {
     let errors = errors_for(Answer::Write(
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
     ));
-    assert_eq!(errors, ErrorCounts { status: 20, ..ErrorCounts::default() });
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            status: 20,
+            ..ErrorCounts::default()
+        }
+    );
 }
 
 #[test]
 fn malformed_responses_count_as_framing() {
-    let errors = errors_for(Answer::Write(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"));
-    assert_eq!(errors, ErrorCounts { framing: 20, ..ErrorCounts::default() });
+    let errors = errors_for(Answer::Write(
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+    ));
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            framing: 20,
+            ..ErrorCounts::default()
+        }
+    );
 }
 
 #[test]
@@ -99,19 +122,39 @@ fn truncated_responses_count_as_framing() {
     let errors = errors_for(Answer::WriteAndClose(
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
     ));
-    assert_eq!(errors, ErrorCounts { framing: 20, ..ErrorCounts::default() });
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            framing: 20,
+            ..ErrorCounts::default()
+        }
+    );
 }
 
 #[test]
 fn extra_bytes_after_a_response_count_as_framing() {
-    let errors = errors_for(Answer::Write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"));
-    assert_eq!(errors, ErrorCounts { framing: 20, ..ErrorCounts::default() });
+    let errors = errors_for(Answer::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+    ));
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            framing: 20,
+            ..ErrorCounts::default()
+        }
+    );
 }
 
 #[test]
 fn closing_without_an_answer_counts_as_reset() {
     let errors = errors_for(Answer::WriteAndClose(b""));
-    assert_eq!(errors, ErrorCounts { reset: 20, ..ErrorCounts::default() });
+    assert_eq!(
+        errors,
+        ErrorCounts {
+            reset: 20,
+            ..ErrorCounts::default()
+        }
+    );
 }
 
 #[test]
@@ -120,17 +163,33 @@ fn silence_counts_as_timeout() {
     config.timeout = Duration::from_millis(100);
     let result = run(&config);
     assert_eq!(result.tally.requests, 0);
-    assert_eq!(result.tally.errors, ErrorCounts { timeout: 4, ..ErrorCounts::default() });
+    assert_eq!(
+        result.tally.errors,
+        ErrorCounts {
+            timeout: 4,
+            ..ErrorCounts::default()
+        }
+    );
 }
 
 #[test]
 fn refused_connections_count_as_connect() {
     // Bind then drop a listener: nothing listens on that port any more.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let target = Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
     let result = run(&config(target, 2, 10));
     assert_eq!(result.tally.requests, 0);
-    assert_eq!(result.tally.errors, ErrorCounts { connect: 10, ..ErrorCounts::default() });
+    assert_eq!(
+        result.tally.errors,
+        ErrorCounts {
+            connect: 10,
+            ..ErrorCounts::default()
+        }
+    );
 }
 
 #[test]
@@ -141,7 +200,11 @@ fn constant_rate_paces_requests() {
     config.rate = Some(200.0);
     let result = run(&config);
     // 200 requests per second for one second; the first slots of each connection start at once.
-    assert!((180..=210).contains(&result.tally.requests), "requests: {}", result.tally.requests);
+    assert!(
+        (180..=210).contains(&result.tally.requests),
+        "requests: {}",
+        result.tally.requests
+    );
     assert_eq!(result.tally.errors, ErrorCounts::default());
 }
 
@@ -166,7 +229,11 @@ fn constant_rate_shows_the_requests_a_stall_delayed() {
     config.rate = Some(100.0);
     let paced = run(&config);
     assert_eq!(paced.tally.errors, ErrorCounts::default());
-    assert!(slow_requests(&paced) >= 15, "slow: {}", slow_requests(&paced));
+    assert!(
+        slow_requests(&paced) >= 15,
+        "slow: {}",
+        slow_requests(&paced)
+    );
     assert!(paced.tally.latency.max() >= 250_000_000);
 }
 
@@ -186,7 +253,11 @@ fn json_output_parses() {
         .args(["load", "-c", "2", "-n", "50", "--json", &target.url])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: Report = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report.requests, 50);
     assert_eq!(report.errors.total(), 0);

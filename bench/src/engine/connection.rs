@@ -84,7 +84,10 @@ impl Connection {
 
     /// Whether a request is in flight.
     pub(super) fn in_flight(&self) -> bool {
-        matches!(self.phase, Phase::Connecting | Phase::Sending | Phase::Receiving)
+        matches!(
+            self.phase,
+            Phase::Connecting | Phase::Sending | Phase::Receiving
+        )
     }
 
     /// Prepares the next request: latency counts from `origin`, it fails after `deadline`.
@@ -152,7 +155,11 @@ impl Connection {
                     return Next::Wait;
                 }
                 Err(_) => {
-                    let kind = if self.established { ErrorKind::Reset } else { ErrorKind::Connect };
+                    let kind = if self.established {
+                        ErrorKind::Reset
+                    } else {
+                        ErrorKind::Connect
+                    };
                     return self.fail(kind, tally);
                 }
             }
@@ -176,7 +183,11 @@ impl Connection {
                 Err(error) => {
                     let refused =
                         error.kind() == io::ErrorKind::ConnectionRefused && !self.established;
-                    let kind = if refused { ErrorKind::Connect } else { ErrorKind::Reset };
+                    let kind = if refused {
+                        ErrorKind::Connect
+                    } else {
+                        ErrorKind::Reset
+                    };
                     return self.fail_or_drop(kind, tally);
                 }
             };
@@ -199,8 +210,9 @@ impl Connection {
                         self.phase = Phase::Draining;
                         self.deadline = Instant::now() + plan.timeout;
                     } else {
-                        let churn =
-                            plan.requests_per_connection.is_some_and(|limit| self.served >= limit);
+                        let churn = plan
+                            .requests_per_connection
+                            .is_some_and(|limit| self.served >= limit);
                         if plan.close || churn {
                             self.close();
                         }
@@ -272,7 +284,11 @@ impl Connection {
             tally.errors.add(kind);
         }
         self.close();
-        if phase == Phase::Draining { Next::Request } else { Next::Wait }
+        if phase == Phase::Draining {
+            Next::Request
+        } else {
+            Next::Wait
+        }
     }
 
     /// Fails a request past its deadline; gives up waiting for a FIN that does not come.
@@ -306,7 +322,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let target = Target::parse(&format!("http://{addr}/")).unwrap();
-        let config = LoadConfig { close, ..LoadConfig::new(target, 1, Duration::from_secs(1)) };
+        let config = LoadConfig {
+            close,
+            ..LoadConfig::new(target, 1, Duration::from_secs(1))
+        };
         let plan = Plan::new(&config).unwrap();
         let mut connection = Connection::new(Instant::now());
         connection.attach(TcpStream::connect(addr).unwrap());
@@ -338,10 +357,18 @@ mod tests {
     #[test]
     fn a_response_framed_by_length_is_a_success_and_keeps_the_socket() {
         let (mut connection, plan, mut server, mut tally) = connected(false);
-        server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n").unwrap();
+        server
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            .unwrap();
         server.write_all(&[b'x'; 100]).unwrap();
-        assert_eq!(until_next(&mut connection, &plan, &mut tally), Next::Request);
-        assert_eq!((tally.requests, tally.errors.total(), tally.bytes), (1, 0, 140));
+        assert_eq!(
+            until_next(&mut connection, &plan, &mut tally),
+            Next::Request
+        );
+        assert_eq!(
+            (tally.requests, tally.errors.total(), tally.bytes),
+            (1, 0, 140)
+        );
         assert!(connection.is_open(), "keep-alive keeps the socket");
     }
 
@@ -360,20 +387,31 @@ mod tests {
         }
         assert_eq!(tally.requests, 1, "counted as soon as it is complete");
         drop(server);
-        assert_eq!(until_next(&mut connection, &plan, &mut tally), Next::Request);
+        assert_eq!(
+            until_next(&mut connection, &plan, &mut tally),
+            Next::Request
+        );
         assert!(!connection.is_open());
     }
 
     #[test]
     fn extra_bytes_silence_and_a_cut_are_errors_of_their_kind() {
         let (mut connection, plan, mut server, mut tally) = connected(false);
-        server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy").unwrap();
-        assert_eq!(until_next(&mut connection, &plan, &mut tally), Next::Request);
+        server
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy")
+            .unwrap();
+        assert_eq!(
+            until_next(&mut connection, &plan, &mut tally),
+            Next::Request
+        );
         assert_eq!((tally.requests, tally.errors.framing), (0, 1));
         assert!(!connection.is_open());
 
         let (mut connection, _plan, _server, mut tally) = connected(false);
-        assert_eq!(connection.on_deadline(Instant::now(), &mut tally), Next::Wait);
+        assert_eq!(
+            connection.on_deadline(Instant::now(), &mut tally),
+            Next::Wait
+        );
         assert_eq!(
             connection.on_deadline(Instant::now() + Duration::from_secs(6), &mut tally),
             Next::Request
@@ -381,9 +419,17 @@ mod tests {
         assert_eq!(tally.errors.timeout, 1);
 
         let (mut connection, plan, mut server, mut tally) = connected(false);
-        server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").unwrap();
+        server
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+            .unwrap();
         drop(server);
-        assert_eq!(until_next(&mut connection, &plan, &mut tally), Next::Request);
-        assert_eq!(tally.errors.framing, 1, "a body cut short is a framing error");
+        assert_eq!(
+            until_next(&mut connection, &plan, &mut tally),
+            Next::Request
+        );
+        assert_eq!(
+            tally.errors.framing, 1,
+            "a body cut short is a framing error"
+        );
     }
 }

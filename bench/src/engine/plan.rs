@@ -114,10 +114,17 @@ impl Plan {
             return Err(LoadError::Config("need at least one connection".into()));
         }
         if config.duration.is_none() && config.requests.is_none() {
-            return Err(LoadError::Config("give a duration or a request count".into()));
+            return Err(LoadError::Config(
+                "give a duration or a request count".into(),
+            ));
         }
-        if config.rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
-            return Err(LoadError::Config("the rate must be a positive number".into()));
+        if config
+            .rate
+            .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
+        {
+            return Err(LoadError::Config(
+                "the rate must be a positive number".into(),
+            ));
         }
         if let Some(bad) = config
             .headers
@@ -182,7 +189,9 @@ pub(super) struct WorkerShare {
 impl WorkerShare {
     pub(super) fn new(config: &LoadConfig, threads: usize, thread: usize) -> Self {
         let connections = split_for(config.connections, threads, thread);
-        let first_connection = (0..thread).map(|t| split_for(config.connections, threads, t)).sum();
+        let first_connection = (0..thread)
+            .map(|t| split_for(config.connections, threads, t))
+            .sum();
         let split = |total: u64| {
             total / threads as u64 + u64::from((thread as u64) < total % threads as u64)
         };
@@ -190,7 +199,12 @@ impl WorkerShare {
             let per_connection = rate / config.connections as f64;
             Duration::from_secs_f64(1.0 / per_connection)
         });
-        Self { first_connection, connections, requests: config.requests.map(split), interval }
+        Self {
+            first_connection,
+            connections,
+            requests: config.requests.map(split),
+            interval,
+        }
     }
 }
 
@@ -211,21 +225,48 @@ mod tests {
     fn refuses_impossible_options() {
         let refused = |config: LoadConfig| matches!(Plan::new(&config), Err(LoadError::Config(_)));
         assert!(refused(config(0)));
-        assert!(refused(LoadConfig { duration: None, ..config(1) }));
-        assert!(refused(LoadConfig { rate: Some(0.0), ..config(1) }));
-        assert!(refused(LoadConfig { rate: Some(f64::NAN), ..config(1) }));
-        assert!(refused(LoadConfig { headers: vec!["no colon".into()], ..config(1) }));
-        assert!(refused(LoadConfig { headers: vec!["A: b\r\nC: d".into()], ..config(1) }));
-        assert!(refused(config(100_000_000)), "more connections than descriptors");
-        let plan = Plan::new(&LoadConfig { source_addresses: 3, ..config(1) }).unwrap();
+        assert!(refused(LoadConfig {
+            duration: None,
+            ..config(1)
+        }));
+        assert!(refused(LoadConfig {
+            rate: Some(0.0),
+            ..config(1)
+        }));
+        assert!(refused(LoadConfig {
+            rate: Some(f64::NAN),
+            ..config(1)
+        }));
+        assert!(refused(LoadConfig {
+            headers: vec!["no colon".into()],
+            ..config(1)
+        }));
+        assert!(refused(LoadConfig {
+            headers: vec!["A: b\r\nC: d".into()],
+            ..config(1)
+        }));
+        assert!(
+            refused(config(100_000_000)),
+            "more connections than descriptors"
+        );
+        let plan = Plan::new(&LoadConfig {
+            source_addresses: 3,
+            ..config(1)
+        })
+        .unwrap();
         assert_eq!(plan.sources.len(), 3);
     }
 
     #[test]
     fn splits_connections_requests_and_rate_over_threads() {
-        let config = LoadConfig { requests: Some(10), rate: Some(100.0), ..config(7) };
-        let shares: Vec<WorkerShare> =
-            (0..3).map(|thread| WorkerShare::new(&config, 3, thread)).collect();
+        let config = LoadConfig {
+            requests: Some(10),
+            rate: Some(100.0),
+            ..config(7)
+        };
+        let shares: Vec<WorkerShare> = (0..3)
+            .map(|thread| WorkerShare::new(&config, 3, thread))
+            .collect();
         let connections: Vec<usize> = shares.iter().map(|s| s.connections).collect();
         assert_eq!(connections, [3, 2, 2]);
         let firsts: Vec<usize> = shares.iter().map(|s| s.first_connection).collect();

@@ -65,7 +65,9 @@ impl<'a> Worker<'a> {
             plan,
             poll,
             timer,
-            conns: (0..share.connections).map(|_| Connection::new(now)).collect(),
+            conns: (0..share.connections)
+                .map(|_| Connection::new(now))
+                .collect(),
             buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             tally: Tally::new(),
             ready: Vec::with_capacity(share.connections),
@@ -126,22 +128,41 @@ impl<'a> Worker<'a> {
                 let Some(conn) = self.conns.get_mut(index) else {
                     continue;
                 };
-                let next =
-                    conn.on_event(readable, closed, self.plan, &mut self.buffer, &mut self.tally);
+                let next = conn.on_event(
+                    readable,
+                    closed,
+                    self.plan,
+                    &mut self.buffer,
+                    &mut self.tally,
+                );
                 self.follow(index, next);
             }
         }
-        let open = self.conns.iter().filter(|conn| conn.is_established()).count();
+        let open = self
+            .conns
+            .iter()
+            .filter(|conn| conn.is_established())
+            .count();
         let in_flight = self.conns.iter().filter(|conn| conn.in_flight()).count() as u64;
         let starved = self.conns.iter().filter(|conn| conn.ended == 0).count() as u64;
         // Closing the sockets is part of the run's cost: close them before reading the CPU time.
         self.conns.clear();
         let cpu = sys::thread_cpu_time().since(cpu_before);
-        Ok((self.tally, EndState { open, in_flight, starved, cpu }))
+        Ok((
+            self.tally,
+            EndState {
+                open,
+                in_flight,
+                starved,
+                cpu,
+            },
+        ))
     }
 
     fn budget_spent(&self) -> bool {
-        self.share.requests.is_some_and(|budget| self.tally.outcomes() >= budget)
+        self.share
+            .requests
+            .is_some_and(|budget| self.tally.outcomes() >= budget)
     }
 
     /// When the poll must return at the latest: the end, the next timeout sweep, and (without the
@@ -203,7 +224,11 @@ impl<'a> Worker<'a> {
     /// Starts one request on a connection, opening it first if needed. `origin` is the intended start
     /// with `--rate`; otherwise latency counts from now.
     fn begin_request(&mut self, index: usize, origin: Option<Instant>) {
-        if self.share.requests.is_some_and(|budget| self.started_requests >= budget) {
+        if self
+            .share
+            .requests
+            .is_some_and(|budget| self.started_requests >= budget)
+        {
             self.conns[index].close();
             self.conns[index].phase = Phase::Closed;
             return;
@@ -234,7 +259,9 @@ impl<'a> Worker<'a> {
         };
         let mut stream = connect(self.plan.addr, source)?;
         let interest = Interest::READABLE | Interest::WRITABLE;
-        self.poll.registry().register(&mut stream, Token(index), interest)?;
+        self.poll
+            .registry()
+            .register(&mut stream, Token(index), interest)?;
         Ok(stream)
     }
 }
@@ -306,7 +333,10 @@ mod tests {
         )
         .unwrap();
         let (tally, end) = worker.run().unwrap();
-        assert_eq!((tally.requests, tally.errors.total(), tally.connects), (50, 0, 3));
+        assert_eq!(
+            (tally.requests, tally.errors.total(), tally.connects),
+            (50, 0, 3)
+        );
         assert_eq!(end.starved, 0, "every connection had requests answered");
     }
 
@@ -318,18 +348,31 @@ mod tests {
         };
         let plan = Plan::new(&rate).unwrap();
         let end = Instant::now() + Duration::from_millis(500);
-        let (tally, _) =
-            Worker::new(&plan, WorkerShare::new(&rate, 1, 0), end).unwrap().run().unwrap();
-        assert!((80..=110).contains(&tally.requests), "200/s for 0.5 s gave {}", tally.requests);
+        let (tally, _) = Worker::new(&plan, WorkerShare::new(&rate, 1, 0), end)
+            .unwrap()
+            .run()
+            .unwrap();
+        assert!(
+            (80..=110).contains(&tally.requests),
+            "200/s for 0.5 s gave {}",
+            tally.requests
+        );
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let target = Target::parse(&format!("http://{port}/")).unwrap();
-        let refused =
-            LoadConfig { requests: Some(5), ..LoadConfig::new(target, 1, Duration::from_secs(5)) };
+        let refused = LoadConfig {
+            requests: Some(5),
+            ..LoadConfig::new(target, 1, Duration::from_secs(5))
+        };
         let plan = Plan::new(&refused).unwrap();
         let end = Instant::now() + Duration::from_secs(5);
-        let (tally, _) =
-            Worker::new(&plan, WorkerShare::new(&refused, 1, 0), end).unwrap().run().unwrap();
+        let (tally, _) = Worker::new(&plan, WorkerShare::new(&refused, 1, 0), end)
+            .unwrap()
+            .run()
+            .unwrap();
         assert_eq!(tally.errors.connect, 5);
     }
 }
