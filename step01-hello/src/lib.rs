@@ -2,15 +2,18 @@
 //!
 //! One listening socket, one client at a time: accept, read the request head, answer a fixed page,
 //! close. No parsing beyond finding the blank line that ends the head, which is the one thing even
-//! the smallest server must get right (see [`read_head`]).
+//! the smallest server must get right (see [`read_head`]), and no project crate: `std`'s sockets,
+//! and `signal-hook` to hear Ctrl-C.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use step02_files::ShutdownSignal;
-use step02_files::server::blocking::close_gracefully;
-use step02_files::server::startup::accept_failed;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 // ANCHOR: page
 /// The whole answer: a status line, headers, a blank line, the body.
@@ -48,31 +51,61 @@ pub struct Options {
 }
 
 // ANCHOR: serve
-/// Answers clients one at a time until SIGINT or SIGTERM.
+/// Answers clients one at a time until `stop` is set (see [`stop_on_signals`]).
 ///
-/// # Errors
-///
-/// Fails only if waiting for connections fails; a client's errors end that client alone.
-pub fn serve(
-    listener: &TcpListener,
-    options: &Options,
-    shutdown: &ShutdownSignal,
-) -> io::Result<()> {
+/// A client's errors end that client alone; a failed `accept` is reported and retried.
+pub fn serve(listener: &TcpListener, options: &Options, stop: &AtomicBool) {
     loop {
-        match shutdown.accept(listener) {
-            Ok(Some((stream, peer))) => {
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
                 if let Err(error) = handle_client(stream, peer, options) {
                     if !options.quiet {
                         eprintln!("{peer}: {error}");
                     }
                 }
             }
-            Ok(None) => return Ok(()),
-            Err(error) => accept_failed(&error),
+            Err(error) => {
+                eprintln!("accept failed: {error}");
+                // Out of descriptors (EMFILE), retrying at once would fail at once, forever:
+                // pause so the loop does not burn a core while clients leave.
+                thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
 // ANCHOR_END: serve
+
+// ANCHOR: stop_on_signals
+/// Sets the returned flag on SIGINT (Ctrl-C) or SIGTERM, then connects to `listener` once.
+///
+/// `accept` does not return because a signal arrived (the handler restarts it), so the wake-up
+/// is a connection: `serve` accepts it, sees the flag and returns. A client being served is
+/// answered first.
+///
+/// # Errors
+///
+/// Fails when the signal handlers cannot be installed.
+pub fn stop_on_signals(listener: &TcpListener) -> io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake_at = listener.local_addr()?;
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let flag = Arc::clone(&stop);
+    thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            flag.store(true, Ordering::SeqCst);
+            if TcpStream::connect(wake_at).is_err() {
+                // No way to wake `accept` (the backlog is full): leave without it.
+                std::process::exit(0);
+            }
+        }
+    });
+    Ok(stop)
+}
+// ANCHOR_END: stop_on_signals
 
 // ANCHOR: handle_client
 /// Reads one request head, answers the fixed page, closes.
@@ -91,6 +124,42 @@ fn handle_client(mut stream: TcpStream, peer: SocketAddr, options: &Options) -> 
     close_gracefully(&mut stream)
 }
 // ANCHOR_END: handle_client
+
+// ANCHOR: close_gracefully
+/// Closes after an answer without destroying it.
+///
+/// Closing a socket that still has unread bytes (a request body, a pipelined request) makes
+/// the kernel send a reset, and a reset can discard the answer before the client has read it.
+/// So: shut down the write side (the client sees the end of the answer), read and discard what
+/// the client still sends until it closes, for at most two seconds or 64 KiB, then close.
+///
+/// # Errors
+///
+/// Fails only if the socket rejects the shutdown; errors while draining end the drain quietly.
+pub fn close_gracefully(stream: &mut TcpStream) -> io::Result<()> {
+    match stream.shutdown(Shutdown::Write) {
+        Ok(()) => {}
+        // The client is already gone: nothing left to protect.
+        Err(error) if error.kind() == io::ErrorKind::NotConnected => return Ok(()),
+        Err(error) => return Err(error),
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut sink = [0u8; 512];
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(remaining))?;
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n_read) => drained += n_read,
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: close_gracefully
 
 /// What arrived before the blank line, the size cap, or the deadline.
 #[derive(Debug, PartialEq, Eq)]
