@@ -106,3 +106,21 @@ fn curl_gets_the_page() {
     );
     assert_eq!(output.stdout, b"<h1>hello world</h1>");
 }
+
+/// Lesson 1 stands alone: what a reader sees in `src/` is the whole server, with no crate of
+/// this project underneath (the workspace's own crates are `step…` and `testkit`).
+#[test]
+fn depends_on_no_project_crate() {
+    let manifest = include_str!("../Cargo.toml");
+    let dependencies = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [dependencies] section");
+    for line in dependencies.lines().map(str::trim) {
+        assert!(
+            !line.starts_with("step") && !line.starts_with("testkit") && !line.contains("path"),
+            "step 1 depends on a project crate: {line}"
+        );
+    }
+}

@@ -25,9 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = TcpListener::bind(addr)?;
     println!("Listening on http://{}/", listener.local_addr()?);
-    eprintln!(
-        "warning: this server reads files outside {ROOT} (GET /../Cargo.toml); loopback only"
-    );
+    eprintln!("warning: this server sends files from outside www/ (try /../Cargo.toml)");
     // The request line: a method, a space, then the path up to the next space.
     let request_line = Regex::new(r"^[A-Z]+ (/[^ ]*)")?;
     for stream in listener.incoming() {

@@ -28,8 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Ok(stream) = stream else { continue };
         // Flaw: one new thread per client, without bound, and a client that connects and sends
         // nothing keeps its thread forever (no read timeout). A thousand idle connections are a
-        // thousand threads with their stacks; the limit on threads ends the server's luck.
-        // Step 4 drops a silent client after --idle-timeout, and --pool N bounds the threads.
+        // thousand threads, each with its stack; when the system refuses one more,
+        // `thread::spawn` panics and the server is gone. Step 4 drops a silent client after
+        // --idle-timeout, and `--pool N` bounds the threads.
         thread::spawn(move || {
             if let Err(error) = handle(stream) {
                 eprintln!("error: {error}");

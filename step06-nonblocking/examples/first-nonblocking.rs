@@ -27,8 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     listener.set_nonblocking(true)?;
     // Each client: its socket, and the bytes of a request head received so far.
     let mut clients: Vec<(TcpStream, Vec<u8>)> = Vec::new();
-    // Flaw: the loop never waits. With no client at all it still asks the listener millions of
-    // times a second and burns a whole core. Step 7 sleeps in `epoll_wait` until a socket is
+    // Flaw: the loop never waits. With no client at all it asks the listener again and again,
+    // and burns a whole core. Step 7 sleeps in `epoll_wait` until a socket is
     // ready (step 6's `--nap` only naps between passes that found nothing to do).
     loop {
         match listener.accept() {

@@ -39,7 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut next_token = 1;
     let mut events = Events::with_capacity(128);
     loop {
-        poll.poll(&mut events, None)?;
+        match poll.poll(&mut events, None) {
+            // A signal woke `epoll_wait` early (Ctrl-Z then `fg` does): just wait again.
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            result => result?,
+        }
         for event in &events {
             if event.token() == LISTENER {
                 // Flaw: one `accept` per event. Connections that arrived together raise one

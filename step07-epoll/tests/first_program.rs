@@ -83,7 +83,7 @@ fn answered(clients: &mut [TcpStream]) -> usize {
 #[test]
 fn one_accept_per_event_leaves_a_burst_waiting_in_the_first_program_not_in_step_7() {
     const BURST: usize = 20;
-    let first = FirstProgram::start("step07-epoll", "first-epoll");
+    let mut first = FirstProgram::start("step07-epoll", "first-epoll");
     let mut clients = burst(first.addr(), BURST, |signal| first.signal(signal));
     let served = answered(&mut clients);
     assert!(
@@ -91,6 +91,10 @@ fn one_accept_per_event_leaves_a_burst_waiting_in_the_first_program_not_in_step_
         "the first program accepted one connection per event, yet served all {BURST}"
     );
     eprintln!("first-epoll served {served} of a burst of {BURST}");
+    assert!(
+        first.wait_exit(Duration::ZERO).is_none(),
+        "the first program should still run, waiting for an event that does not come"
+    );
 
     for backend in ["mio", "epoll"] {
         let step = Server::start(STEP, &["--quiet", "--backend", backend]);
