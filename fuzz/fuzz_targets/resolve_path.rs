@@ -39,7 +39,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
 fuzz_target!(|path: &str| {
     let fixture = &*FIXTURE;
     if let Resolved::File(found) = fixture.root.resolve(path) {
-        let metadata = found.file.metadata().unwrap();
+        let metadata = found.file().unwrap().metadata().unwrap();
         assert!(fixture.inside.contains(&(metadata.dev(), metadata.ino())), "{path:?} escaped the root");
     }
 });

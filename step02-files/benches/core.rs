@@ -1,5 +1,5 @@
 //! What the sans-I/O core costs per request, apart from any socket: parsing a head, and deciding
-//! the response (which opens the file under the document root).
+//! the response (which opens the file under the document root, or finds it in the open-file cache).
 //!
 //! `cargo bench -p step02-files` (reports under `target/criterion/`). These figures are the floor
 //! under every step's per-request CPU: whatever a concurrency model adds comes on top.
@@ -9,7 +9,10 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use step02_files::{DocRoot, Limits, Parsed, Persistence, RequestDecoder, parse_request, respond};
+use step02_files::{
+    DocRoot, FileCache, FileCacheConfig, Limits, Parsed, Persistence, RequestDecoder,
+    parse_request, respond, wall_clock,
+};
 
 /// What `wrk` and the project's load generator send.
 const SMALL: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:7080\r\n\r\n";
@@ -66,7 +69,28 @@ fn responding(c: &mut Criterion) {
     let mut group = c.benchmark_group("respond");
     group.throughput(Throughput::Elements(1));
     group.bench_function("index_html", |b| {
-        b.iter(|| respond(&root, black_box(&request), Persistence::KeepAlive))
+        b.iter(|| {
+            respond(
+                &root,
+                black_box(&request),
+                Persistence::KeepAlive,
+                &wall_clock(),
+            )
+        })
+    });
+    // The same through the open-file cache: a hit makes no system call.
+    let cached = root
+        .clone()
+        .with_cache(FileCache::new(FileCacheConfig::default()));
+    group.bench_function("index_html_cached", |b| {
+        b.iter(|| {
+            respond(
+                &cached,
+                black_box(&request),
+                Persistence::KeepAlive,
+                &wall_clock(),
+            )
+        })
     });
     group.finish();
 }

@@ -2,8 +2,9 @@
 //!
 //! The core is sans-I/O: [`parse_request`] and [`RequestDecoder`] turn bytes into a [`Request`],
 //! [`respond`] turns a request into a [`Response`] (opening a file under the [`DocRoot`] is its only
-//! contact with the outside), and nothing in it touches a socket. That is what lets the blocking
-//! steps (2–5) and the event loops (6–7) share one parser and one set of answers.
+//! contact with the outside; the time is an argument, a [`Now`]), and nothing in it touches a
+//! socket. That is what lets the blocking steps (2–5) and the event loops (6–7) share one parser
+//! and one set of answers.
 //!
 //! The crate has two layers, one directory each:
 //!
@@ -20,19 +21,23 @@ pub mod server;
 use std::io;
 use std::net::TcpListener;
 
+pub use http::date::Now;
 pub use http::decoder::RequestDecoder;
 pub use http::docroot::{DocRoot, Resolved};
 pub use http::error::HttpError;
+pub use http::file_cache::{FileCache, FileCacheConfig};
 pub use http::limits::Limits;
 pub use http::request::{Method, Parsed, Request, Version, parse_request};
 pub use http::respond::{error_response, respond, status_page};
 pub use http::response::{Body, Persistence, Response};
 pub use http::status::StatusCode;
-pub use server::blocking::{Transport, handle_connection, serve_tcp};
+pub use server::blocking::{handle_connection, serve_tcp};
 pub use server::cli::ServerArgs;
+pub use server::clock::wall_clock;
 pub use server::log::AccessLog;
 pub use server::shutdown::ShutdownSignal;
 pub use server::startup::{ListenOptions, Site, StartupError, start};
+pub use server::stream::Stream;
 
 // ANCHOR: serve
 /// Serves connections one after another until SIGINT or SIGTERM: accept, answer one request,

@@ -476,7 +476,7 @@ proptest! {
         }
         for root in [&fixture.root, &fixture.portable] {
             if let Resolved::File(found) = root.resolve(&path) {
-                let metadata = found.file.metadata().unwrap();
+                let metadata = found.file().unwrap().metadata().unwrap();
                 prop_assert!(fixture.inside.contains(&(metadata.dev(), metadata.ino())), "{} escaped", path);
             }
         }

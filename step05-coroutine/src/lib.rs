@@ -28,14 +28,14 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, IntoRawFd};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
 use std::os::unix::io::FromRawFd;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use step02_files::server::startup::is_resource_shortage;
-use step02_files::{Persistence, ShutdownSignal, Site, Transport, handle_connection};
+use step02_files::{Persistence, ShutdownSignal, Site, Stream, handle_connection};
 
 // ANCHOR: stack_size
 /// The coroutine stack size used unless `--stack-size` says otherwise: 64 KiB.
@@ -223,7 +223,12 @@ fn serve_connection(stream: may::net::TcpStream, peer: SocketAddr, site: &Site) 
 // ANCHOR_END: serve_connection
 
 // ANCHOR: transport
-/// A `may` socket as a [`Transport`]: reads and writes that park the coroutine, not the thread.
+/// A `may` socket as a [`Stream`]: reads and writes that park the coroutine, not the thread.
+///
+/// Its descriptor is non-blocking underneath, which the blocking loop needs to know: a file body
+/// leaves through `sendfile` on that descriptor, and when the socket is full (`EAGAIN`), the next
+/// chunk goes through `may`'s own `write`, which parks this coroutine until the socket drains or
+/// the write timeout passes (a blocking `sendfile` would stall the whole worker thread).
 #[derive(Debug)]
 pub struct CoStream(pub may::net::TcpStream);
 
@@ -251,7 +256,7 @@ impl Write for CoStream {
     }
 }
 
-impl Transport for CoStream {
+impl Stream for CoStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         // `may` times the wait itself: its timer wakes the coroutine.
         self.0.set_read_timeout(timeout)
@@ -259,6 +264,14 @@ impl Transport for CoStream {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.0.shutdown(Shutdown::Write)
+    }
+
+    fn socket_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.0.inner().as_fd())
+    }
+
+    fn blocking_is_emulated(&self) -> bool {
+        true
     }
 }
 // ANCHOR_END: transport

@@ -24,19 +24,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use step02_files::http::decoder::READ_CHUNK;
+pub use step02_files::server::stream::{LINGER_BYTES, LINGER_TIME};
 use step02_files::{
-    Persistence, Request, RequestDecoder, Response, Site, StatusCode, error_response, respond,
-    status_page,
+    Persistence, Request, RequestDecoder, Response, Site, StatusCode, Stream, error_response,
+    respond, status_page, wall_clock,
 };
 
 use crate::outgoing::{Flow, Outgoing};
-use crate::socket::Socket;
-
-/// How long a closing connection waits for the client to close its side, and how much it reads
-/// meanwhile. The same bounds as the blocking loop's lingering close in step 2.
-pub const LINGER_TIME: Duration = Duration::from_secs(2);
-/// See [`LINGER_TIME`].
-pub const LINGER_BYTES: usize = 64 * 1024;
 
 /// What a connection waits for next: the event loop uses it to decide what to watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +64,15 @@ impl Readiness {
     };
 }
 
-/// Where a connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Reading requests and answering them.
-    Serving,
+// ANCHOR: state
+/// What a connection is doing, with what that needs.
+#[derive(Debug)]
+enum State {
+    /// Waiting for a request, or reading one; answering those already buffered.
+    Reading,
+    /// Sending a response. Nothing more is read until it is out: a client that pipelines without
+    /// reading cannot make the server buffer without end.
+    Sending(Outgoing),
     /// FIN sent; reading and dropping what the client still sends until it closes too.
     Lingering {
         /// Bytes dropped so far.
@@ -82,6 +80,23 @@ enum Phase {
     },
     /// Done; the owner should drop the connection.
     Closed,
+}
+// ANCHOR_END: state
+
+/// What is known about the socket, from readiness events and from the calls made on it. An
+/// edge-triggered loop (step 7) reports a change once, so the connection remembers it until a
+/// call proves it over.
+#[derive(Debug, Clone, Copy)]
+struct SocketState {
+    /// It may hold bytes to read. Cleared when a read proves it empty.
+    readable: bool,
+    /// It may take bytes. Cleared when the send buffer is full.
+    writable: bool,
+    /// The readiness source said the peer has closed: a short read no longer proves the socket
+    /// drained, because the end of stream still waits to be read.
+    close_reported: bool,
+    /// A read returned 0: the client will send nothing more.
+    at_eof: bool,
 }
 
 /// Whether the state machine can go on at once or must wait for the socket.
@@ -99,47 +114,36 @@ enum Step {
 pub struct Connection<S> {
     socket: S,
     peer: SocketAddr,
-    phase: Phase,
+    state: State,
+    /// What the socket allows, as far as anyone knows.
+    known: SocketState,
     /// Bytes received and not yet used: part of a request, or requests not yet answered.
     decoder: RequestDecoder,
-    /// The response being sent, if any. At most one: the next request waits until it is out.
-    output: Option<Outgoing>,
     /// When the connection gives up waiting for the client.
     deadline: Instant,
-    /// Set by [`Connection::begin_shutdown`]: no deadline may lie past it.
+    /// Set by [`Connection::begin_shutdown`]: finish the response in flight, answer no more, and
+    /// let no deadline lie past this one.
     shutdown_deadline: Option<Instant>,
-    /// The socket may hold bytes to read. Set by readiness, cleared when a read proves the socket
-    /// empty, so an edge-triggered loop (step 7) knows to wait for the next event.
-    read_ready: bool,
-    /// The socket may take bytes. Set by readiness, cleared when the send buffer is full.
-    write_ready: bool,
-    /// The readiness source said the peer has closed: a short read no longer proves the socket
-    /// drained, because the end of stream still waits to be read.
-    read_closed_hint: bool,
-    /// A read returned 0: the client will send nothing more.
-    peer_closed: bool,
-    /// Set by [`Connection::begin_shutdown`]: finish the response in flight, answer no more.
-    stop_after_response: bool,
     /// Reads and writes that moved bytes, for a loop that wants to know whether a pass did anything.
     n_transfers: u64,
 }
 
-impl<S: Socket> Connection<S> {
+impl<S: Stream> Connection<S> {
     /// A connection just accepted at `now`; it waits up to `site.idle_timeout` for a request.
     pub fn new(socket: S, peer: SocketAddr, site: &Site, now: Instant) -> Self {
         Connection {
             socket,
             peer,
-            phase: Phase::Serving,
+            state: State::Reading,
+            known: SocketState {
+                readable: false,
+                writable: true,
+                close_reported: false,
+                at_eof: false,
+            },
             decoder: RequestDecoder::new(site.limits),
-            output: None,
             deadline: now + site.idle_timeout,
             shutdown_deadline: None,
-            read_ready: false,
-            write_ready: true,
-            read_closed_hint: false,
-            peer_closed: false,
-            stop_after_response: false,
             n_transfers: 0,
         }
     }
@@ -166,20 +170,19 @@ impl<S: Socket> Connection<S> {
 
     /// What the connection is waiting for now, without doing anything.
     pub fn next(&self) -> Next {
-        match self.phase {
-            Phase::Closed => Next::Close,
-            Phase::Lingering { .. } => Next::Read,
-            Phase::Serving if self.output.is_some() => Next::Write,
-            Phase::Serving => Next::Read,
+        match self.state {
+            State::Reading | State::Lingering { .. } => Next::Read,
+            State::Sending(_) => Next::Write,
+            State::Closed => Next::Close,
         }
     }
 
     // ANCHOR: on_ready
     /// The socket may have become readable and/or writable: make all the progress it allows.
     pub fn on_ready(&mut self, readiness: Readiness, site: &Site, now: Instant) -> Next {
-        self.read_ready |= readiness.readable || readiness.read_closed;
-        self.read_closed_hint |= readiness.read_closed;
-        self.write_ready |= readiness.writable;
+        self.known.readable |= readiness.readable || readiness.read_closed;
+        self.known.close_reported |= readiness.read_closed;
+        self.known.writable |= readiness.writable;
         self.advance(site, now)
     }
     // ANCHOR_END: on_ready
@@ -194,17 +197,22 @@ impl<S: Socket> Connection<S> {
         if now < self.deadline {
             return self.next();
         }
-        match self.phase {
-            Phase::Closed => {}
-            Phase::Lingering { .. } => self.phase = Phase::Closed,
-            Phase::Serving if self.output.is_some() => {
+        match self.state {
+            State::Closed => {}
+            State::Lingering { .. } => self.state = State::Closed,
+            State::Sending(_) => {
                 let error = io::Error::new(io::ErrorKind::TimedOut, "client stopped reading");
                 self.fail(site, &error);
             }
-            Phase::Serving if self.decoder.has_partial_request() && !self.peer_closed => {
-                self.queue(status_page(StatusCode::REQUEST_TIMEOUT), None, site, now);
+            State::Reading if self.decoder.has_partial_request() && !self.known.at_eof => {
+                self.queue(
+                    status_page(StatusCode::REQUEST_TIMEOUT, &wall_clock()),
+                    None,
+                    site,
+                    now,
+                );
             }
-            Phase::Serving => self.start_closing(now),
+            State::Reading => self.start_closing(now),
         }
         self.advance(site, now)
     }
@@ -216,7 +224,6 @@ impl<S: Socket> Connection<S> {
         let shutdown_deadline = now + grace;
         self.shutdown_deadline = Some(shutdown_deadline);
         self.deadline = self.deadline.min(shutdown_deadline);
-        self.stop_after_response = true;
         self.advance(site, now)
     }
 
@@ -224,11 +231,11 @@ impl<S: Socket> Connection<S> {
     /// Moves the connection forward until it has to wait for the socket, or is closed.
     fn advance(&mut self, site: &Site, now: Instant) -> Next {
         loop {
-            let step = match self.phase {
-                Phase::Closed => return Next::Close,
-                Phase::Lingering { n_drained } => self.linger(n_drained),
-                Phase::Serving if self.output.is_some() => self.send(site, now),
-                Phase::Serving => self.receive(site, now),
+            let step = match self.state {
+                State::Reading => self.receive(site, now),
+                State::Sending(_) => self.send(site, now),
+                State::Lingering { n_drained } => self.linger(n_drained),
+                State::Closed => return Next::Close,
             };
             if let Step::Wait(next) = step {
                 return next;
@@ -241,12 +248,12 @@ impl<S: Socket> Connection<S> {
     /// Writes the pending response; once it is out, logs it and either waits for the next request
     /// or starts closing.
     fn send(&mut self, site: &Site, now: Instant) -> Step {
-        let Some(output) = self.output.as_mut() else {
-            return Step::Continue;
-        };
-        if !self.write_ready {
+        if !self.known.writable {
             return Step::Wait(Next::Write);
         }
+        let State::Sending(output) = &mut self.state else {
+            return Step::Continue;
+        };
         let (n_written, flow) = match output.write_to(&mut self.socket) {
             Ok(progress) => progress,
             Err(error) => {
@@ -261,7 +268,7 @@ impl<S: Socket> Connection<S> {
         }
         match flow {
             Flow::Blocked => {
-                self.write_ready = false;
+                self.known.writable = false;
                 Step::Wait(Next::Write)
             }
             Flow::Done => {
@@ -275,17 +282,17 @@ impl<S: Socket> Connection<S> {
     // ANCHOR: finish_response
     /// The response is out: log it, then wait for the next request or close.
     fn finish_response(&mut self, site: &Site, now: Instant) {
-        let Some(done) = self.output.take() else {
+        let State::Sending(done) = std::mem::replace(&mut self.state, State::Reading) else {
             return;
         };
         site.log
             .record(self.peer, done.request.as_ref(), done.status, done.body_len);
-        if done.keep_alive && !self.stop_after_response {
+        if done.keep_alive && self.shutdown_deadline.is_none() {
             // The next request has the whole idle timeout to arrive, as in the blocking loop.
             self.set_deadline(now + site.idle_timeout);
         } else if self.decoder.can_close_at_once(done.request.as_ref()) {
             // The client said it was done and left nothing unread: close sends FIN, no linger.
-            self.phase = Phase::Closed;
+            self.state = State::Closed;
         } else {
             self.start_closing(now);
         }
@@ -298,23 +305,23 @@ impl<S: Socket> Connection<S> {
     fn receive(&mut self, site: &Site, now: Instant) -> Step {
         match self.decoder.next_request() {
             Ok(Some(request)) => {
-                let response = respond(&site.root, &request, Persistence::KeepAlive);
+                let response = respond(&site.root, &request, Persistence::KeepAlive, &wall_clock());
                 self.queue(response, Some(request), site, now);
                 return Step::Continue;
             }
             Err(error) => {
-                self.queue(error_response(error), None, site, now);
+                self.queue(error_response(error, &wall_clock()), None, site, now);
                 return Step::Continue;
             }
             Ok(None) => {}
         }
-        if self.decoder.is_finished() || self.peer_closed || self.stop_after_response {
+        if self.decoder.is_finished() || self.known.at_eof || self.shutdown_deadline.is_some() {
             // Nothing more will be answered: a client that closed its side mid-request is let go
             // without a word, as the blocking loop does.
             self.start_closing(now);
             return Step::Continue;
         }
-        if !self.read_ready {
+        if !self.known.readable {
             return Step::Wait(Next::Read);
         }
         self.read_some(site)
@@ -326,20 +333,20 @@ impl<S: Socket> Connection<S> {
     fn read_some(&mut self, site: &Site) -> Step {
         match self.decoder.read_from(&mut self.socket) {
             Ok(0) => {
-                self.peer_closed = true;
-                self.read_ready = false;
+                self.known.at_eof = true;
+                self.known.readable = false;
             }
             Ok(n_read) => {
                 self.n_transfers += 1;
                 // A short read emptied the socket's receive buffer; reading again would only
                 // return WouldBlock (epoll(7) says so for stream sockets). Unless the peer has
                 // closed: then the end of stream is still to be read.
-                if n_read < READ_CHUNK && !self.read_closed_hint {
-                    self.read_ready = false;
+                if n_read < READ_CHUNK && !self.known.close_reported {
+                    self.known.readable = false;
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                self.read_ready = false;
+                self.known.readable = false;
                 return Step::Wait(Next::Read);
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -353,7 +360,7 @@ impl<S: Socket> Connection<S> {
     fn queue(&mut self, response: Response, request: Option<Request>, site: &Site, now: Instant) {
         match Outgoing::new(response, request) {
             Ok(output) => {
-                self.output = Some(output);
+                self.state = State::Sending(output);
                 self.set_deadline(now + site.idle_timeout);
             }
             Err(error) => self.fail(site, &error),
@@ -364,44 +371,44 @@ impl<S: Socket> Connection<S> {
     /// Sends FIN and starts draining what the client still sends, for at most [`LINGER_TIME`].
     /// A client that has already closed its side gets no linger: there is nothing left to drain.
     fn start_closing(&mut self, now: Instant) {
-        if self.peer_closed {
-            self.phase = Phase::Closed;
+        if self.known.at_eof {
+            self.state = State::Closed;
             return;
         }
         match self.socket.shutdown_write() {
             Ok(()) => {
-                self.phase = Phase::Lingering { n_drained: 0 };
+                self.state = State::Lingering { n_drained: 0 };
                 self.set_deadline(now + LINGER_TIME);
             }
             // The peer is gone already (NotConnected) or the socket is broken: just close.
-            Err(_) => self.phase = Phase::Closed,
+            Err(_) => self.state = State::Closed,
         }
     }
 
     /// Reads and drops bytes until the client closes, the socket is empty, or enough was dropped.
     fn linger(&mut self, n_drained: usize) -> Step {
-        if !self.read_ready {
+        if !self.known.readable {
             return Step::Wait(Next::Read);
         }
         let mut sink = [0u8; 4096];
         match self.socket.read(&mut sink) {
-            Ok(0) => self.phase = Phase::Closed,
-            Ok(n_read) if n_drained + n_read >= LINGER_BYTES => self.phase = Phase::Closed,
+            Ok(0) => self.state = State::Closed,
+            Ok(n_read) if n_drained + n_read >= LINGER_BYTES => self.state = State::Closed,
             Ok(n_read) => {
-                self.phase = Phase::Lingering {
+                self.state = State::Lingering {
                     n_drained: n_drained + n_read,
                 };
-                if n_read < sink.len() && !self.read_closed_hint {
-                    self.read_ready = false;
+                if n_read < sink.len() && !self.known.close_reported {
+                    self.known.readable = false;
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                self.read_ready = false;
+                self.known.readable = false;
                 return Step::Wait(Next::Read);
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             // A reset while draining: the client is gone, which is all the linger waited for.
-            Err(_) => self.phase = Phase::Closed,
+            Err(_) => self.state = State::Closed,
         }
         Step::Continue
     }
@@ -410,8 +417,7 @@ impl<S: Socket> Connection<S> {
     /// Ends the connection after an I/O error, which is logged: it ends only this connection.
     fn fail(&mut self, site: &Site, error: &io::Error) {
         site.log.connection_error(self.peer, error);
-        self.output = None;
-        self.phase = Phase::Closed;
+        self.state = State::Closed;
     }
 
     /// Moves the deadline, never past the end of a graceful shutdown.

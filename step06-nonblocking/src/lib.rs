@@ -26,7 +26,7 @@ use step02_files::server::startup::is_resource_shortage;
 use step02_files::{ShutdownSignal, Site};
 
 pub use connection::{Connection, Next, Readiness};
-pub use socket::{Socket, accept_nonblocking};
+pub use socket::accept_nonblocking;
 
 /// How long accepting pauses after `accept` failed for lack of descriptors or memory. Retrying at
 /// once cannot succeed, and the waiting connection keeps the listener ready, so a loop that did not

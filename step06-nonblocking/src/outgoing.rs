@@ -1,29 +1,34 @@
 //! Defines [`Outgoing`]: a response on its way out through a non-blocking socket, and how much of
 //! it has been sent.
 //!
-//! The blocking loop of step 2 writes a response with `write_all` and a copy loop; here a `write`
-//! may take part of the bytes, or none (`WouldBlock`), and the rest must wait for the next time the
-//! socket is writable. So the unsent bytes and the file's position live in this value between calls.
+//! The blocking loop of step 2 writes a response with `write_all` and `sendfile` until done; here
+//! a `write` or `sendfile` may take part of the bytes, or none (`WouldBlock`), and the rest must
+//! wait for the next time the socket is writable. So the unsent bytes and the file's position
+//! live in this value between calls.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 
 use step02_files::http::response::{FileRange, file_shrank};
 use step02_files::server::blocking::COPY_CHUNK;
+use step02_files::server::stream::{Stream, send_file, send_head};
 use step02_files::{Request, Response, StatusCode};
 
-/// A response being sent: a buffer of bytes not yet written, then, for a large file, the rest of
-/// the file, read one [`COPY_CHUNK`] at a time into the same buffer.
+/// A response being sent: a buffer of bytes not yet written (the head, with a small body), then,
+/// for a large file, the part of the file not yet sent.
 ///
-/// Memory per connection stays bounded whatever the file's size: one head, or one chunk.
+/// On a real socket the file goes out through `sendfile`, straight from the page cache: memory per
+/// connection is the head, whatever the file's size. A stream without a descriptor (the unit
+/// tests' scripted sockets, or a platform without `sendfile`) gets the file one [`COPY_CHUNK`] at
+/// a time, read into the same buffer: still bounded.
 #[derive(Debug)]
 pub struct Outgoing {
-    /// The head (with a small body appended), later the current chunk of a large file.
+    /// The head (with a small body appended); on the copying path, later the current chunk.
     buf: Vec<u8>,
     /// `buf[sent..filled]` is still to be written.
     sent: usize,
     filled: usize,
-    /// A large file's part not yet read into `buf`: `file.len` bytes from `file.offset` on.
+    /// A large file's part not yet sent (nor copied into `buf`): `len` bytes from `offset` on.
     file: Option<FileRange>,
     /// What the access log says once the response is out.
     pub(crate) status: StatusCode,
@@ -51,15 +56,18 @@ impl Outgoing {
     ///
     /// Fails when a small file cannot be read whole (it shrank since it was opened).
     pub fn new(response: Response, request: Option<Request>) -> io::Result<Outgoing> {
-        let (status, body_len, keep_alive) =
-            (response.status, response.body_len, response.keep_alive);
+        let (status, body_len, keep_alive) = (
+            response.status(),
+            response.body_len(),
+            response.keep_alive(),
+        );
         let wire = response.into_wire()?;
         let filled = wire.first.len();
         Ok(Outgoing {
             buf: wire.first,
             sent: 0,
             filled,
-            file: wire.rest,
+            file: wire.rest.filter(|range| range.len > 0),
             status,
             request,
             body_len,
@@ -71,7 +79,12 @@ impl Outgoing {
     // ANCHOR: write_to
     /// Writes as much as `socket` takes; returns how many bytes went out and where it stopped.
     ///
-    /// A write that takes only part of the buffer means the socket's send buffer is full: on Linux
+    /// The buffer goes first; a head that a file follows is sent with "more follows" (`MSG_MORE`),
+    /// so it shares a segment with the file's first bytes. Then the file, by `sendfile` until the
+    /// socket says `WouldBlock`: a short `sendfile` may mean a full socket or a file that shrank,
+    /// and only the next call tells which (`WouldBlock`, or 0 bytes).
+    ///
+    /// A `write` that takes only part of the buffer means the socket's send buffer is full: on Linux
     /// (epoll) that is as good as `WouldBlock`, and the readiness event for "writable again" will
     /// come, so the loop stops without paying for a `write` that would fail.
     ///
@@ -79,25 +92,26 @@ impl Outgoing {
     ///
     /// Fails when the peer is gone (`EPIPE`, `ECONNRESET`), or the file shrank while being sent: the
     /// head promised a length the server can no longer keep, so the connection must end.
-    pub fn write_to<W: Write + ?Sized>(&mut self, socket: &mut W) -> io::Result<(u64, Flow)> {
+    pub fn write_to<S: Stream + ?Sized>(&mut self, socket: &mut S) -> io::Result<(u64, Flow)> {
         let mut n_written = 0u64;
         loop {
-            if self.sent == self.filled {
-                if self.file.as_ref().is_none_or(|range| range.len == 0) {
-                    return Ok((n_written, Flow::Done));
+            let result = if self.sent < self.filled {
+                self.write_buffered(socket)
+            } else if let Some(range) = &self.file {
+                match send_file(socket, &range.file, range.offset, range.len) {
+                    Some(result) => result.and_then(|n_sent| self.advance_file(n_sent)),
+                    // No zero-copy here: copy a chunk into the buffer, to be written next.
+                    None => self.refill().map(|()| Progress::Whole(0)),
                 }
-                self.refill()?;
-            }
-            let pending = &self.buf[self.sent..self.filled];
-            match socket.write(pending) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n_bytes) => {
-                    self.sent += n_bytes;
+            } else {
+                return Ok((n_written, Flow::Done));
+            };
+            match result {
+                Ok(Progress::Partial(n_bytes)) => {
                     n_written += n_bytes as u64;
-                    if n_bytes < pending.len() {
-                        return Ok((n_written, Flow::Blocked));
-                    }
+                    return Ok((n_written, Flow::Blocked));
                 }
+                Ok(Progress::Whole(n_bytes)) => n_written += n_bytes as u64,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     return Ok((n_written, Flow::Blocked));
                 }
@@ -108,15 +122,56 @@ impl Outgoing {
     }
     // ANCHOR_END: write_to
 
-    /// Reads the next chunk of the file into the buffer, which has been written out.
+    /// One `write` (or `send` with `MSG_MORE`, when a file follows) of the buffered bytes.
+    fn write_buffered<S: Stream + ?Sized>(&mut self, socket: &mut S) -> io::Result<Progress> {
+        let pending = &self.buf[self.sent..self.filled];
+        let file_follows = self.file.is_some();
+        let n_bytes = if file_follows && socket.socket_fd().is_some() {
+            send_head(socket, pending)?
+        } else {
+            socket.write(pending)?
+        };
+        if n_bytes == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.sent += n_bytes;
+        Ok(if self.sent < self.filled {
+            Progress::Partial(n_bytes)
+        } else {
+            Progress::Whole(n_bytes)
+        })
+    }
+
+    /// Counts `n_sent` file bytes as sent; 0 means the file ended before its promised length.
+    fn advance_file(&mut self, n_sent: usize) -> io::Result<Progress> {
+        let Some(range) = self.file.as_mut() else {
+            return Ok(Progress::Whole(0));
+        };
+        if n_sent == 0 {
+            return Err(file_shrank());
+        }
+        range.offset += n_sent as u64;
+        range.len -= (n_sent as u64).min(range.len);
+        if range.len == 0 {
+            self.file = None;
+        }
+        // A short sendfile is not proof of a full socket (the file may have shrunk): go on until
+        // the socket says WouldBlock, which costs one call per full socket.
+        Ok(Progress::Whole(n_sent))
+    }
+
+    /// Reads the next chunk of the file into the buffer, which has been written out (the
+    /// copying path, where there is no `sendfile`).
     fn refill(&mut self) -> io::Result<()> {
         let Some(range) = self.file.as_mut() else {
             return Err(file_shrank());
         };
-        if self.buf.len() < COPY_CHUNK {
-            self.buf.resize(COPY_CHUNK, 0);
+        let wanted = usize::try_from(range.len)
+            .unwrap_or(usize::MAX)
+            .min(COPY_CHUNK);
+        if self.buf.len() < wanted {
+            self.buf.resize(wanted, 0);
         }
-        let wanted = clamp(range.len, COPY_CHUNK);
         let n_read = loop {
             match range.file.read_at(&mut self.buf[..wanted], range.offset) {
                 Ok(0) => return Err(file_shrank()),
@@ -129,10 +184,146 @@ impl Outgoing {
         self.filled = n_read;
         range.offset += n_read as u64;
         range.len -= n_read as u64;
+        if range.len == 0 {
+            self.file = None;
+        }
         Ok(())
     }
 }
 
-fn clamp(len: u64, max: usize) -> usize {
-    usize::try_from(len).unwrap_or(usize::MAX).min(max)
+/// What one system call of [`Outgoing::write_to`] achieved.
+enum Progress {
+    /// It sent everything it was offered (or a `sendfile` call made progress): try the next.
+    Whole(usize),
+    /// The socket took only part of the buffer: it is full.
+    Partial(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    //! The zero-copy path on a real non-blocking socket: partial progress, `WouldBlock`, a range
+    //! that starts mid-file, and a file that shrinks while it is sent.
+
+    use std::fs::File;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+
+    use step02_files::StatusCode;
+    use step02_files::http::response::FileRange;
+
+    use super::{Flow, Outgoing};
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        // A bug that loses bytes must fail the test, not hang it.
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        (server, client)
+    }
+
+    fn outgoing(head: &[u8], file: File, offset: u64, len: u64) -> Outgoing {
+        Outgoing {
+            buf: head.to_vec(),
+            sent: 0,
+            filled: head.len(),
+            file: Some(FileRange {
+                file: Arc::new(file),
+                offset,
+                len,
+            }),
+            status: StatusCode::OK,
+            request: None,
+            body_len: len,
+            keep_alive: true,
+        }
+    }
+
+    fn temp_file(contents: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("body.bin");
+        std::fs::write(&path, contents).unwrap();
+        (dir, path)
+    }
+
+    /// Sends `out` through `server`, draining `client` whenever the socket is full; returns what
+    /// the client received and how many times the socket was full.
+    fn drive(
+        mut out: Outgoing,
+        server: &mut TcpStream,
+        client: &mut TcpStream,
+        expected: usize,
+    ) -> std::io::Result<(Vec<u8>, usize)> {
+        let mut received = Vec::new();
+        let mut n_blocked = 0;
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let (_, flow) = out.write_to(server)?;
+            if flow == Flow::Done {
+                break;
+            }
+            n_blocked += 1;
+            let n_read = client.read(&mut chunk).unwrap();
+            received.extend_from_slice(&chunk[..n_read]);
+        }
+        while received.len() < expected {
+            let n_read = client.read(&mut chunk).unwrap();
+            assert!(
+                n_read > 0,
+                "the client saw the end before the whole response"
+            );
+            received.extend_from_slice(&chunk[..n_read]);
+        }
+        Ok((received, n_blocked))
+    }
+
+    #[test]
+    fn sendfile_sends_a_range_from_mid_file_exactly_through_a_full_socket() {
+        let contents: Vec<u8> = (0..24_000_000u32).map(|n| (n * 7 % 253) as u8).collect();
+        let (_dir, path) = temp_file(&contents);
+        let (mut server, mut client) = pair();
+        let (offset, len) = (1_000_001u64, 20_000_000u64);
+        let out = outgoing(b"HEAD\r\n\r\n", File::open(&path).unwrap(), offset, len);
+        let expected = 8 + len as usize;
+        let (received, n_blocked) = drive(out, &mut server, &mut client, expected).unwrap();
+        assert!(
+            n_blocked > 0,
+            "20 MB never filled the socket: WouldBlock untested"
+        );
+        assert_eq!(&received[..8], b"HEAD\r\n\r\n");
+        assert!(
+            received[8..] == contents[offset as usize..(offset + len) as usize],
+            "the body differs from the file's range"
+        );
+    }
+
+    #[test]
+    fn a_file_that_shrank_mid_send_is_an_error_not_a_hang() {
+        let contents = vec![5u8; 4_000_000];
+        let (_dir, path) = temp_file(&contents);
+        let (mut server, mut client) = pair();
+        let out = outgoing(b"H\r\n\r\n", File::open(&path).unwrap(), 0, 4_000_000);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        let error = drive(out, &mut server, &mut client, usize::MAX).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn a_head_with_more_to_follow_reaches_the_client() {
+        // MSG_MORE holds the head back for the body; the body's last bytes push both out.
+        let (_dir, path) = temp_file(b"0123456789");
+        let (mut server, mut client) = pair();
+        let out = outgoing(b"HEAD ", File::open(&path).unwrap(), 2, 5);
+        let (received, _) = drive(out, &mut server, &mut client, 10).unwrap();
+        assert_eq!(received, b"HEAD 23456");
+    }
 }

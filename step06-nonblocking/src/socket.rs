@@ -1,27 +1,11 @@
-//! Defines [`Socket`], what a [`Connection`](crate::Connection) needs from its byte stream, and
-//! [`accept_nonblocking`], which hands out sockets already in non-blocking mode.
+//! Defines [`accept_nonblocking`], which hands out sockets already in non-blocking mode.
+//!
+//! What a [`Connection`](crate::Connection) needs from its socket is the core's
+//! [`Stream`](step02_files::Stream) trait, the same one the blocking loop of steps 2–5 serves: a
+//! `TcpStream` is one, and so are the unit tests' scripted stand-ins.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-
-/// A non-blocking byte stream: `read` and `write` return `WouldBlock` instead of waiting.
-///
-/// The connection state machine is generic over it so that unit tests can drive it with scripted
-/// streams (one byte at a time, writes that take one byte, resets) instead of real sockets.
-pub trait Socket: Read + Write {
-    /// Sends FIN: no more bytes will be written, reading goes on.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the peer is already gone (`NotConnected`).
-    fn shutdown_write(&mut self) -> io::Result<()>;
-}
-
-impl Socket for TcpStream {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-}
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 
 // ANCHOR: accept_nonblocking
 /// Accepts one connection from a non-blocking listener and returns it in non-blocking mode, ready

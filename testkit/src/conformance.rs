@@ -64,7 +64,7 @@ pub fn cases() -> Vec<Case> {
     let long_target = format!("/{}", "a".repeat(9 * 1024));
     let big_header = format!("X-Filler: {}\r\n", "b".repeat(1000));
     let many_headers: String = (0..101).map(|at| format!("X-{at}: v\r\n")).collect();
-    vec![
+    let mut rows = vec![
         // The request line.
         checked(
             case("GET / serves index.html", &get("/"), 200, Policy),
@@ -174,6 +174,12 @@ pub fn cases() -> Vec<Case> {
         case(
             "a target without a leading slash is refused",
             "GET index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            Always,
+        ),
+        case(
+            "a raw non-ASCII character in the target is 400",
+            "GET /\u{85}index.html HTTP/1.1\r\nHost: x\r\n\r\n",
             400,
             Always,
         ),
@@ -445,18 +451,355 @@ pub fn cases() -> Vec<Case> {
             ),
             |response| content_type_is(response, "application/octet-stream"),
         ),
+    ];
+    rows.extend(host_cases());
+    rows.extend(validator_cases());
+    rows.extend(range_cases());
+    rows
+}
+
+/// `Host` must be `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2).
+fn host_cases() -> Vec<Case> {
+    use Closes::{Always, Policy};
+    let with_host = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let mut rows = Vec::new();
+    for (name, host) in [
+        ("a Host with a space inside is 400", "exa mple.com"),
+        ("a Host with a path is 400", "localhost/index.html"),
+        ("a Host with userinfo is 400", "user@localhost"),
+        (
+            "a Host with a port that is not digits is 400",
+            "localhost:http",
+        ),
+        ("a Host with two ports is 400", "localhost:80:80"),
+        ("a Host with an unclosed IPv6 literal is 400", "[::1"),
+        ("a Host with a bare IPv6 address is 400", "::1"),
+        ("a Host with a bad escape is 400", "local%zzhost"),
+    ] {
+        rows.push(case(name, &with_host(host), 400, Always));
+    }
+    rows.push(case(
+        "an HTTP/1.0 request with an invalid Host is 400",
+        "GET / HTTP/1.0\r\nHost: a b\r\n\r\n",
+        400,
+        Always,
+    ));
+    for (name, host) in [
+        ("a Host with a port is fine", "localhost:7080"),
+        ("an IPv4 Host with a port is fine", "127.0.0.1:7080"),
+        ("an IPv6 literal Host is fine", "[::1]"),
+        ("an IPv6 literal Host with a port is fine", "[::1]:7080"),
+        ("an empty Host is fine", ""),
+    ] {
+        rows.push(case(name, &with_host(host), 200, Policy));
+    }
+    rows
+}
+
+/// Revalidation (RFC 9110 §13). `{etag}` and `{last-modified}` in a request are replaced by what
+/// a plain GET of the same path answered a moment before, as a client's cache would send them.
+fn validator_cases() -> Vec<Case> {
+    use Closes::Policy;
+    let conditional = |method: &str, headers: &str| {
+        format!("{method} /index.html HTTP/1.1\r\nHost: x\r\n{headers}\r\n")
+    };
+    vec![
+        checked(
+            case(
+                "a file has ETag, Last-Modified and Accept-Ranges",
+                &get("/index.html"),
+                200,
+                Policy,
+            ),
+            |response| {
+                let etag = response.header("etag").unwrap_or("");
+                let ok = etag.starts_with('"')
+                    && etag.ends_with('"')
+                    && response.header("last-modified").is_some()
+                    && response.header("accept-ranges") == Some("bytes");
+                (!ok).then(|| format!("validators missing: {:?}", response.headers))
+            },
+        ),
+        checked(
+            case(
+                "If-None-Match with the current ETag is 304",
+                &conditional("GET", "If-None-Match: {etag}\r\n"),
+                304,
+                Policy,
+            ),
+            |response| (response.header("etag").is_none()).then(|| "a 304 without its ETag".into()),
+        ),
+        case(
+            "If-None-Match compares weakly: W/ matches",
+            &conditional("GET", "If-None-Match: W/{etag}\r\n"),
+            304,
+            Policy,
+        ),
+        case(
+            "If-None-Match finds the ETag in a list",
+            &conditional("GET", "If-None-Match: \"other\", {etag}\r\n"),
+            304,
+            Policy,
+        ),
+        case(
+            "If-None-Match: * is 304 for a file that exists",
+            &conditional("GET", "If-None-Match: *\r\n"),
+            304,
+            Policy,
+        ),
+        case(
+            "If-None-Match with another ETag is 200",
+            &conditional("GET", "If-None-Match: \"other\"\r\n"),
+            200,
+            Policy,
+        ),
+        case(
+            "If-Modified-Since the Last-Modified is 304",
+            &conditional("GET", "If-Modified-Since: {last-modified}\r\n"),
+            304,
+            Policy,
+        ),
+        case(
+            "If-Modified-Since an earlier date is 200",
+            &conditional(
+                "GET",
+                "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n",
+            ),
+            200,
+            Policy,
+        ),
+        case(
+            "an unparsable If-Modified-Since is ignored",
+            &conditional("GET", "If-Modified-Since: yesterday\r\n"),
+            200,
+            Policy,
+        ),
+        case(
+            "If-None-Match wins over If-Modified-Since (no match: 200)",
+            &conditional(
+                "GET",
+                "If-None-Match: \"other\"\r\nIf-Modified-Since: {last-modified}\r\n",
+            ),
+            200,
+            Policy,
+        ),
+        case(
+            "If-None-Match wins over If-Modified-Since (match: 304)",
+            &conditional(
+                "GET",
+                "If-None-Match: {etag}\r\nIf-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n",
+            ),
+            304,
+            Policy,
+        ),
+        case(
+            "HEAD with If-None-Match is 304 like GET",
+            &conditional("HEAD", "If-None-Match: {etag}\r\n"),
+            304,
+            Policy,
+        ),
+        case(
+            "a missing file with If-None-Match: * is 404",
+            "GET /no-such-file HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n",
+            404,
+            Policy,
+        ),
     ]
+}
+
+/// The bytes of `www/index.html`, which every test site copies.
+fn index_bytes() -> Vec<u8> {
+    std::fs::read(crate::www_root().join("index.html")).unwrap()
+}
+
+/// Checks a 206: its `Content-Range` and that the body is `expected` of the file.
+fn is_part(response: &RawResponse, expected: std::ops::Range<usize>) -> Option<String> {
+    let file = index_bytes();
+    let wanted = format!(
+        "bytes {}-{}/{}",
+        expected.start,
+        expected.end - 1,
+        file.len()
+    );
+    if response.header("content-range") != Some(wanted.as_str()) {
+        return Some(format!(
+            "Content-Range {:?}, expected {wanted:?}",
+            response.header("content-range")
+        ));
+    }
+    (response.body != file[expected]).then(|| "the body is not those bytes of the file".into())
+}
+
+fn is_whole_file(response: &RawResponse) -> Option<String> {
+    if response.header("content-range").is_some() {
+        return Some("a 200 with Content-Range".into());
+    }
+    (response.body != index_bytes()).then(|| "not the whole file".into())
+}
+
+/// Byte ranges (RFC 9110 §14), on `/index.html` (more than 100 bytes).
+fn range_cases() -> Vec<Case> {
+    use Closes::Policy;
+    let ranged =
+        |range: &str| format!("GET /index.html HTTP/1.1\r\nHost: x\r\nRange: {range}\r\n\r\n");
+    vec![
+        checked(
+            case("Range a-b is 206", &ranged("bytes=0-9"), 206, Policy),
+            |response| is_part(response, 0..10),
+        ),
+        checked(
+            case(
+                "Range a- is 206 to the end",
+                &ranged("bytes=10-"),
+                206,
+                Policy,
+            ),
+            |response| is_part(response, 10..index_bytes().len()),
+        ),
+        checked(
+            case(
+                "Range -n is 206 with the last n",
+                &ranged("bytes=-7"),
+                206,
+                Policy,
+            ),
+            |response| {
+                let len = index_bytes().len();
+                is_part(response, len - 7..len)
+            },
+        ),
+        checked(
+            case(
+                "an end past the file is clamped",
+                &ranged("bytes=5-999999999"),
+                206,
+                Policy,
+            ),
+            |response| is_part(response, 5..index_bytes().len()),
+        ),
+        checked(
+            case(
+                "a suffix longer than the file is the whole file, as 206",
+                &ranged("bytes=-999999999"),
+                206,
+                Policy,
+            ),
+            |response| is_part(response, 0..index_bytes().len()),
+        ),
+        checked(
+            case(
+                "a range past the end is 416",
+                &ranged("bytes=999999999-"),
+                416,
+                Policy,
+            ),
+            |response| {
+                let wanted = format!("bytes */{}", index_bytes().len());
+                (response.header("content-range") != Some(wanted.as_str()))
+                    .then(|| format!("Content-Range {:?}", response.header("content-range")))
+            },
+        ),
+        checked(
+            case(
+                "several ranges get the whole file, 200",
+                &ranged("bytes=0-1,5-6"),
+                200,
+                Policy,
+            ),
+            is_whole_file,
+        ),
+        checked(
+            case(
+                "a unit other than bytes is ignored",
+                &ranged("items=0-1"),
+                200,
+                Policy,
+            ),
+            is_whole_file,
+        ),
+        checked(
+            case(
+                "an invalid range is ignored",
+                &ranged("bytes=9-1"),
+                200,
+                Policy,
+            ),
+            is_whole_file,
+        ),
+        checked(
+            case(
+                "If-Range with a stale ETag gets the whole file",
+                "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nIf-Range: \"stale\"\r\n\r\n",
+                200,
+                Policy,
+            ),
+            is_whole_file,
+        ),
+        checked(
+            case(
+                "If-Range with the current ETag gets the range",
+                "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nIf-Range: {etag}\r\n\r\n",
+                206,
+                Policy,
+            ),
+            |response| is_part(response, 0..10),
+        ),
+        checked(
+            case(
+                "HEAD ignores Range",
+                "HEAD /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n",
+                200,
+                Policy,
+            ),
+            |response| {
+                let len = index_bytes().len().to_string();
+                (response.header("content-length") != Some(len.as_str()))
+                    .then(|| format!("Content-Length {:?}", response.header("content-length")))
+            },
+        ),
+    ]
+}
+
+/// Replaces `{etag}` and `{last-modified}` in `request` with what a GET of its target answered.
+fn with_validators(request: &[u8], addr: std::net::SocketAddr) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(request) else {
+        return request.to_vec();
+    };
+    if !text.contains("{etag}") && !text.contains("{last-modified}") {
+        return request.to_vec();
+    }
+    let path = text.split(' ').nth(1).unwrap_or("/");
+    let probe = crate::get(addr, path);
+    let etag = probe.header("etag").unwrap_or("\"no-etag\"");
+    let last_modified = probe.header("last-modified").unwrap_or("no date");
+    text.replace("{etag}", etag)
+        .replace("{last-modified}", last_modified)
+        .into_bytes()
 }
 
 /// Checks every response must pass, whatever the row.
 fn common_checks(response: &RawResponse, head_request: bool, must_close: bool) -> Vec<String> {
     let mut problems = Vec::new();
-    for name in ["date", "server", "content-length", "content-type"] {
-        if response.header(name).is_none() {
-            problems.push(format!("no {name} header"));
+    if response.status == 304 {
+        // No content, so nothing to describe it: a 304 must not promise a body.
+        for name in ["date", "server"] {
+            if response.header(name).is_none() {
+                problems.push(format!("no {name} header"));
+            }
+        }
+        if response.header("content-length").is_some() {
+            problems.push("a 304 with Content-Length".into());
+        }
+    } else {
+        for name in ["date", "server", "content-length", "content-type"] {
+            if response.header(name).is_none() {
+                problems.push(format!("no {name} header"));
+            }
         }
     }
-    if !head_request && response.header("content-length") != Some(&response.body.len().to_string())
+    if !head_request
+        && response.status != 304
+        && response.header("content-length") != Some(&response.body.len().to_string())
     {
         problems.push(format!(
             "Content-Length {:?} but {} body bytes",
@@ -482,8 +825,9 @@ pub fn contract_table(target: &Target) {
     for row in cases() {
         let head_request = row.request.starts_with(b"HEAD ");
         let must_close = row.closes == Closes::Always || !target.keep_alive;
+        let request = with_validators(&row.request, server.addr());
         let mut conn = Conn::open(server.addr());
-        conn.send(&row.request);
+        conn.send(&request);
         let response = match conn.try_read_response(head_request) {
             Ok(response) => response,
             Err(error) => {
@@ -617,4 +961,164 @@ pub fn request_cut_short_gets_408(target: &Target) {
     assert_eq!(response.status, 408);
     assert!(response.says_close());
     assert!(conn.is_closed_by_peer(PATIENCE));
+}
+
+/// 304, 206 and 416 keep the framing exact on a keep-alive connection: pipelined between plain
+/// GETs, every answer is read whole and in order, and the connection carries on.
+pub fn conditional_answers_keep_framing(target: &Target) {
+    let site = TestSite::new();
+    let server = target.start_on(&site.root(), &["--quiet"]);
+    let probe = crate::get(server.addr(), "/index.html");
+    let etag = probe.header("etag").expect("a file response has an ETag");
+    let file = std::fs::read(site.root().join("index.html")).unwrap();
+    let requests = [
+        format!("GET /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
+        "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n".to_owned(),
+        "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=999999-\r\n\r\n".to_owned(),
+        format!("HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
+        "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=-5\r\nConnection: close\r\n\r\n"
+            .to_owned(),
+    ];
+    let mut conn = Conn::open(server.addr());
+    conn.send(requests.concat().as_bytes());
+    let mut statuses = Vec::new();
+    for request in &requests {
+        let response = conn.read_response(request.starts_with("HEAD "));
+        match response.status {
+            304 => assert!(response.body.is_empty()),
+            206 if request.contains("bytes=0-9") => assert_eq!(response.body, file[..10]),
+            206 => assert_eq!(response.body, file[file.len() - 5..]),
+            200 => assert_eq!(response.body, file),
+            416 => assert_eq!(
+                response.header("content-range"),
+                Some(format!("bytes */{}", file.len()).as_str())
+            ),
+            _ => {}
+        }
+        statuses.push(response.status);
+    }
+    assert_eq!(statuses, [304, 206, 416, 304, 200, 206]);
+    assert!(
+        conn.is_closed_by_peer(PATIENCE),
+        "did not close after the last"
+    );
+}
+
+/// Runs curl with `args`; returns its stdout, or `None` (reported) when curl is missing.
+fn run_curl(test: &str, args: &[&str], dir: &std::path::Path) -> Option<String> {
+    let curl = crate::clients::require_program(&["curl"], test)?;
+    let output = std::process::Command::new(curl)
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `curl -C -` resumes an interrupted download of a multi-MiB file, and the result is the file.
+pub fn curl_resumes_a_download(target: &Target) {
+    const LEN: usize = 5 * 1024 * 1024 + 321;
+    let site = TestSite::new();
+    site.add_file("big.bin", LEN);
+    let whole = std::fs::read(site.root().join("big.bin")).unwrap();
+    let server = target.start_on(&site.root(), &["--quiet"]);
+    let scratch = tempfile::tempdir().unwrap();
+    // What an interrupted download left behind: the first MiB and a bit.
+    std::fs::write(scratch.path().join("big.bin"), &whole[..1024 * 1024 + 7]).unwrap();
+    let url = server.url("/big.bin");
+    let Some(status) = run_curl(
+        "curl_resumes_a_download",
+        &["-C", "-", "-o", "big.bin", "-w", "%{http_code}", &url],
+        scratch.path(),
+    ) else {
+        return;
+    };
+    assert_eq!(status, "206", "curl did not get a range");
+    let resumed = std::fs::read(scratch.path().join("big.bin")).unwrap();
+    assert_eq!(resumed.len(), LEN);
+    assert_eq!(fnv1a(&resumed), fnv1a(&whole), "the resumed file differs");
+}
+
+/// curl revalidates its copy with the ETag it saved (`--etag-save`, then `--etag-compare`), and
+/// with a date (`-z`): both get 304 and the copy stays as it was.
+pub fn curl_revalidates_its_copy(target: &Target) {
+    let site = TestSite::new();
+    let server = target.start_on(&site.root(), &["--quiet"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let url = server.url("/index.html");
+    let file = std::fs::read(site.root().join("index.html")).unwrap();
+    let copy = || std::fs::read(scratch.path().join("page.html")).unwrap();
+    let test = "curl_revalidates_its_copy";
+    let fetch = ["-o", "page.html", "-w", "%{http_code}"];
+    let Some(first) = run_curl(
+        test,
+        &[&fetch[..], &["--etag-save", "etag.txt", &url]].concat(),
+        scratch.path(),
+    ) else {
+        return;
+    };
+    assert_eq!((first.as_str(), copy()), ("200", file.clone()));
+    let by_etag = run_curl(
+        test,
+        &[&fetch[..], &["--etag-compare", "etag.txt", &url]].concat(),
+        scratch.path(),
+    );
+    assert_eq!(by_etag.as_deref(), Some("304"), "revalidation by ETag");
+    assert_eq!(copy(), file, "the copy changed after a 304");
+    let last_modified = crate::get(server.addr(), "/index.html")
+        .header("last-modified")
+        .expect("a file has Last-Modified")
+        .to_owned();
+    let by_date = run_curl(
+        test,
+        &[&fetch[..], &["-z", &last_modified, &url]].concat(),
+        scratch.path(),
+    );
+    assert_eq!(by_date.as_deref(), Some("304"), "revalidation by date");
+    assert_eq!(copy(), file, "the copy changed after a 304");
+}
+
+/// The open-file cache (`--file-cache-valid`) serves a changed file fresh once its interval has
+/// passed, and never serves what resolving the path anew would refuse: a symlink swapped to lead
+/// out of the root is refused, a removed file is 404. With `--no-file-cache` every request sees
+/// the disk at once.
+pub fn file_cache_follows_the_disk(target: &Target) {
+    const INTERVAL: Duration = Duration::from_millis(300);
+    let site = TestSite::new();
+    let root = site.root();
+    std::fs::write(root.join("page.txt"), "one").unwrap();
+    let server = target.start_on(&root, &["--quiet", "--file-cache-valid", "300ms"]);
+    let body = |path: &str| crate::get(server.addr(), path);
+    assert_eq!(body("/page.txt").text(), "one");
+    assert_eq!(body("/inside.html").status, 200);
+    assert_eq!(body("/hello%20world.txt").status, 200);
+    std::fs::write(root.join("page.txt"), "two!").unwrap();
+    std::fs::remove_file(root.join("inside.html")).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", root.join("inside.html")).unwrap();
+    std::fs::remove_file(root.join("hello world.txt")).unwrap();
+    std::thread::sleep(INTERVAL + Duration::from_millis(200));
+    assert_eq!(
+        body("/page.txt").text(),
+        "two!",
+        "a stale file after the interval"
+    );
+    let swapped = body("/inside.html");
+    assert_eq!(
+        swapped.status, 403,
+        "a symlink now leading out must be refused"
+    );
+    assert!(!swapped.text().contains(site.secret()));
+    assert_eq!(body("/hello%20world.txt").status, 404, "a removed file");
+
+    let uncached = target.start_on(&root, &["--quiet", "--no-file-cache"]);
+    assert_eq!(crate::get(uncached.addr(), "/page.txt").text(), "two!");
+    std::fs::write(root.join("page.txt"), "three").unwrap();
+    assert_eq!(crate::get(uncached.addr(), "/page.txt").text(), "three");
 }

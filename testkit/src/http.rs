@@ -141,7 +141,9 @@ impl Conn {
             headers,
             body: Vec::new(),
         };
-        if !head_request {
+        // A 304 (like 1xx and 204) never has a body, whatever its headers (RFC 9112 §6.3).
+        let bodiless = matches!(response.status, 100..=199 | 204 | 304);
+        if !head_request && !bodiless {
             response.body = self.read_body(&response)?;
         }
         Ok(response)

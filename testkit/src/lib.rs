@@ -126,6 +126,21 @@ macro_rules! conformance_tests {
             fn access_log_has_one_line_per_request() {
                 $crate::conformance::access_log_has_one_line_per_request(&TARGET);
             }
+
+            #[test]
+            fn file_cache_follows_the_disk() {
+                $crate::conformance::file_cache_follows_the_disk(&TARGET);
+            }
+
+            #[test]
+            fn curl_resumes_a_download() {
+                $crate::conformance::curl_resumes_a_download(&TARGET);
+            }
+
+            #[test]
+            fn curl_revalidates_its_copy() {
+                $crate::conformance::curl_revalidates_its_copy(&TARGET);
+            }
         }
     };
 }
@@ -163,6 +178,11 @@ macro_rules! keep_alive_tests {
             #[test]
             fn head_and_bodies_keep_framing() {
                 $crate::keep_alive::head_and_bodies_keep_framing(&TARGET);
+            }
+
+            #[test]
+            fn conditional_answers_keep_framing() {
+                $crate::conformance::conditional_answers_keep_framing(&TARGET);
             }
         }
     };

@@ -4,6 +4,11 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::http::file_cache::FileCache;
+use crate::http::validators::Validators;
 
 /// The folder a server publishes. Nothing outside it is ever opened.
 #[derive(Debug, Clone)]
@@ -15,17 +20,40 @@ pub struct DocRoot {
     dir: std::sync::Arc<std::os::fd::OwnedFd>,
     /// Use the portable check-then-open even where `openat2` exists.
     portable: bool,
+    /// What [`DocRoot::lookup`] remembers of earlier resolutions, if anything.
+    cache: Option<Arc<FileCache>>,
 }
 
-/// A file found under the root, opened and ready to stream.
-#[derive(Debug)]
+/// A file found under the root, ready to send.
+#[derive(Debug, Clone)]
 pub struct FoundFile {
-    /// The open file.
-    pub file: File,
+    /// Its bytes, or the open file that holds them.
+    pub content: FileContent,
     /// Its length, from the open descriptor rather than the path, so it matches what will be read.
     pub len: u64,
     /// Its media type, from the file name's extension.
     pub content_type: &'static str,
+    /// What identifies this version of it: `ETag` and `Last-Modified`.
+    pub validators: Validators,
+}
+
+/// Where a found file's bytes are.
+#[derive(Debug, Clone)]
+pub enum FileContent {
+    /// In the open file, shared (the open-file cache hands one descriptor to many responses).
+    Open(Arc<File>),
+    /// In memory: a small file the open-file cache read once.
+    InMemory(Arc<[u8]>),
+}
+
+impl FoundFile {
+    /// The open file, unless the bytes are held in memory instead.
+    pub fn file(&self) -> Option<&File> {
+        match &self.content {
+            FileContent::Open(file) => Some(file),
+            FileContent::InMemory(_) => None,
+        }
+    }
 }
 
 /// What a URL path names.
@@ -67,6 +95,7 @@ impl DocRoot {
             dir: std::sync::Arc::new(File::open(&root)?.into()),
             root,
             portable: false,
+            cache: None,
         })
     }
 
@@ -83,13 +112,41 @@ impl DocRoot {
         })
     }
 
-    /// The root's canonical path.
-    pub fn path(&self) -> &Path {
-        &self.root
+    /// This root, answering [`DocRoot::lookup`] through `cache`. Clones share the cache.
+    pub fn with_cache(self, cache: FileCache) -> DocRoot {
+        DocRoot {
+            cache: Some(Arc::new(cache)),
+            ..self
+        }
     }
 
+    /// This root with a cache of its own, empty, bounded as this one's is: for a shell that
+    /// wants no cache shared between its event loops (as nginx's workers share none).
+    pub fn with_own_cache(&self) -> DocRoot {
+        match &self.cache {
+            Some(cache) => self.clone().with_cache(FileCache::new(cache.config())),
+            None => self.clone(),
+        }
+    }
+
+    /// The open-file cache, if this root has one.
+    pub fn cache(&self) -> Option<&FileCache> {
+        self.cache.as_deref()
+    }
+
+    // ANCHOR: lookup
+    /// What a percent-decoded URL path names, through the open-file cache when there is one:
+    /// what [`DocRoot::resolve`] found at most the cache's validity interval before `now`.
+    pub fn lookup(&self, url_path: &str, now: Instant) -> Resolved {
+        match &self.cache {
+            Some(cache) => cache.lookup(self, url_path, now),
+            None => self.resolve(url_path),
+        }
+    }
+    // ANCHOR_END: lookup
+
     // ANCHOR: resolve
-    /// Finds what a percent-decoded URL path names under the root.
+    /// Finds what a percent-decoded URL path names under the root, now: no cache.
     pub fn resolve(&self, url_path: &str) -> Resolved {
         let Some(relative) = relative_path(url_path) else {
             return Resolved::BadPath;
@@ -124,6 +181,8 @@ impl DocRoot {
     /// no window between a check and the open for someone to swap a symlink in. Where `openat2`
     /// is missing (another OS, a kernel before 5.6, a seccomp filter), [`DocRoot::walk`] checks each
     /// component first.
+    // The error is a refusal, never the large `Resolved::File`; boxing would not make it smaller.
+    #[allow(clippy::result_large_err)]
     fn open_beneath(&self, relative: &Path) -> Result<(File, fs::Metadata), Resolved> {
         #[cfg(target_os = "linux")]
         if !self.portable {
@@ -185,6 +244,7 @@ impl DocRoot {
     ///
     /// Production note: a symlink swapped in between this check and the `open` that follows would
     /// not be seen; that race is why Linux servers use `openat2`.
+    #[allow(clippy::result_large_err)]
     fn walk(&self, relative: &Path) -> Result<fs::Metadata, Resolved> {
         let mut current = self.root.clone();
         let mut metadata = fs::symlink_metadata(&current).map_err(refusal)?;
@@ -210,9 +270,10 @@ fn found(file: File, metadata: &fs::Metadata, path: &Path) -> Resolved {
         return Resolved::NotFound;
     }
     Resolved::File(FoundFile {
-        file,
+        content: FileContent::Open(Arc::new(file)),
         len: metadata.len(),
         content_type: content_type(path),
+        validators: Validators::of(metadata),
     })
 }
 

@@ -25,7 +25,8 @@ pub enum HttpError {
     BadHeader,
     /// Occurs when a line ends in a bare CR, or a CR appears inside a line.
     BadLineEnding,
-    /// Occurs when an HTTP/1.1 request has no `Host` header, or more than one.
+    /// Occurs when an HTTP/1.1 request has no `Host` header, any request has more than one, or
+    /// its value is not `uri-host [ ":" port ]`.
     BadHost,
     /// Occurs when `Content-Length` is not a number, appears twice with different values, or
     /// appears beside `Transfer-Encoding`.
@@ -35,7 +36,8 @@ pub enum HttpError {
     /// Occurs when a GET or HEAD announces a body larger than [`Limits::max_body_bytes`](crate::Limits).
     BodyTooLarge,
     /// Occurs when the target is not in origin form (`/path?query`), has an invalid
-    /// percent-escape, or decodes to a NUL byte or to bytes that are not UTF-8.
+    /// percent-escape, or decodes to a NUL byte or to bytes that are not UTF-8. (Raw bytes that
+    /// are not visible ASCII never get this far: the request line is refused first.)
     BadTarget,
 }
 
@@ -69,7 +71,7 @@ impl fmt::Display for HttpError {
             HttpError::HeadTooLarge => "request head too large",
             HttpError::BadHeader => "malformed header line",
             HttpError::BadLineEnding => "bare CR in request head",
-            HttpError::BadHost => "missing or repeated Host header",
+            HttpError::BadHost => "missing, repeated or invalid Host header",
             HttpError::BadContentLength => "invalid Content-Length",
             HttpError::TransferEncodingNotImplemented => "Transfer-Encoding not implemented",
             HttpError::BodyTooLarge => "request body too large",

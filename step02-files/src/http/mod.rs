@@ -3,20 +3,31 @@
 //! A shell (the blocking loop of steps 2–5, or step 6's connection state machine) reads bytes and
 //! feeds them to a [`RequestDecoder`](decoder::RequestDecoder); [`respond`](respond::respond) turns
 //! each request into a [`Response`](response::Response); the shell writes it. Opening a file under
-//! the [`DocRoot`](docroot::DocRoot) is the core's only contact with the outside.
+//! the [`DocRoot`](docroot::DocRoot) (and reading a small file into the
+//! [`FileCache`](file_cache::FileCache)) is the core's only contact with the outside.
 //!
 //! | module | role |
 //! |---|---|
 //! | [`request`], [`decoder`] | bytes → requests, with every limit enforced ([`limits`]) |
 //! | [`error`], [`status`] | why a request was refused, and the status that says so |
-//! | [`docroot`] | URL path → file, never outside the root |
+//! | [`host`] | the syntax of a `Host` value |
+//! | [`docroot`], [`file_cache`] | URL path → file, never outside the root; what was found, remembered briefly |
+//! | [`date`] | the clock reading the shell hands in, and HTTP dates |
+//! | [`validators`], [`range`] | `ETag`, `Last-Modified`, conditional requests, byte ranges |
 //! | [`respond`], [`response`] | request → response head and body |
+//!
+//! The core never reads the clock: [`respond`](respond::respond) is given a [`Now`](date::Now).
 
+pub mod date;
 pub mod decoder;
 pub mod docroot;
 pub mod error;
+pub mod file_cache;
+pub mod host;
 pub mod limits;
+pub mod range;
 pub mod request;
 pub mod respond;
 pub mod response;
 pub mod status;
+pub mod validators;

@@ -10,6 +10,7 @@ use percent_encoding::percent_decode;
 use regex::bytes::Regex;
 
 use crate::http::error::HttpError;
+use crate::http::host::is_valid_host;
 use crate::http::limits::Limits;
 
 /// The request methods this server knows; everything else is kept by name so it can be logged.
@@ -104,6 +105,11 @@ impl Request {
             .find(|header| header.name.eq_ignore_ascii_case(name))
             .map(|header| header.value.as_str())
     }
+
+    /// The values of every header called `name`, in order, compared without regard to case.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        headers_named(&self.headers, name)
+    }
 }
 
 /// The outcome of parsing a buffer that may hold only part of a request head.
@@ -118,10 +124,14 @@ pub enum Parsed {
 
 // ANCHOR: request_line
 /// `METHOD SP request-target SP HTTP/d.d` (RFC 9112 §3). The method is a token, the target any run
-/// of visible characters; the version's digits are checked after the match, so that `HTTP/2.0`
-/// can be told apart (505) from garbage (400).
+/// of visible ASCII characters (a URI is ASCII, RFC 3986 §2; anything else arrives
+/// percent-encoded); the version's digits are checked after the match, so that `HTTP/2.0` can be
+/// told apart (505) from garbage (400).
+///
+/// `(?-u:…)` matters: in Unicode mode a byte class matches whole UTF-8 characters, and raw
+/// non-ASCII such as U+0085 (a "next line" to some log viewers) would pass as a target.
 static REQUEST_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    let pattern = r"^(?<method>[!#$%&'*+.^_`|~0-9A-Za-z-]+) (?<target>[^\x00-\x20\x7f]+) (?<version>HTTP/[0-9]\.[0-9])$";
+    let pattern = r"^(?<method>[!#$%&'*+.^_`|~0-9A-Za-z-]+) (?<target>(?-u:[\x21-\x7e])+) (?<version>HTTP/[0-9]\.[0-9])$";
     // The pattern is a constant, checked by the unit tests; it cannot fail at run time.
     #[allow(clippy::expect_used)]
     Regex::new(pattern).expect("the request-line pattern is valid")
@@ -264,7 +274,7 @@ fn parse_request_line(
         _ => return Err(HttpError::VersionNotSupported),
     };
     let method = Method::from_token(&captures["method"]);
-    // The regex admits only visible bytes; any that are not UTF-8 fail the path decoding later.
+    // The regex admits only visible ASCII, so this never replaces a byte.
     let target = String::from_utf8_lossy(target).into_owned();
     Ok((method, target, version))
 }
@@ -320,11 +330,15 @@ fn headers_named<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item
         .map(|header| header.value.as_str())
 }
 
-/// HTTP/1.1 requires exactly one `Host` (RFC 9112 §3.2: "MUST respond with a 400").
+/// HTTP/1.1 requires exactly one `Host`, and any `Host` must be `uri-host [ ":" port ]`
+/// (RFC 9112 §3.2: a server "MUST respond with a 400" to a request without one, with more than
+/// one, or with an invalid value).
 fn check_host(headers: &[Header], version: Version) -> Result<(), HttpError> {
-    let hosts = headers_named(headers, "host").count();
-    match (version, hosts) {
-        (Version::Http11, 1) | (Version::Http10, 0 | 1) => Ok(()),
+    let mut hosts = headers_named(headers, "host");
+    let (first, second) = (hosts.next(), hosts.next());
+    match (version, first, second) {
+        (_, Some(value), None) if is_valid_host(value) => Ok(()),
+        (Version::Http10, None, None) => Ok(()),
         _ => Err(HttpError::BadHost),
     }
 }

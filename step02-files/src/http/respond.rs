@@ -1,31 +1,49 @@
-//! Decides the answer to a request: the file, a redirect, or an error page. No I/O but opening
-//! the file under the document root.
+//! Decides the answer to a request: the file (whole, in part, or "not modified"), a redirect, or
+//! an error page. No I/O but what the document root does to find the file; the time comes in as
+//! an argument.
 
-use crate::http::docroot::{DocRoot, FoundFile, Resolved};
+use std::borrow::Cow;
+
+use crate::http::date::Now;
+use crate::http::docroot::{DocRoot, FileContent, FoundFile, Resolved};
 use crate::http::error::HttpError;
-use crate::http::request::{Method, Request, Version};
-use crate::http::response::{Body, ConnectionHeader, HeadBuilder, Persistence, Response};
+use crate::http::range::{RangeChoice, choose_range};
+use crate::http::request::{Method, Request};
+use crate::http::response::{
+    Body, Connection, FileRange, Framing, Persistence, Response, Sending, SharedBytes,
+};
 use crate::http::status::StatusCode;
+use crate::http::validators::{Conditions, if_range_holds, is_not_modified};
 
 // ANCHOR: respond
-/// The response to `request`, serving files from `root`.
+/// The response to `request`, serving files from `root`, made at `now`.
 ///
 /// The response keeps the connection only when the server's `persistence` allows it, the client
 /// asked for it, and the request left no unread body behind.
-pub fn respond(root: &DocRoot, request: &Request, persistence: Persistence) -> Response {
+pub fn respond(root: &DocRoot, request: &Request, persistence: Persistence, now: &Now) -> Response {
     let keep_alive = persistence == Persistence::KeepAlive
         && request.keep_alive
         && request.method.is_supported();
     let reply = Reply {
-        keep_alive,
-        http10: request.version == Version::Http10,
-        head_only: request.method == Method::Head,
+        now,
+        framing: Framing {
+            connection: if keep_alive {
+                Connection::KeepAlive
+            } else {
+                Connection::Close
+            },
+            version: request.version,
+            sending: match request.method {
+                Method::Head => Sending::HeadOnly,
+                _ => Sending::HeadAndBody,
+            },
+        },
     };
     if !request.method.is_supported() {
         return reply.page(StatusCode::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")]);
     }
-    match root.resolve(&request.path) {
-        Resolved::File(found) => reply.file(found),
+    match root.lookup(&request.path, now.mono) {
+        Resolved::File(found) => reply.file(request, found),
         Resolved::MissingSlash => {
             let location = with_trailing_slash(&request.target);
             reply.page(StatusCode::MOVED_PERMANENTLY, &[("Location", &location)])
@@ -34,62 +52,134 @@ pub fn respond(root: &DocRoot, request: &Request, persistence: Persistence) -> R
         Resolved::Forbidden => reply.page(StatusCode::FORBIDDEN, &[]),
         Resolved::BadPath => reply.page(StatusCode::BAD_REQUEST, &[]),
         // Closing gives a descriptor back, which is what the server is short of.
-        Resolved::Unavailable => Reply {
-            keep_alive: false,
-            ..reply
-        }
-        .page(StatusCode::SERVICE_UNAVAILABLE, &[("Retry-After", "1")]),
+        Resolved::Unavailable => reply
+            .closing()
+            .page(StatusCode::SERVICE_UNAVAILABLE, &[("Retry-After", "1")]),
     }
 }
 // ANCHOR_END: respond
 
 /// The answer to a request the parser refused. It always closes the connection: after a framing
 /// error the server cannot know where the next request would start.
-pub fn error_response(error: HttpError) -> Response {
-    status_page(error.status())
+pub fn error_response(error: HttpError, now: &Now) -> Response {
+    status_page(error.status(), now)
 }
 
 /// A small HTML page for `status` that closes the connection: the answer to a refused request,
 /// a request cut short by the idle timeout (408), or a server-side failure (500).
-pub fn status_page(status: StatusCode) -> Response {
+pub fn status_page(status: StatusCode, now: &Now) -> Response {
     let reply = Reply {
-        keep_alive: false,
-        http10: false,
-        head_only: false,
+        now,
+        framing: Framing::CLOSE,
     };
     reply.page(status, &[])
 }
 
 /// How to answer one request, whatever the answer turns out to be.
-struct Reply {
-    keep_alive: bool,
-    http10: bool,
-    head_only: bool,
+struct Reply<'a> {
+    now: &'a Now,
+    framing: Framing,
 }
 
-impl Reply {
-    fn connection(&self) -> ConnectionHeader {
-        ConnectionHeader::for_response(self.keep_alive, self.http10)
+impl Reply<'_> {
+    fn closing(self) -> Self {
+        Reply {
+            framing: Framing {
+                connection: Connection::Close,
+                ..self.framing
+            },
+            ..self
+        }
     }
 
-    fn file(&self, found: FoundFile) -> Response {
-        let head = HeadBuilder::new(StatusCode::OK).finish(
-            found.content_type,
-            found.len,
-            self.connection(),
-        );
-        let (body, body_len) = if self.head_only {
-            (Body::Empty, 0)
-        } else {
-            (Body::File(found.file), found.len)
+    // ANCHOR: file
+    /// A file, after the conditions of RFC 9110 §13.2.2: `If-None-Match` (or, without it,
+    /// `If-Modified-Since`) may make it a 304; then, for GET, `Range` (unless `If-Range` no longer
+    /// holds) may make it a part (206) or an impossible part (416).
+    fn file(&self, request: &Request, found: FoundFile) -> Response {
+        let validators = found.validators;
+        let if_none_match = joined(request, "if-none-match");
+        let conditions = Conditions {
+            if_none_match: if_none_match.as_deref(),
+            if_modified_since: request.header("if-modified-since"),
         };
-        Response {
-            status: StatusCode::OK,
-            head,
-            body,
-            body_len,
-            keep_alive: self.keep_alive,
+        let part = if is_not_modified(&conditions, &validators, self.now.wall) {
+            return self.not_modified(&found);
+        } else if request.method != Method::Get {
+            // Range applies to GET only (RFC 9110 §14.2); HEAD describes the whole file.
+            RangeChoice::Whole
+        } else {
+            match request.header("range") {
+                Some(range)
+                    if request
+                        .header("if-range")
+                        .is_none_or(|value| if_range_holds(value, &validators)) =>
+                {
+                    choose_range(range, found.len)
+                }
+                _ => RangeChoice::Whole,
+            }
+        };
+        match part {
+            RangeChoice::Whole => self.file_part(StatusCode::OK, found, 0, None),
+            RangeChoice::Part { start, len } => {
+                self.file_part(StatusCode::PARTIAL_CONTENT, found, start, Some(len))
+            }
+            RangeChoice::Unsatisfiable => {
+                let content_range = format!("bytes */{}", found.len);
+                self.page(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    &[("Content-Range", &content_range)],
+                )
+            }
         }
+    }
+    // ANCHOR_END: file
+
+    /// `len` bytes of `found` from `start` (the whole file when `len` is `None`).
+    fn file_part(
+        &self,
+        status: StatusCode,
+        found: FoundFile,
+        start: u64,
+        len: Option<u64>,
+    ) -> Response {
+        let len_sent = len.unwrap_or(found.len);
+        let mut builder = Response::build(status, self.now, self.framing)
+            .header("Last-Modified", found.validators.last_modified_text)
+            .header("ETag", found.validators.etag)
+            .header("Accept-Ranges", "bytes");
+        if len.is_some() {
+            builder = builder.header(
+                "Content-Range",
+                format_args!(
+                    "bytes {start}-{}/{}",
+                    start + len_sent.saturating_sub(1),
+                    found.len
+                ),
+            );
+        }
+        let body = match found.content {
+            FileContent::Open(file) => Body::File(FileRange {
+                file,
+                offset: start,
+                len: len_sent,
+            }),
+            FileContent::InMemory(bytes) => {
+                // Within the file, which is in memory: the numbers fit a usize.
+                let range = start as usize..(start + len_sent) as usize;
+                Body::Shared(SharedBytes { bytes, range })
+            }
+        };
+        builder.finish(found.content_type, body)
+    }
+
+    /// 304: the head a 200 would have, without content (RFC 9110 §15.4.5).
+    fn not_modified(&self, found: &FoundFile) -> Response {
+        Response::build(StatusCode::NOT_MODIFIED, self.now, self.framing)
+            .header("Last-Modified", found.validators.last_modified_text)
+            .header("ETag", found.validators.etag)
+            .finish(found.content_type, Body::None)
     }
 
     fn page(&self, status: StatusCode, headers: &[(&str, &str)]) -> Response {
@@ -98,23 +188,27 @@ impl Reply {
              <body><h1>{status}</h1></body></html>\n"
         )
         .into_bytes();
-        let mut builder = HeadBuilder::new(status);
+        let mut builder = Response::build(status, self.now, self.framing);
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
-        let page_len = page.len() as u64;
-        let head = builder.finish("text/html; charset=utf-8", page_len, self.connection());
-        let (body, body_len) = if self.head_only {
-            (Body::Empty, 0)
-        } else {
-            (Body::Bytes(page), page_len)
-        };
-        Response {
-            status,
-            head,
-            body,
-            body_len,
-            keep_alive: self.keep_alive,
+        builder.finish("text/html; charset=utf-8", Body::Bytes(page))
+    }
+}
+
+/// Every line of header `name`, joined by commas as RFC 9110 §5.3 allows; no copy for one line.
+fn joined<'a>(request: &'a Request, name: &'a str) -> Option<Cow<'a, str>> {
+    let mut values = request.header_values(name);
+    let first = values.next()?;
+    match values.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut all = format!("{first}, {second}");
+            for value in values {
+                all.push_str(", ");
+                all.push_str(value);
+            }
+            Some(Cow::Owned(all))
         }
     }
 }

@@ -1,10 +1,19 @@
-//! Defines [`Response`]: a status, a serialized head and a body to send, and the head's rules.
+//! Defines [`Response`]: a status, a serialized head and a body, built so that they cannot
+//! disagree, and [`Wire`]: the response laid out for sending.
+//!
+//! The head is written by [`ResponseBuilder::finish`] from the same [`Body`] that is sent, so
+//! `Content-Length` is the body's own length; whether the body leaves at all (HEAD) is a property
+//! of how the response is sent ([`Sending`]), not a second length; and the `Connection` header is
+//! written from the same [`Connection`] the shell later asks about.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
+use crate::http::date::Now;
+use crate::http::request::Version;
 use crate::http::status::StatusCode;
 
 /// The value of the `Server` header.
@@ -19,42 +28,81 @@ pub enum Persistence {
     KeepAlive,
 }
 
-/// What follows the head.
+/// What happens to the connection after this response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// It may carry another request.
+    KeepAlive,
+    /// The server closes it after the response.
+    Close,
+}
+
+/// Whether the body follows the head on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
+    /// Head, then body: the answer to GET.
+    HeadAndBody,
+    /// The head alone, announcing the body GET would get: the answer to HEAD (RFC 9110 §9.3.2).
+    HeadOnly,
+}
+
+/// How a response is framed on its connection: decided once per request, whatever the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    /// What happens to the connection afterwards.
+    pub connection: Connection,
+    /// The request's version: an HTTP/1.0 client must hear `Connection: keep-alive` to reuse it.
+    pub version: Version,
+    /// Whether the body is sent.
+    pub sending: Sending,
+}
+
+impl Framing {
+    /// The framing of an answer to a refused request: close, send the page.
+    pub const CLOSE: Framing = Framing {
+        connection: Connection::Close,
+        version: Version::Http11,
+        sending: Sending::HeadAndBody,
+    };
+}
+
+/// Bytes held in memory and shared: a small file kept by the open-file cache.
+#[derive(Debug, Clone)]
+pub struct SharedBytes {
+    /// The whole file.
+    pub bytes: Arc<[u8]>,
+    /// The part to send.
+    pub range: Range<usize>,
+}
+
+/// What follows the head. Each kind knows its own length.
 #[derive(Debug)]
 pub enum Body {
-    /// Nothing: a HEAD answer, or a redirect.
-    Empty,
-    /// A small page built in memory (error pages).
+    /// No content at all, and no `Content-Length` or `Content-Type`: a 304.
+    None,
+    /// A small page built in memory (error pages, redirects).
     Bytes(Vec<u8>),
-    /// A file to stream in bounded chunks; exactly [`Response::body_len`] bytes of it are sent.
-    File(File),
+    /// Part of a small file the open-file cache holds in memory.
+    Shared(SharedBytes),
+    /// Part of an open file.
+    File(FileRange),
 }
 
-/// A response ready to send: the head as bytes, then `body_len` bytes of `body`.
-#[derive(Debug)]
-pub struct Response {
-    /// The status, kept apart from the head bytes for logs and tests.
-    pub status: StatusCode,
-    /// The status line and headers, blank line included.
-    pub head: Vec<u8>,
-    /// What follows the head.
-    pub body: Body,
-    /// How many body bytes follow the head (0 for HEAD, even though `Content-Length` is not 0).
-    pub body_len: u64,
-    /// Whether the connection may carry another request after this response.
-    pub keep_alive: bool,
-}
+impl Body {
+    /// The content's length, the `Content-Length` of the head.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::None => 0,
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::Shared(shared) => shared.range.len() as u64,
+            Body::File(range) => range.len,
+        }
+    }
 
-/// Bodies up to this size are read into the same buffer as the head and sent in one `write`.
-pub const SMALL_BODY: u64 = 16 * 1024;
-
-/// A response laid out for the wire: the bytes to send first, then what is left of a large file.
-#[derive(Debug)]
-pub struct Wire {
-    /// The head, with the body appended when it is small ([`SMALL_BODY`]) or built in memory.
-    pub first: Vec<u8>,
-    /// The part of a large file to stream after `first`.
-    pub rest: Option<FileRange>,
+    /// Whether the content is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// `len` bytes of `file` from byte `offset` on.
@@ -72,45 +120,99 @@ pub struct FileRange {
     pub len: u64,
 }
 
+/// A response ready to send: its head, and a body that agrees with it by construction.
+#[derive(Debug)]
+pub struct Response {
+    status: StatusCode,
+    head: Vec<u8>,
+    body: Body,
+    framing: Framing,
+}
+
+/// Bodies up to this size are read into the same buffer as the head and sent in one `write`.
+pub const SMALL_BODY: u64 = 16 * 1024;
+
+/// A response laid out for the wire: the bytes to send first, then what is left of a large file.
+#[derive(Debug)]
+pub struct Wire {
+    /// The head, with the body appended when it is small ([`SMALL_BODY`]) or held in memory.
+    pub first: Vec<u8>,
+    /// The part of a large file to stream after `first`.
+    pub rest: Option<FileRange>,
+}
+
 impl Response {
+    /// Starts a response with its status line and the headers every response carries.
+    pub fn build(status: StatusCode, now: &Now, framing: Framing) -> ResponseBuilder {
+        ResponseBuilder::new(status, now, framing)
+    }
+
+    /// The status, for logs and tests.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The status line and headers, blank line included.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Whether the connection may carry another request after this response.
+    pub fn keep_alive(&self) -> bool {
+        self.framing.connection == Connection::KeepAlive
+    }
+
+    /// How many body bytes follow the head on the wire: 0 for HEAD and 304, even when the head
+    /// announces a length.
+    pub fn body_len(&self) -> u64 {
+        match self.framing.sending {
+            Sending::HeadAndBody => self.body.len(),
+            Sending::HeadOnly => 0,
+        }
+    }
+
     // ANCHOR: into_wire
     /// Lays the response out for sending. A small body joins the head, so both leave in one
-    /// `write` (one system call, usually one TCP segment); a small file is read with one `read`
-    /// into exactly the room made for it. A large file is left to be streamed in bounded chunks.
+    /// `write` (one system call, usually one TCP segment); a small part of a file is read with one
+    /// `pread` into exactly the room made for it. A large part of a file is left to be streamed.
     ///
     /// # Errors
     ///
-    /// Fails when a small file cannot be read whole: it shrank since it was opened.
+    /// Fails when a small part of a file cannot be read whole: the file shrank since it was opened.
     pub fn into_wire(self) -> io::Result<Wire> {
         let Response {
             mut head,
             body,
-            body_len,
+            framing,
             ..
         } = self;
+        if framing.sending == Sending::HeadOnly {
+            return Ok(Wire {
+                first: head,
+                rest: None,
+            });
+        }
         let rest = match body {
-            Body::Empty => None,
+            Body::None => None,
             Body::Bytes(bytes) => {
-                head.extend_from_slice(
-                    &bytes[..bytes
-                        .len()
-                        .min(usize::try_from(body_len).unwrap_or(usize::MAX))],
-                );
+                head.extend_from_slice(&bytes);
                 None
             }
-            Body::File(mut file) if body_len <= SMALL_BODY => {
+            Body::Shared(shared) => {
+                head.extend_from_slice(&shared.bytes[shared.range]);
+                None
+            }
+            Body::File(range) if range.len <= SMALL_BODY => {
                 let head_len = head.len();
-                // body_len <= SMALL_BODY, so it fits a usize.
-                head.resize(head_len + body_len as usize, 0);
-                file.read_exact(&mut head[head_len..])
+                // range.len <= SMALL_BODY, so it fits a usize.
+                head.resize(head_len + range.len as usize, 0);
+                range
+                    .file
+                    .read_exact_at(&mut head[head_len..], range.offset)
                     .map_err(|_| file_shrank())?;
                 None
             }
-            Body::File(file) => Some(FileRange {
-                file: Arc::new(file),
-                offset: 0,
-                len: body_len,
-            }),
+            Body::File(range) => Some(range),
         };
         Ok(Wire { first: head, rest })
     }
@@ -125,18 +227,20 @@ pub fn file_shrank() -> io::Error {
     )
 }
 
-/// Builds a response head (RFC 9112 §4, RFC 9110 §6.6).
+/// Builds a response head (RFC 9112 §4, RFC 9110 §6.6), then the response.
 ///
-/// Every head has `Date`, `Server`, `Content-Type`, `Content-Length` and, when the server will
-/// close, `Connection: close`, so the client never has to guess where the body ends.
+/// Every head has `Date`, `Server`, `Content-Type` and `Content-Length` (but a 304's, which has no
+/// content) and, when the server will close, `Connection: close`, so the client never has to
+/// guess where the body ends.
 #[derive(Debug)]
-pub struct HeadBuilder {
+pub struct ResponseBuilder {
+    status: StatusCode,
     head: Vec<u8>,
+    framing: Framing,
 }
 
-impl HeadBuilder {
-    /// Starts a head with its status line and the headers every response carries.
-    pub fn new(status: StatusCode) -> Self {
+impl ResponseBuilder {
+    fn new(status: StatusCode, now: &Now, framing: Framing) -> Self {
         let mut head = Vec::with_capacity(256);
         // Writing into a Vec cannot fail.
         let _ = write!(
@@ -144,62 +248,118 @@ impl HeadBuilder {
             "HTTP/1.1 {} {}\r\nDate: {}\r\nServer: {}\r\n",
             status.as_u16(),
             status.reason(),
-            httpdate::fmt_http_date(SystemTime::now()),
+            now.date,
             SERVER_NAME,
         );
-        HeadBuilder { head }
+        ResponseBuilder {
+            status,
+            head,
+            framing,
+        }
     }
 
     /// Adds one header line. Names and values come from the server, never from the client.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
         let _ = write!(self.head, "{name}: {value}\r\n");
         self
     }
 
-    /// Adds `Content-Type` and `Content-Length`, the connection's fate, and the blank line.
-    ///
-    /// `http10_keep_alive` adds `Connection: keep-alive`, which an HTTP/1.0 client needs to hear
-    /// back before it reuses the connection.
-    pub fn finish(
-        mut self,
-        content_type: &str,
-        content_length: u64,
-        connection: ConnectionHeader,
-    ) -> Vec<u8> {
-        let _ = write!(
-            self.head,
-            "Content-Type: {content_type}\r\nContent-Length: {content_length}\r\n"
-        );
-        match connection {
-            ConnectionHeader::Close => self.head.extend_from_slice(b"Connection: close\r\n"),
-            ConnectionHeader::KeepAlive => {
-                self.head.extend_from_slice(b"Connection: keep-alive\r\n")
+    /// Ends the head and attaches `body`, of media type `content_type`: `Content-Length` is the
+    /// body's own length. [`Body::None`] writes neither header (a 304 has no content).
+    pub fn finish(mut self, content_type: &str, body: Body) -> Response {
+        if !matches!(body, Body::None) {
+            let _ = write!(
+                self.head,
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                body.len()
+            );
+        }
+        match (self.framing.connection, self.framing.version) {
+            (Connection::Close, _) => self.head.extend_from_slice(b"Connection: close\r\n"),
+            (Connection::KeepAlive, Version::Http10) => {
+                self.head.extend_from_slice(b"Connection: keep-alive\r\n");
             }
-            ConnectionHeader::Omit => {}
+            // HTTP/1.1 keeps the connection by default.
+            (Connection::KeepAlive, Version::Http11) => {}
         }
         self.head.extend_from_slice(b"\r\n");
-        self.head
+        Response {
+            status: self.status,
+            head: self.head,
+            body,
+            framing: self.framing,
+        }
     }
 }
 
-/// What the head says about the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionHeader {
-    /// `Connection: close`: the server closes after this response.
-    Close,
-    /// `Connection: keep-alive`: an HTTP/1.0 client may send another request.
-    KeepAlive,
-    /// Nothing: HTTP/1.1 keeps the connection by default.
-    Omit,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Instant, SystemTime};
 
-impl ConnectionHeader {
-    /// The header for a response that keeps or ends the connection, given the request's version.
-    pub fn for_response(keep_alive: bool, http10: bool) -> Self {
-        match (keep_alive, http10) {
-            (false, _) => ConnectionHeader::Close,
-            (true, true) => ConnectionHeader::KeepAlive,
-            (true, false) => ConnectionHeader::Omit,
-        }
+    fn now() -> Now {
+        Now::at(SystemTime::UNIX_EPOCH, Instant::now())
+    }
+
+    fn head_text(response: &Response) -> String {
+        String::from_utf8_lossy(response.head()).into_owned()
+    }
+
+    #[test]
+    fn the_head_announces_the_body_it_carries() {
+        let framing = Framing {
+            connection: Connection::KeepAlive,
+            version: Version::Http11,
+            sending: Sending::HeadAndBody,
+        };
+        let response = Response::build(StatusCode::OK, &now(), framing)
+            .finish("text/plain", Body::Bytes(b"hello".to_vec()));
+        assert!(head_text(&response).contains("Content-Length: 5\r\n"));
+        assert!(!head_text(&response).contains("Connection"));
+        assert_eq!(response.body_len(), 5);
+        let wire = response.into_wire().unwrap();
+        assert!(wire.first.ends_with(b"\r\n\r\nhello"));
+    }
+
+    #[test]
+    fn head_only_announces_the_length_and_sends_nothing() {
+        let framing = Framing {
+            connection: Connection::KeepAlive,
+            version: Version::Http10,
+            sending: Sending::HeadOnly,
+        };
+        let response = Response::build(StatusCode::OK, &now(), framing)
+            .finish("text/plain", Body::Bytes(b"hello".to_vec()));
+        assert!(head_text(&response).contains("Content-Length: 5\r\n"));
+        assert!(head_text(&response).contains("Connection: keep-alive\r\n"));
+        assert_eq!(response.body_len(), 0);
+        let wire = response.into_wire().unwrap();
+        assert!(wire.first.ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn no_content_has_no_length_or_type() {
+        let response = Response::build(StatusCode::NOT_MODIFIED, &now(), Framing::CLOSE)
+            .finish("text/plain", Body::None);
+        let head = head_text(&response);
+        assert!(!head.contains("Content-Length") && !head.contains("Content-Type"));
+        assert!(head.contains("Connection: close\r\n"));
+        assert!(!response.keep_alive());
+    }
+
+    #[test]
+    fn a_small_file_range_is_read_at_its_offset() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"0123456789").unwrap();
+        let range = FileRange {
+            file: Arc::new(file),
+            offset: 3,
+            len: 4,
+        };
+        let response = Response::build(StatusCode::PARTIAL_CONTENT, &now(), Framing::CLOSE)
+            .finish("text/plain", Body::File(range));
+        let wire = response.into_wire().unwrap();
+        assert!(wire.first.ends_with(b"\r\n\r\n3456"));
+        assert!(wire.rest.is_none());
     }
 }

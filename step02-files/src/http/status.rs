@@ -12,8 +12,12 @@ pub struct StatusCode(pub u16);
 impl StatusCode {
     /// 200: the file follows.
     pub const OK: StatusCode = StatusCode(200);
+    /// 206: the part of the file a `Range` asked for follows.
+    pub const PARTIAL_CONTENT: StatusCode = StatusCode(206);
     /// 301: a folder was named without its trailing slash.
     pub const MOVED_PERMANENTLY: StatusCode = StatusCode(301);
+    /// 304: the client's copy is still current (a conditional GET or HEAD); no content follows.
+    pub const NOT_MODIFIED: StatusCode = StatusCode(304);
     /// 400: the request is malformed.
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
     /// 403: the file exists but may not be served.
@@ -28,6 +32,8 @@ impl StatusCode {
     pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
     /// 414: the request target is longer than the server will read.
     pub const URI_TOO_LONG: StatusCode = StatusCode(414);
+    /// 416: the `Range` asked for lies wholly beyond the end of the file.
+    pub const RANGE_NOT_SATISFIABLE: StatusCode = StatusCode(416);
     /// 431: the request head is larger than the server will read.
     pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
     /// 500: the server failed on its side (an I/O error reading a file, say).
@@ -48,7 +54,9 @@ impl StatusCode {
     pub fn reason(self) -> &'static str {
         match self.0 {
             200 => "OK",
+            206 => "Partial Content",
             301 => "Moved Permanently",
+            304 => "Not Modified",
             400 => "Bad Request",
             403 => "Forbidden",
             404 => "Not Found",
@@ -56,6 +64,7 @@ impl StatusCode {
             408 => "Request Timeout",
             413 => "Content Too Large",
             414 => "URI Too Long",
+            416 => "Range Not Satisfiable",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             501 => "Not Implemented",
@@ -63,11 +72,6 @@ impl StatusCode {
             505 => "HTTP Version Not Supported",
             _ => "",
         }
-    }
-
-    /// Whether the code is 2xx.
-    pub fn is_success(self) -> bool {
-        (200..300).contains(&self.0)
     }
 }
 

@@ -1,10 +1,10 @@
 //! The blocking connection loop that steps 2 to 5 share: read a request, answer it, repeat.
 //!
-//! It is written once, generic over [`Transport`], so the chapters on processes, threads and
+//! It is written once, generic over [`Stream`], so the chapters on processes, threads and
 //! coroutines show only what they change: how many of these loops run at once.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
@@ -14,45 +14,16 @@ use crate::http::request::Request;
 use crate::http::respond::{error_response, respond, status_page};
 use crate::http::response::{FileRange, Persistence, Response, file_shrank};
 use crate::http::status::StatusCode;
+use crate::server::clock::wall_clock;
 use crate::server::startup::Site;
+use crate::server::stream::{LINGER_BYTES, LINGER_TIME, Stream, send_file, send_head};
 
 pub use crate::http::response::SMALL_BODY;
 
-/// Larger files are streamed through a buffer of this size, so memory per connection stays bounded
-/// whatever the file's size. It lives on the heap: coroutine stacks (step 5) are small.
+/// Where a file cannot go out through `sendfile` (see [`send_file`]), it is copied through a buffer
+/// of this size, so memory per connection stays bounded whatever the file's size. The buffer lives
+/// on the heap: coroutine stacks (step 5) are small.
 pub const COPY_CHUNK: usize = 64 * 1024;
-
-/// How long a closing connection waits for the client to close its side, and how much it reads
-/// meanwhile (see [`close_gracefully`]).
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 64 * 1024;
-
-/// A byte stream the blocking loop can serve: a socket, or a scripted stand-in in tests.
-pub trait Transport: Read + Write {
-    /// Bounds how long the next `read` may block; `None` waits for ever.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the underlying socket rejects the option.
-    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
-
-    /// Sends FIN: no more bytes will be written, reading goes on.
-    ///
-    /// # Errors
-    ///
-    /// Fails when the peer is already gone.
-    fn shutdown_write(&mut self) -> io::Result<()>;
-}
-
-impl Transport for TcpStream {
-    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, timeout)
-    }
-
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-}
 
 // ANCHOR: serve_tcp
 /// Serves one accepted TCP connection until it ends, logging rather than returning its errors:
@@ -83,7 +54,7 @@ fn configure(stream: &TcpStream, site: &Site) -> io::Result<()> {
 ///
 /// Returns the I/O error that ended the connection early (a reset, a write timeout). Refused
 /// requests are not errors: they are answered with their status.
-pub fn handle_connection<T: Transport>(
+pub fn handle_connection<T: Stream>(
     stream: &mut T,
     peer: SocketAddr,
     site: &Site,
@@ -93,17 +64,20 @@ pub fn handle_connection<T: Transport>(
     loop {
         let (request, response) = match read_request(stream, &mut decoder, site.idle_timeout)? {
             Incoming::Request(request) => {
-                let response = respond(&site.root, &request, persistence);
+                let response = respond(&site.root, &request, persistence, &wall_clock());
                 (Some(request), response)
             }
-            Incoming::Refused(error) => (None, error_response(error)),
-            Incoming::TimedOutMidRequest => (None, status_page(StatusCode::REQUEST_TIMEOUT)),
+            Incoming::Refused(error) => (None, error_response(error, &wall_clock())),
+            Incoming::TimedOutMidRequest => (
+                None,
+                status_page(StatusCode::REQUEST_TIMEOUT, &wall_clock()),
+            ),
             // Nothing is owed to a client that closed or went quiet between requests, and no
             // unread bytes can be waiting: a plain close sends FIN, no lingering needed.
             Incoming::Closed => return Ok(()),
         };
-        let status = response.status;
-        let keep_alive = response.keep_alive;
+        let status = response.status();
+        let keep_alive = response.keep_alive();
         let body_bytes = write_response(stream, response)?;
         site.log.record(peer, request.as_ref(), status, body_bytes);
         if !keep_alive && decoder.can_close_at_once(request.as_ref()) {
@@ -139,7 +113,7 @@ pub enum Incoming {
 ///
 /// Returns read errors other than the timeout, which is an answer ([`Incoming::TimedOutMidRequest`]
 /// or [`Incoming::Closed`]), not a failure.
-pub fn read_request<T: Transport>(
+pub fn read_request<T: Stream>(
     stream: &mut T,
     decoder: &mut RequestDecoder,
     timeout: Duration,
@@ -187,58 +161,116 @@ fn is_timeout(error: &io::Error) -> bool {
 // ANCHOR: write_response
 /// Writes the head and then exactly `response.body_len` body bytes; returns the body bytes sent.
 ///
-/// A small body goes out in the same `write` as the head. A file is streamed in [`COPY_CHUNK`]
-/// pieces, never read whole into memory.
+/// A small body goes out in the same `write` as the head. A large file follows a head marked
+/// "more follows" ([`send_head`]) and leaves through `sendfile` ([`send_file`]): from the page
+/// cache to the socket, never through this process's memory. Without `sendfile` it is copied in
+/// [`COPY_CHUNK`] pieces, never read whole into memory.
 ///
 /// # Errors
 ///
 /// Fails when the peer goes away, the write times out, or the file ends early (it was truncated
 /// while being served): the head has promised a length the server can no longer keep, so the
 /// only honest thing left is to close.
-pub fn write_response<W: Write + ?Sized>(stream: &mut W, response: Response) -> io::Result<u64> {
-    let body_len = response.body_len;
+pub fn write_response<S: Stream + ?Sized>(stream: &mut S, response: Response) -> io::Result<u64> {
+    let body_len = response.body_len();
     let wire = response.into_wire()?;
-    stream.write_all(&wire.first)?;
-    if let Some(range) = wire.rest {
-        let n_copied = copy_range(&range, stream)?;
-        ensure_whole(n_copied, range.len)?;
+    // A head marked "more follows" must be followed: an empty range gets a plain write.
+    match wire.rest.as_ref().filter(|range| range.len > 0) {
+        None => stream.write_all(&wire.first)?,
+        Some(range) => {
+            write_head(stream, &wire.first)?;
+            send_range(stream, range)?;
+        }
     }
     stream.flush()?;
     Ok(body_len)
 }
 // ANCHOR_END: write_response
 
-fn ensure_whole(n_bytes: u64, expected: u64) -> io::Result<()> {
-    if n_bytes == expected {
-        Ok(())
-    } else {
-        Err(file_shrank())
+/// Writes all of a head that a file body follows, with `MSG_MORE` where the stream allows it.
+fn write_head<S: Stream + ?Sized>(stream: &mut S, head: &[u8]) -> io::Result<()> {
+    let mut n_sent = 0;
+    while n_sent < head.len() {
+        match send_head(stream, &head[n_sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n_bytes) => n_sent += n_bytes,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            // The socket under `may` is full: its own `write` parks the coroutine until it is not.
+            Err(error)
+                if error.kind() == io::ErrorKind::WouldBlock && stream.blocking_is_emulated() =>
+            {
+                return stream.write_all(&head[n_sent..]);
+            }
+            // On a blocking socket, WouldBlock means the write timeout passed.
+            Err(error) => return Err(error),
+        }
     }
+    Ok(())
 }
 
-/// Copies `range` to `sink` through a heap buffer, reading at explicit offsets (the file may be
-/// shared). Not `io::copy`: it keeps an 8 KiB buffer on the stack, a quarter of a `may`
-/// coroutine's default stack.
-fn copy_range<W: Write + ?Sized>(range: &FileRange, sink: &mut W) -> io::Result<u64> {
-    let mut chunk = vec![0u8; COPY_CHUNK.min(usize::try_from(range.len).unwrap_or(COPY_CHUNK))];
-    let mut n_copied = 0u64;
-    while n_copied < range.len {
-        let wanted = usize::try_from(range.len - n_copied)
-            .unwrap_or(usize::MAX)
-            .min(chunk.len());
-        let n_read = match range
-            .file
-            .read_at(&mut chunk[..wanted], range.offset + n_copied)
-        {
-            Ok(0) => return Ok(n_copied),
-            Ok(n_read) => n_read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
+// ANCHOR: send_range
+/// Sends exactly the bytes of `range`: through `sendfile` while the stream allows it, else one
+/// [`COPY_CHUNK`] at a time through `pread` and `write`. Reads at explicit offsets: the file may be
+/// shared.
+///
+/// Under `may` (step 5) the socket is non-blocking underneath, so `sendfile` returns `EAGAIN`
+/// when the socket is full. `may` offers no wait for "writable" that honours the write timeout,
+/// so that one chunk goes through the stream's own `write`, which parks the coroutine (not the
+/// worker thread) until the socket takes it, or the timeout passes; then `sendfile` resumes.
+fn send_range<S: Stream + ?Sized>(stream: &mut S, range: &FileRange) -> io::Result<()> {
+    let mut chunk = Vec::new();
+    let mut n_sent = 0u64;
+    while n_sent < range.len {
+        let offset = range.offset + n_sent;
+        let remaining = range.len - n_sent;
+        let n_bytes = match send_file(stream, &range.file, offset, remaining) {
+            Some(Ok(n_bytes)) => n_bytes as u64,
+            Some(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Some(Err(error))
+                if error.kind() == io::ErrorKind::WouldBlock && stream.blocking_is_emulated() =>
+            {
+                copy_chunk(stream, range, offset, remaining, &mut chunk)?
+            }
+            Some(Err(error)) => return Err(error),
+            None => copy_chunk(stream, range, offset, remaining, &mut chunk)?,
         };
-        sink.write_all(&chunk[..n_read])?;
-        n_copied += n_read as u64;
+        if n_bytes == 0 {
+            return Err(file_shrank());
+        }
+        n_sent += n_bytes;
     }
-    Ok(n_copied)
+    Ok(())
+}
+// ANCHOR_END: send_range
+
+/// Copies up to one [`COPY_CHUNK`] of `range` from `offset` to `sink` through `chunk`, which is
+/// allocated on first use. Returns the bytes copied; 0 when the file ended early.
+///
+/// Not `io::copy`: that keeps an 8 KiB buffer on the stack, a quarter of a `may` coroutine's
+/// default stack, and (where it uses `sendfile`) reads from the file's own position, which a
+/// shared descriptor must not use.
+fn copy_chunk<W: Write + ?Sized>(
+    sink: &mut W,
+    range: &FileRange,
+    offset: u64,
+    remaining: u64,
+    chunk: &mut Vec<u8>,
+) -> io::Result<u64> {
+    let wanted = usize::try_from(remaining)
+        .unwrap_or(usize::MAX)
+        .min(COPY_CHUNK);
+    if chunk.len() < wanted {
+        chunk.resize(wanted, 0);
+    }
+    let n_read = loop {
+        match range.file.read_at(&mut chunk[..wanted], offset) {
+            Ok(n_read) => break n_read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    };
+    sink.write_all(&chunk[..n_read])?;
+    Ok(n_read as u64)
 }
 
 // ANCHOR: close_gracefully
@@ -252,7 +284,7 @@ fn copy_range<W: Write + ?Sized>(range: &FileRange, sink: &mut W) -> io::Result<
 /// # Errors
 ///
 /// Fails only if the socket rejects the shutdown; errors while draining end the drain quietly.
-pub fn close_gracefully<T: Transport + ?Sized>(stream: &mut T) -> io::Result<()> {
+pub fn close_gracefully<T: Stream + ?Sized>(stream: &mut T) -> io::Result<()> {
     match stream.shutdown_write() {
         Ok(()) => {}
         // The peer is already gone: nothing left to protect.
@@ -276,3 +308,133 @@ pub fn close_gracefully<T: Transport + ?Sized>(stream: &mut T) -> io::Result<()>
     Ok(())
 }
 // ANCHOR_END: close_gracefully
+
+#[cfg(test)]
+mod tests {
+    //! `send_range` on real sockets: a range from mid-file, on a blocking socket and on a socket
+    //! whose blocking is emulated over a non-blocking descriptor, as `may`'s is.
+
+    use std::fs::File;
+    use std::io::{self, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::{AsFd, BorrowedFd};
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    use super::send_range;
+    use crate::http::response::FileRange;
+    use crate::server::stream::Stream;
+
+    /// A non-blocking socket whose `write` waits (by retrying) like `may`'s: `sendfile` on its
+    /// descriptor finds it full, and the loop must fall back to `write` for that chunk. Counts
+    /// its writes.
+    struct Emulated(TcpStream, usize);
+
+    impl Read for Emulated {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Write for Emulated {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1 += 1;
+            loop {
+                match self.0.write(buf) {
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    result => return result,
+                }
+            }
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Stream for Emulated {
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            self.0.shutdown(std::net::Shutdown::Write)
+        }
+
+        fn set_read_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn socket_fd(&self) -> Option<BorrowedFd<'_>> {
+            Some(self.0.as_fd())
+        }
+
+        fn blocking_is_emulated(&self) -> bool {
+            true
+        }
+    }
+
+    fn contents() -> Vec<u8> {
+        (0..12_000_000u32).map(|n| (n * 13 % 251) as u8).collect()
+    }
+
+    /// Serves `range` of a file holding [`contents`] through a stream made from the server side of
+    /// a connection, shows the stream to `after`, and returns what a slow client received.
+    fn serve_range<S: Stream>(
+        make: impl FnOnce(TcpStream) -> S,
+        offset: u64,
+        len: u64,
+        after: impl FnOnce(&S),
+    ) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, contents()).unwrap();
+        let range = FileRange {
+            file: Arc::new(File::open(&path).unwrap()),
+            offset,
+            len,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let reader = thread::spawn(move || {
+            let mut received = Vec::new();
+            // Slow at first, so the server's socket fills and sendfile meets EAGAIN.
+            thread::sleep(Duration::from_millis(200));
+            client.read_to_end(&mut received).unwrap();
+            received
+        });
+        let mut stream = make(server);
+        send_range(&mut stream, &range).unwrap();
+        after(&stream);
+        drop(stream);
+        reader.join().unwrap()
+    }
+
+    #[test]
+    fn a_range_from_mid_file_arrives_exactly_on_a_blocking_socket() {
+        let received = serve_range(|socket| socket, 3_333_333, 8_000_000, |_| {});
+        assert!(received == contents()[3_333_333..11_333_333], "wrong bytes");
+    }
+
+    #[test]
+    fn a_full_socket_under_emulated_blocking_falls_back_to_write_and_loses_nothing() {
+        let mut n_writes = 0;
+        let received = serve_range(
+            |socket| {
+                socket.set_nonblocking(true).unwrap();
+                Emulated(socket, 0)
+            },
+            1_000_001,
+            10_000_000,
+            |stream| n_writes = stream.1,
+        );
+        assert!(received == contents()[1_000_001..11_000_001], "wrong bytes");
+        assert!(
+            n_writes > 0,
+            "the socket never filled: the fallback went untested"
+        );
+    }
+}

@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use socket2::{Domain, Socket, Type};
 
 use crate::http::docroot::DocRoot;
+use crate::http::file_cache::{FileCache, FileCacheConfig};
 use crate::http::limits::Limits;
 use crate::server::cli::ServerArgs;
 use crate::server::log::AccessLog;
@@ -26,6 +27,17 @@ pub struct Site {
     pub idle_timeout: Duration,
     /// Where answered requests are recorded.
     pub log: AccessLog,
+}
+
+impl Site {
+    /// This site with an open-file cache of its own (none if it had none): one per event loop
+    /// makes step 7's `--threads N` share nothing between loops, like nginx's workers.
+    pub fn with_own_file_cache(&self) -> Site {
+        Site {
+            root: self.root.with_own_cache(),
+            ..self.clone()
+        }
+    }
 }
 
 /// Why a server could not start. Each is an operator's mistake, reported in one line.
@@ -86,6 +98,7 @@ pub fn start(
         path: args.root.clone(),
         source,
     })?;
+    let root = with_file_cache(root, args);
     let listener = listen(args.addr, options).map_err(|source| StartupError::Listen {
         addr: args.addr,
         source,
@@ -99,6 +112,25 @@ pub fn start(
     Ok((listener, site))
 }
 // ANCHOR_END: start
+
+// ANCHOR: with_file_cache
+/// Gives the root its open-file cache, unless `--no-file-cache`.
+///
+/// The cache lives in the [`DocRoot`], so every clone of the [`Site`] shares it: one cache per
+/// process, behind one lock, for the threads of step 4, the coroutines of step 5 and the loops of
+/// step 7; one per worker process in step 3's prefork, as in nginx. A forked child serving one
+/// connection (step 3) starts from its parent's empty cache and exits with it: the model pays its
+/// own price there, as it does for everything else it cannot share.
+fn with_file_cache(root: DocRoot, args: &ServerArgs) -> DocRoot {
+    if args.no_file_cache {
+        return root;
+    }
+    root.with_cache(FileCache::new(FileCacheConfig {
+        valid_for: args.file_cache_valid,
+        ..FileCacheConfig::default()
+    }))
+}
+// ANCHOR_END: with_file_cache
 
 // ANCHOR: listen
 /// Binds a listening TCP socket.

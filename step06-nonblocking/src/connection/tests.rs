@@ -10,10 +10,9 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use step02_files::{AccessLog, DocRoot, Limits, Site};
+use step02_files::{AccessLog, DocRoot, Limits, Site, Stream};
 
 use super::{Connection, LINGER_TIME, Next, Readiness};
-use crate::socket::Socket;
 
 const IDLE: Duration = Duration::from_secs(5);
 
@@ -135,10 +134,15 @@ impl Write for Scripted {
     }
 }
 
-impl Socket for Scripted {
+/// No descriptor: file bodies take the portable path (`pread` + `write`), which these tests cover.
+impl Stream for Scripted {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.0.borrow_mut().write_shut = true;
         Ok(())
+    }
+
+    fn set_read_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        unreachable!("a non-blocking connection never waits in read")
     }
 }
 

@@ -1,0 +1,373 @@
+//! Defines [`FileCache`]: what the document root found, remembered for a short, stated interval,
+//! so that a request for a file served a moment ago costs no system call at all.
+//!
+//! Without it, every request for a file pays `openat2`, `fstat` and `close` (and a `read` for a
+//! small file) before its response is written. nginx's `open_file_cache` removes those; this is
+//! the same idea, with the same trade: a file changed on disk is seen within
+//! [`FileCacheConfig::valid_for`] (nginx's `open_file_cache_valid`), not at once.
+//!
+//! It holds only what [`DocRoot::resolve`] produced, the `openat2(RESOLVE_BENEATH)` resolution:
+//! there is no other way in. Once an entry's interval has passed, the next request for it
+//! resolves the path again, exactly as an uncached request would; a file now refused (a symlink
+//! swapped to lead outside the root) or gone is dropped from the cache and refused or 404.
+//! Within the interval, what was served a moment ago is served again: that is the price of
+//! caching at all, and it is bounded by the interval.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::os::unix::fs::FileExt;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::http::docroot::{DocRoot, FileContent, FoundFile, Resolved};
+use crate::http::response::SMALL_BODY;
+
+// ANCHOR: config
+/// The cache's bounds and its revalidation interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileCacheConfig {
+    /// How many paths it remembers at most. Each entry for a large file holds a descriptor open.
+    pub max_entries: usize,
+    /// How many bytes of small files it holds in memory at most.
+    pub max_bytes: usize,
+    /// Files up to this size are kept as bytes (and their descriptor closed); larger ones keep
+    /// the open descriptor. The default is [`SMALL_BODY`]: the files whose bytes would join the
+    /// response head in one `write` anyway.
+    pub max_file_in_memory: u64,
+    /// How long an entry is used before the path is resolved again.
+    pub valid_for: Duration,
+}
+
+impl Default for FileCacheConfig {
+    fn default() -> Self {
+        FileCacheConfig {
+            max_entries: 1000,
+            max_bytes: 16 * 1024 * 1024,
+            max_file_in_memory: SMALL_BODY,
+            valid_for: Duration::from_secs(1),
+        }
+    }
+}
+// ANCHOR_END: config
+
+/// A bounded map from URL path to what resolving it found, each entry revalidated after
+/// [`FileCacheConfig::valid_for`].
+///
+/// One lock guards it; a hit holds the lock for a hash lookup and two reference-count increments.
+pub struct FileCache {
+    config: FileCacheConfig,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Keyed by the percent-decoded URL path, which decides the resolution alone.
+    entries: HashMap<String, Entry>,
+    /// Bytes held by in-memory entries.
+    bytes: usize,
+    /// Counts lookups, to find the least recently used entry.
+    clock: u64,
+}
+
+struct Entry {
+    found: FoundFile,
+    /// `None`: an interval so long that the clock cannot express its end (`--file-cache-valid
+    /// 1000years`); the entry is then never revalidated, which is what was asked for.
+    valid_until: Option<Instant>,
+    last_used: u64,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        match &self.found.content {
+            FileContent::InMemory(bytes) => bytes.len(),
+            FileContent::Open(_) => 0,
+        }
+    }
+}
+
+impl fmt::Debug for FileCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileCache")
+            .field("config", &self.config)
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileCache {
+    /// An empty cache with these bounds.
+    pub fn new(config: FileCacheConfig) -> FileCache {
+        FileCache {
+            config,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The bounds it was made with.
+    pub fn config(&self) -> FileCacheConfig {
+        self.config
+    }
+
+    /// How many paths it remembers now.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether it remembers nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many bytes of file content it holds now.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Nothing in the critical sections can panic half-way through an update that matters:
+        // a poisoned cache is still a consistent one.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // ANCHOR: lookup
+    /// What `url_path` names under `root`: the remembered answer while it is valid, otherwise a
+    /// fresh [`DocRoot::resolve`], remembered if it is a file.
+    pub fn lookup(&self, root: &DocRoot, url_path: &str, now: Instant) -> Resolved {
+        if let Some(found) = self.valid_entry(url_path, now) {
+            return Resolved::File(found);
+        }
+        match root.resolve(url_path) {
+            Resolved::File(fresh) => Resolved::File(self.remember(url_path, fresh, now)),
+            refusal => {
+                self.forget(url_path);
+                refusal
+            }
+        }
+    }
+    // ANCHOR_END: lookup
+
+    /// The hit path: no system call, one lock, a hash lookup, clones of two `Arc`s.
+    fn valid_entry(&self, url_path: &str, now: Instant) -> Option<FoundFile> {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let clock = inner.clock;
+        let entry = inner.entries.get_mut(url_path)?;
+        if entry.valid_until.is_some_and(|until| now >= until) {
+            return None;
+        }
+        entry.last_used = clock;
+        Some(entry.found.clone())
+    }
+
+    /// Stores what a fresh resolution found and returns what to serve. A file whose validators
+    /// did not change keeps the content already held (no second read, no second descriptor).
+    fn remember(&self, url_path: &str, fresh: FoundFile, now: Instant) -> FoundFile {
+        let unchanged = self
+            .lock()
+            .entries
+            .get(url_path)
+            .filter(|entry| entry.found.validators == fresh.validators)
+            .map(|entry| entry.found.content.clone());
+        let found = match unchanged {
+            Some(content) => FoundFile { content, ..fresh },
+            None => self.load(fresh),
+        };
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let entry = Entry {
+            found: found.clone(),
+            valid_until: now.checked_add(self.config.valid_for),
+            last_used: inner.clock,
+        };
+        if let Some(old) = inner.entries.remove(url_path) {
+            inner.bytes -= old.bytes();
+        }
+        if self.config.max_entries == 0 || entry.bytes() > self.config.max_bytes {
+            return found;
+        }
+        while inner.entries.len() >= self.config.max_entries
+            || inner.bytes + entry.bytes() > self.config.max_bytes
+        {
+            if !inner.evict_least_recently_used() {
+                break;
+            }
+        }
+        inner.bytes += entry.bytes();
+        inner.entries.insert(url_path.to_owned(), entry);
+        found
+    }
+
+    /// A small file's bytes are read once, and its descriptor closed; a large one keeps it.
+    fn load(&self, fresh: FoundFile) -> FoundFile {
+        let FileContent::Open(file) = &fresh.content else {
+            return fresh;
+        };
+        if fresh.len > self.config.max_file_in_memory {
+            return fresh;
+        }
+        // len <= max_file_in_memory, a small number.
+        let mut bytes = vec![0u8; fresh.len as usize];
+        match file.read_exact_at(&mut bytes, 0) {
+            Ok(()) => FoundFile {
+                content: FileContent::InMemory(bytes.into()),
+                ..fresh
+            },
+            // It shrank since the `fstat`: serve the descriptor; sending will notice.
+            Err(_) => fresh,
+        }
+    }
+
+    fn forget(&self, url_path: &str) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.entries.remove(url_path) {
+            inner.bytes -= old.bytes();
+        }
+    }
+}
+
+impl Inner {
+    /// Drops the entry used longest ago; `false` if there is none. A scan, but only on a miss
+    /// with a full cache, and the cache is small.
+    fn evict_least_recently_used(&mut self) -> bool {
+        let Some(oldest) = self
+            .entries
+            .iter()
+            .min_by_key(|(_, entry)| entry.last_used)
+            .map(|(path, _)| path.clone())
+        else {
+            return false;
+        };
+        if let Some(old) = self.entries.remove(&oldest) {
+            self.bytes -= old.bytes();
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::Arc;
+
+    fn root_with(files: &[(&str, usize)]) -> (tempfile::TempDir, DocRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, len) in files {
+            fs::write(dir.path().join(name), vec![b'x'; *len]).unwrap();
+        }
+        let root = DocRoot::open(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    fn config(max_entries: usize, max_bytes: usize) -> FileCacheConfig {
+        FileCacheConfig {
+            max_entries,
+            max_bytes,
+            max_file_in_memory: 100,
+            valid_for: Duration::from_secs(60),
+        }
+    }
+
+    fn content(resolved: Resolved) -> FileContent {
+        match resolved {
+            Resolved::File(found) => found.content,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_files_are_held_as_bytes_and_large_ones_as_descriptors() {
+        let (_dir, root) = root_with(&[("small", 10), ("large", 1000)]);
+        let cache = FileCache::new(config(10, 1000));
+        let now = Instant::now();
+        assert!(matches!(
+            content(cache.lookup(&root, "/small", now)),
+            FileContent::InMemory(bytes) if bytes.len() == 10
+        ));
+        assert!(matches!(
+            content(cache.lookup(&root, "/large", now)),
+            FileContent::Open(_)
+        ));
+        assert_eq!((cache.len(), cache.bytes()), (2, 10));
+    }
+
+    #[test]
+    fn the_entry_bound_evicts_the_least_recently_used() {
+        let (_dir, root) = root_with(&[("a", 1), ("b", 1), ("c", 1)]);
+        let cache = FileCache::new(config(2, 1000));
+        let now = Instant::now();
+        cache.lookup(&root, "/a", now);
+        cache.lookup(&root, "/b", now);
+        cache.lookup(&root, "/a", now);
+        cache.lookup(&root, "/c", now);
+        assert_eq!(cache.len(), 2);
+        let inner = cache.lock();
+        assert!(inner.entries.contains_key("/a") && inner.entries.contains_key("/c"));
+    }
+
+    #[test]
+    fn the_byte_bound_is_kept() {
+        let (_dir, root) = root_with(&[("a", 60), ("b", 60), ("c", 30)]);
+        let cache = FileCache::new(config(10, 100));
+        let now = Instant::now();
+        for path in ["/a", "/b", "/c"] {
+            cache.lookup(&root, path, now);
+            assert!(cache.bytes() <= 100, "{} bytes", cache.bytes());
+        }
+        assert_eq!(cache.bytes(), 90);
+    }
+
+    #[test]
+    fn a_hit_serves_the_same_content_and_a_refusal_is_not_remembered() {
+        let (dir, root) = root_with(&[("a", 10)]);
+        let cache = FileCache::new(config(10, 1000));
+        let now = Instant::now();
+        let FileContent::InMemory(first) = content(cache.lookup(&root, "/a", now)) else {
+            panic!("in memory")
+        };
+        fs::remove_file(dir.path().join("a")).unwrap();
+        let FileContent::InMemory(again) = content(cache.lookup(&root, "/a", now)) else {
+            panic!("in memory")
+        };
+        assert!(Arc::ptr_eq(&first, &again), "a hit within the interval");
+        let later = now + Duration::from_secs(61);
+        assert!(matches!(
+            cache.lookup(&root, "/a", later),
+            Resolved::NotFound
+        ));
+        assert!(cache.is_empty(), "a missing file is forgotten");
+        assert!(matches!(
+            cache.lookup(&root, "/missing", later),
+            Resolved::NotFound
+        ));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_file_keeps_its_content_after_revalidation() {
+        let (_dir, root) = root_with(&[("a", 10)]);
+        let cache = FileCache::new(config(10, 1000));
+        let now = Instant::now();
+        let FileContent::InMemory(first) = content(cache.lookup(&root, "/a", now)) else {
+            panic!("in memory")
+        };
+        let later = now + Duration::from_secs(61);
+        let FileContent::InMemory(again) = content(cache.lookup(&root, "/a", later)) else {
+            panic!("in memory")
+        };
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(cache.bytes(), 10);
+    }
+
+    #[test]
+    fn no_entries_means_no_caching() {
+        let (_dir, root) = root_with(&[("a", 10)]);
+        let cache = FileCache::new(config(0, 1000));
+        assert!(matches!(
+            cache.lookup(&root, "/a", Instant::now()),
+            Resolved::File(_)
+        ));
+        assert!(cache.is_empty());
+    }
+}
