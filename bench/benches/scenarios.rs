@@ -8,13 +8,11 @@
 //! not build or start (a placeholder that exits at once) is skipped with a message, never a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bench::docroot::{BIG_PATH, DocRoot, SMALL_PATH};
 use bench::engine::{self, LoadConfig};
-use bench::server::{self, RunningServer, ServerSpec};
+use bench::server::{self, Server, ServerSpec};
 use bench::target::Target;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
 
@@ -52,27 +50,16 @@ fn main() {
     criterion.final_summary();
 }
 
-fn start_servers(root: &DocRoot) -> Vec<(ServerSpec, RunningServer)> {
-    let packages: Vec<&str> = server::CONFIGURATIONS
-        .iter()
-        .map(|spec| spec.package)
-        .collect();
-    let (binaries, build_errors): (HashMap<String, PathBuf>, _) = server::build(&packages);
+fn start_servers(root: &DocRoot) -> Vec<(ServerSpec, Server)> {
+    let binaries = server::build();
     let mut servers = Vec::new();
     for spec in server::CONFIGURATIONS {
-        let Some(binary) = binaries.get(spec.package) else {
-            eprintln!(
-                "skipping {}: {}",
-                spec.name,
-                build_errors
-                    .get(spec.package)
-                    .map_or("not built", String::as_str)
-            );
-            continue;
-        };
-        match server::start(binary, root.path(), spec.args) {
+        let started = binaries
+            .get(spec.package)
+            .and_then(|binary| Ok(server::start(binary, root.path(), spec.args)?));
+        match started {
             Ok(running) => servers.push((*spec, running)),
-            Err(error) => eprintln!("skipping {}: {error}", spec.name),
+            Err(error) => eprintln!("skipping {}: {error:#}", spec.name),
         }
     }
     servers

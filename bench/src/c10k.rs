@@ -8,45 +8,83 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
 use crate::machine::{self, Machine};
 use crate::measure;
-use crate::nginx::Nginx;
-use crate::server::{self, C10K_CAP, RunningServer, ServerSpec};
+use crate::output::{self, Progress, Spread};
+use crate::server::{self, Binaries, C10K_CAP, ServerSpec};
 use crate::stats::{self, ErrorCounts, LatencySummary};
 use crate::target::Target;
 
-/// What `c10k` was asked to do.
-#[derive(Debug, Clone)]
+/// What `c10k` was asked to do; also its command-line options.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct C10kOptions {
-    /// Connections to open.
-    pub connections: usize,
-    /// Configurations to run (names, packages or `stepNN`); empty with no `url`: all of them.
+    /// Connections to hold (default 10000; 1000 with --quick).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Configurations to run (default: all); repeatable.
+    #[arg(long = "step")]
     pub steps: Vec<String>,
-    /// An external server instead of the steps.
+    /// An external server (then no step runs unless --step is also given).
+    #[arg(long)]
     pub url: Option<String>,
-    /// Also nginx with each of these worker counts (started on the same document root).
+    /// Also hold the connections to nginx with this many workers (then no step runs unless --step is
+    /// also given). Repeatable.
+    #[arg(long = "nginx")]
     pub nginx_workers: Vec<u32>,
     /// A request unanswered after this long fails as `timeout`.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Each connection sends one request per interval (keep it under the servers' 5 s idle timeout).
-    pub interval: Duration,
-    /// How long to hold the connections after the first interval (which opens them).
-    pub hold: Duration,
-    /// Do not cap per-connection-process/thread models.
+    /// Each connection sends one request per interval, staying under the servers' 5 s idle timeout
+    /// (default 2s; 1s with --quick).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
+    /// How long to hold the connections once open (default 20s; 2s with --quick).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub hold: Option<Duration>,
+    /// Fewer connections, held briefly: every configuration in under a minute.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run every server N times, interleaved: the table shows the run with the median p99 and the
+    /// min–max spread of p99; c10k.json keeps every run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Do not cap the process- and thread-per-connection models (may exhaust the machine).
+    #[arg(long)]
     pub no_caps: bool,
-    /// Also write `c10k.json` and `c10k.md` here.
+    /// Also write c10k.json and c10k.md into this directory.
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Spread the generator's source addresses over this many 127.0.0.x addresses.
+    /// Spread source addresses over 127.0.0.1..=127.0.0.N.
+    #[arg(long, default_value_t = 1)]
     pub source_addresses: u8,
     /// The command line, recorded with the results.
+    #[arg(skip)]
     pub command_line: String,
+}
+
+impl C10kOptions {
+    fn connections(&self) -> usize {
+        self.connections
+            .unwrap_or(if self.quick { 1000 } else { 10_000 })
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+            .unwrap_or(Duration::from_secs(if self.quick { 1 } else { 2 }))
+    }
+
+    fn hold(&self) -> Duration {
+        self.hold
+            .unwrap_or(Duration::from_secs(if self.quick { 2 } else { 20 }))
+    }
 }
 
 /// One server at N connections.
@@ -81,6 +119,13 @@ pub struct C10kRecord {
     pub server_fds: Option<u64>,
     /// Why the run failed.
     pub error: Option<String>,
+    /// Which of the `--repeat` rounds (1-based).
+    #[serde(default = "first_round")]
+    pub round: u32,
+}
+
+const fn first_round() -> u32 {
+    1
 }
 
 /// Everything `c10k.json` holds.
@@ -96,13 +141,20 @@ pub struct C10kResults {
     pub runs: Vec<C10kRecord>,
 }
 
+/// A server to hold connections to.
+enum Subject {
+    Url(String),
+    Step(ServerSpec),
+    Nginx(u32),
+}
+
 /// Runs the experiment, writes `c10k.json` and `c10k.md` when asked, and returns the results.
 ///
 /// # Errors
 ///
 /// When nothing matches the selection, or the results cannot be written.
-pub fn run(options: &C10kOptions) -> Result<C10kResults, String> {
-    crate::sys::raise_nofile_limit().map_err(|error| format!("RLIMIT_NOFILE: {error}"))?;
+pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
+    crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let (_, stamp) = machine::utc_now();
     let mut results = C10kResults {
         machine: Machine::describe(),
@@ -110,96 +162,116 @@ pub fn run(options: &C10kOptions) -> Result<C10kResults, String> {
         command: options.command_line.clone(),
         runs: Vec::new(),
     };
-    let root =
-        DocRoot::create().map_err(|error| format!("cannot create the document root: {error}"))?;
-    if let Some(url) = &options.url {
-        let name = url.clone();
-        results
-            .runs
-            .push(hold(&name, url, None, options.connections, None, options));
-    }
-    let steps_wanted =
-        !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
-    if steps_wanted {
+    let root = DocRoot::create().context("cannot create the document root")?;
+    let mut subjects: Vec<Subject> = options.url.iter().cloned().map(Subject::Url).collect();
+    if !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty()) {
         let specs = server::select(&options.steps);
-        if specs.is_empty() {
-            return Err(format!("no configuration matches {:?}", options.steps));
-        }
-        let packages: Vec<&str> = specs.iter().map(|spec| spec.package).collect();
-        let (binaries, build_errors) = server::build(&packages);
-        for spec in &specs {
-            let record = match binaries.get(spec.package) {
-                Some(binary) => match server::start(binary, root.path(), spec.args) {
-                    Ok(running) => run_step(spec, running, options),
-                    Err(error) => failed(spec.name, options.connections, &error),
-                },
-                None => {
-                    let reason = build_errors
-                        .get(spec.package)
-                        .map_or("not built", String::as_str);
-                    failed(spec.name, options.connections, &format!("build: {reason}"))
-                }
-            };
-            results.runs.push(record);
+        anyhow::ensure!(
+            !specs.is_empty(),
+            "no configuration matches {:?}",
+            options.steps
+        );
+        subjects.extend(specs.into_iter().map(Subject::Step));
+    }
+    subjects.extend(
+        options
+            .nginx_workers
+            .iter()
+            .map(|&workers| Subject::Nginx(workers)),
+    );
+    let steps = subjects
+        .iter()
+        .any(|subject| matches!(subject, Subject::Step(_)));
+    let binaries = if steps {
+        server::build()
+    } else {
+        Binaries::default()
+    };
+    let progress = Progress::new(subjects.len() * options.repeat as usize);
+    for round in 1..=options.repeat {
+        for subject in &subjects {
+            let record = hold_subject(subject, root.path(), &binaries, options, &progress);
+            progress.advance();
+            results.runs.push(C10kRecord { round, ..record });
         }
     }
-    for &workers in &options.nginx_workers {
-        let name = format!("nginx-{workers}");
-        let record = match Nginx::start(workers, root.path()) {
-            Ok(nginx) => hold(
-                &name,
-                &nginx.url(SMALL_PATH),
-                Some(nginx.pid),
-                options.connections,
-                None,
-                options,
-            ),
-            Err(error) => failed(&name, options.connections, &error),
-        };
-        results.runs.push(record);
-    }
+    drop(progress);
     if let Some(out) = &options.out {
-        let io_error = |error: std::io::Error| format!("{}: {error}", out.display());
-        fs::create_dir_all(out).map_err(io_error)?;
-        let json = serde_json::to_string_pretty(&results).map_err(|error| error.to_string())?;
-        fs::write(out.join("c10k.json"), json).map_err(io_error)?;
-        fs::write(out.join("c10k.md"), markdown(&results)).map_err(io_error)?;
+        output::write(out, "c10k", &results, &markdown(&results))?;
     }
     Ok(results)
 }
 
-fn run_step(spec: &ServerSpec, running: RunningServer, options: &C10kOptions) -> C10kRecord {
-    let capped = spec.per_connection_task && !options.no_caps && options.connections > C10K_CAP;
-    let connections = if capped {
-        C10K_CAP
-    } else {
-        options.connections
-    };
-    let note = if capped {
-        Some(format!(
-            "capped at {C10K_CAP}: one process or thread per connection; {} would exhaust this machine's \
-             pid space and memory (--no-caps lifts the cap)",
-            options.connections
-        ))
-    } else if spec.sequential {
-        Some("serves one connection at a time: the others wait in the backlog".to_owned())
-    } else {
-        None
+/// Rewrites `c10k.md` from the `c10k.json` in `dir`.
+///
+/// # Errors
+///
+/// When the file cannot be read, parsed or written.
+pub fn replot(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("c10k.json");
+    let results: C10kResults = serde_json::from_str(&fs::read_to_string(&path)?)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(fs::write(dir.join("c10k.md"), markdown(&results))?)
+}
+
+fn hold_subject(
+    subject: &Subject,
+    root: &Path,
+    binaries: &Binaries,
+    options: &C10kOptions,
+    progress: &Progress,
+) -> C10kRecord {
+    let asked = options.connections();
+    let (name, started, connections, note) = match subject {
+        Subject::Url(url) => return hold(url, url, None, asked, None, options, progress),
+        Subject::Nginx(workers) => (
+            format!("nginx-{workers}"),
+            server::start_nginx(*workers, root),
+            asked,
+            None,
+        ),
+        Subject::Step(spec) => {
+            let capped = spec.per_connection_task && !options.no_caps && asked > C10K_CAP;
+            let note = if capped {
+                Some(format!(
+                    "capped at {C10K_CAP}: one process or thread per connection; {asked} would exhaust this \
+                     machine's pid space and memory (--no-caps lifts the cap)"
+                ))
+            } else if spec.sequential {
+                Some("serves one connection at a time: the others wait in the backlog".to_owned())
+            } else {
+                None
+            };
+            let started = binaries
+                .get(spec.package)
+                .and_then(|binary| Ok(server::start(binary, root, spec.args)?));
+            (
+                spec.name.to_owned(),
+                started,
+                if capped { C10K_CAP } else { asked },
+                note,
+            )
+        }
     };
     if let Some(note) = &note {
-        eprintln!("bench: {}: {note}", spec.name);
+        progress.line(&format!("bench: {name}: {note}"));
     }
-    let url = running.url(SMALL_PATH);
-    let record = hold(
-        spec.name,
-        &url,
-        Some(running.pid()),
-        connections,
-        note,
-        options,
-    );
-    let _ = running.stop();
-    record
+    match started {
+        Ok(running) => {
+            let record = hold(
+                &name,
+                &running.url(SMALL_PATH),
+                Some(running.pid()),
+                connections,
+                note,
+                options,
+                progress,
+            );
+            let _ = running.stop();
+            record
+        }
+        Err(error) => failed(&name, asked, &format!("{error:#}"), progress),
+    }
 }
 
 fn hold(
@@ -209,20 +281,23 @@ fn hold(
     connections: usize,
     note: Option<String>,
     options: &C10kOptions,
+    progress: &Progress,
 ) -> C10kRecord {
-    eprintln!("bench: {name}: opening {connections} connections to {url}");
+    progress.line(&format!(
+        "bench: {name}: opening {connections} connections to {url}"
+    ));
     let target = match Target::parse(url) {
         Ok(target) => target,
-        Err(error) => return failed(name, options.connections, &error.to_string()),
+        Err(error) => return failed(name, options.connections(), &error.to_string(), progress),
     };
-    let mut config = LoadConfig::new(target, connections, options.interval + options.hold);
-    config.rate = Some(connections as f64 / options.interval.as_secs_f64().max(0.001));
+    let mut config = LoadConfig::new(target, connections, options.interval() + options.hold());
+    config.rate = Some(connections as f64 / options.interval().as_secs_f64().max(0.001));
     config.timeout = options.timeout;
     config.source_addresses = options.source_addresses;
     match measure::measure(&config, Duration::ZERO, pid) {
         Ok((result, cost)) => C10kRecord {
             server: name.to_owned(),
-            asked: options.connections,
+            asked: options.connections(),
             connections,
             note,
             established: result.open_at_end,
@@ -235,13 +310,14 @@ fn hold(
             server_processes: cost.map(|c| c.peak_processes),
             server_fds: cost.map(|c| c.peak_fds),
             error: None,
+            round: 1,
         },
-        Err(error) => failed(name, options.connections, &error.to_string()),
+        Err(error) => failed(name, options.connections(), &error.to_string(), progress),
     }
 }
 
-fn failed(name: &str, asked: usize, error: &str) -> C10kRecord {
-    eprintln!("bench: {name}: {error}");
+fn failed(name: &str, asked: usize, error: &str, progress: &Progress) -> C10kRecord {
+    progress.line(&format!("bench: {name}: {error}"));
     C10kRecord {
         server: name.to_owned(),
         asked,
@@ -257,49 +333,57 @@ fn failed(name: &str, asked: usize, error: &str) -> C10kRecord {
         server_processes: None,
         server_fds: None,
         error: Some(error.to_owned()),
+        round: 1,
     }
 }
 
-/// The results as a Markdown table.
+/// The results as a Markdown table (between mdBook anchors named `table`): one row per server, the
+/// run with the median p99 when it ran several times, with the p99 spread.
 #[must_use]
 pub fn markdown(results: &C10kResults) -> String {
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "# C10K\n\n- Machine: {}\n- Date: {}\n- Command: `{}`\n",
-        results.machine, results.date, results.command
-    );
-    let _ = writeln!(
-        text,
-        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | note |"
-    );
-    let _ = writeln!(
-        text,
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    let mut servers: Vec<&str> = Vec::new();
+    for run in &results.runs {
+        if !servers.contains(&run.server.as_str()) {
+            servers.push(&run.server);
+        }
+    }
+    let mut table = String::from(
+        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | note |\n\
+         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let opt = |value: Option<u64>| value.map_or_else(|| "—".to_owned(), |v| v.to_string());
-    for run in &results.runs {
+    for server in servers {
+        let runs: Vec<&C10kRecord> = results
+            .runs
+            .iter()
+            .filter(|run| run.server == server)
+            .collect();
+        let Some(run) = output::median_index(&runs, |run| run.latency.p99_us).map(|at| runs[at])
+        else {
+            continue;
+        };
+        let p99 = Spread::of(runs.iter().map(|run| run.latency.p99_us))
+            .map_or_else(String::new, |s| s.show(runs.len(), stats::us));
         let note = run
             .error
             .clone()
             .or_else(|| run.note.clone())
             .unwrap_or_default()
             .replace('|', "/");
+        let errors = if run.errors.total() == 0 {
+            "0".to_owned()
+        } else {
+            run.errors.to_string()
+        };
         let _ = writeln!(
-            text,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {note} |",
+            table,
+            "| {} | {} | {} | {} | {errors} | {} | {} | {p99} | {} | {} | {} | {} | {} | {note} |",
             run.server,
             run.connections,
             run.established,
             run.requests,
-            if run.errors.total() == 0 {
-                "0".to_owned()
-            } else {
-                run.errors.to_string()
-            },
             run.unanswered,
             stats::us(run.latency.p50_us),
-            stats::us(run.latency.p99_us),
             stats::us(run.latency.max_us),
             run.server_rss_kib.map_or_else(
                 || "—".to_owned(),
@@ -310,5 +394,46 @@ pub fn markdown(results: &C10kResults) -> String {
             opt(run.server_fds),
         );
     }
-    text
+    let preamble = output::preamble("C10K", &results.machine, &results.date, &results.command);
+    format!("{preamble}\n{}", output::anchored("table", &table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_each_servers_median_p99_and_its_spread() {
+        let progress = Progress::new(0);
+        let run = |round, p99_us| C10kRecord {
+            round,
+            error: None,
+            requests: 10,
+            latency: LatencySummary {
+                p99_us,
+                ..LatencySummary::default()
+            },
+            ..failed("step07-1", 10_000, "", &progress)
+        };
+        let results = C10kResults {
+            machine: Machine::describe(),
+            date: "2026-01-01T00:00:00Z".into(),
+            command: "bench c10k --repeat 3".into(),
+            runs: vec![run(1, 1000.0), run(2, 989_000.0), run(3, 1760.0)],
+        };
+        let text = markdown(&results);
+        assert!(
+            text.contains("<!-- ANCHOR: table -->") && text.contains("<!-- ANCHOR_END: table -->")
+        );
+        assert_eq!(text.matches("| step07-1 |").count(), 1, "{text}");
+        assert!(text.contains("| 1.76ms (1.00ms–989.00ms) |"), "{text}");
+        let quick = C10kOptions {
+            quick: true,
+            ..C10kOptions::default()
+        };
+        assert_eq!(
+            (quick.connections(), quick.interval(), quick.hold()),
+            (1000, Duration::from_secs(1), Duration::from_secs(2))
+        );
+    }
 }

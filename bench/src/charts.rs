@@ -1,5 +1,7 @@
 //! SVG charts of a comparison, drawn with `plotters`: requests per second by server for one scenario,
-//! and latency percentiles by server for one scenario.
+//! and latency percentiles by server for one scenario. Servers come in the order measured (the book's
+//! progression, then nginx), one colour per model family (`step03-fork` and `step03-prefork` share
+//! one), and the latency chart's legend sits beside the plot, never over a line.
 
 use std::path::Path;
 
@@ -9,14 +11,43 @@ use crate::stats::LatencySummary;
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 480;
+/// Room for the latency chart's legend, right of the plot.
+const LEGEND_WIDTH: u32 = 170;
 
 /// A bar per server: successful requests per second.
 ///
 /// # Errors
 ///
 /// When the SVG cannot be drawn or written.
-pub fn throughput(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<(), String> {
-    draw_throughput(path, title, bars).map_err(|error| format!("{}: {error}", path.display()))
+pub fn throughput(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::Result<()> {
+    draw_throughput(path, title, bars)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+/// Ten colours that stay apart on white (matplotlib's "tab10").
+const FAMILY_COLOURS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+/// A colour per model family: the part of the name before its first `-` (`step04`, `nginx`), in the
+/// order families first appear in `names`.
+fn family_colour<'a>(names: impl Iterator<Item = &'a str>, name: &str) -> RGBAColor {
+    let family = |name: &'a str| name.split('-').next().unwrap_or(name);
+    let mut families: Vec<&str> = names.map(family).collect();
+    families.dedup();
+    let wanted = name.split('-').next().unwrap_or(name);
+    let index = families.iter().position(|&f| f == wanted).unwrap_or(0);
+    let (r, g, b) = FAMILY_COLOURS[index % FAMILY_COLOURS.len()];
+    RGBColor(r, g, b).to_rgba()
 }
 
 fn draw_throughput(
@@ -52,7 +83,8 @@ fn draw_throughput(
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .x_desc("requests per second")
+        .x_desc("successful requests per second (req/s)")
+        .y_desc("server")
         .y_labels(bars.len().max(1))
         .y_label_style(("sans-serif", 14))
         .y_label_formatter(&name_at)
@@ -63,12 +95,16 @@ fn draw_throughput(
             .enumerate()
             .map(|(index, (_, value))| (last - index as i32, *value))
     };
-    chart.draw_series(
-        Histogram::horizontal(&chart)
-            .style(BLUE.mix(0.6).filled())
-            .margin(4)
-            .data(rows()),
-    )?;
+    for (index, (name, value)) in bars.iter().enumerate() {
+        let colour = family_colour(bars.iter().map(|(name, _)| name.as_str()), name);
+        let row = last - index as i32;
+        chart.draw_series(
+            Histogram::horizontal(&chart)
+                .style(colour.mix(0.7).filled())
+                .margin(4)
+                .data([(row, *value)]),
+        )?;
+    }
     chart.draw_series(rows().map(|(row, value)| {
         Text::new(
             format!(" {value:.0}"),
@@ -85,8 +121,8 @@ fn draw_throughput(
 /// # Errors
 ///
 /// When the SVG cannot be drawn or written.
-pub fn latency(path: &Path, title: &str, lines: &[(String, LatencySummary)]) -> Result<(), String> {
-    draw_latency(path, title, lines).map_err(|error| format!("{}: {error}", path.display()))
+pub fn latency(path: &Path, title: &str, lines: &[(String, LatencySummary)]) -> anyhow::Result<()> {
+    draw_latency(path, title, lines).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
 }
 
 fn draw_latency(
@@ -104,9 +140,10 @@ fn draw_latency(
     let fastest = all.iter().copied().fold(f64::INFINITY, f64::min);
     let low = fastest.clamp(1.0, 1e6) / 1.5;
     let high = all.iter().copied().fold(0.0, f64::max).max(low * 10.0) * 1.5;
-    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    let root = SVGBackend::new(path, (WIDTH + LEGEND_WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let (plot, legend) = root.split_horizontally(WIDTH);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
@@ -116,28 +153,30 @@ fn draw_latency(
         .configure_mesh()
         .x_labels(LABELS.len())
         .x_label_formatter(&|index| LABELS.get(*index).copied().unwrap_or("").to_owned())
+        .x_desc("percentile")
         .y_desc("latency (µs, log scale)")
         .y_label_formatter(&|value| format!("{value:.0}"))
         .draw()?;
+    // Same family, same colour; a dash pattern would be clearer still, but plotters' SVG lines have
+    // none: the second configuration of a family is drawn thinner instead.
+    let names = || lines.iter().map(|(name, _)| name.as_str());
     for (index, (name, summary)) in lines.iter().enumerate() {
-        let color = Palette99::pick(index).to_rgba();
+        let colour = family_colour(names(), name);
+        let first_of_family =
+            index == 0 || lines[index - 1].0.split('-').next() != name.split('-').next();
+        let width = if first_of_family { 3 } else { 1 };
         let series = points(summary)
             .into_iter()
             .enumerate()
             .filter(|(_, v)| *v > 0.0);
-        chart
-            .draw_series(LineSeries::new(series, color.stroke_width(2)))?
-            .label(name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(series, colour.stroke_width(width)))?;
+        let y = 40 + 22 * index as i32;
+        legend.draw(&PathElement::new(
+            vec![(8, y), (36, y)],
+            colour.stroke_width(width),
+        ))?;
+        legend.draw(&Text::new(name.clone(), (42, y - 7), ("sans-serif", 14)))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
     root.present()?;
     Ok(())
 }

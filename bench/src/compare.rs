@@ -1,12 +1,12 @@
 //! `compare`: every step (and optional reference servers) under the same scenarios, one after the
 //! other, each server as its own process; writes `results.json`, `results.md` and SVG charts.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::charts;
@@ -14,8 +14,8 @@ use crate::docroot::{BIG_PATH, DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
 use crate::machine::{self, Machine};
 use crate::measure::{self, ServerCost};
-use crate::nginx::Nginx;
-use crate::server::{self, RunningServer, ServerSpec};
+use crate::output::{self, Progress, Spread};
+use crate::server::{self, Binaries, Server, ServerSpec};
 use crate::stats::{self, Report};
 use crate::target::Target;
 
@@ -97,34 +97,58 @@ pub fn matrix(quick: bool) -> Vec<Scenario> {
 }
 // ANCHOR_END: matrix
 
-/// What `compare` was asked to do.
-#[derive(Debug, Clone, Default)]
+/// What `compare` was asked to do; also its command-line options.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct CompareOptions {
-    /// Three scenarios, short runs: under two minutes.
+    /// Three scenarios and short runs (under a minute once the workspace is built).
+    #[arg(long)]
     pub quick: bool,
-    /// Only these configurations (names, packages or `stepNN` prefixes); empty: all.
+    /// Only these configurations (e.g. step07, step04-pool, step02-files); repeatable.
+    #[arg(long = "only")]
     pub only: Vec<String>,
-    /// No step at all, only the reference servers.
+    /// Measure only the reference servers (--nginx, --target), no step.
+    #[arg(long)]
     pub no_steps: bool,
-    /// External servers, `(name, base URL)`; they must serve `/index.html` and a 1 MiB `/big.bin`.
+    /// An external server NAME=URL (e.g. nginx=http://127.0.0.1:8088/); it must serve /index.html and
+    /// a 1 MiB /big.bin. Repeatable.
+    #[arg(long = "target", value_parser = parse_target)]
     pub targets: Vec<(String, String)>,
-    /// Start nginx with each of these worker counts as a reference.
+    /// Start nginx (installed from Debian if missing) with this many workers on the same document
+    /// root, as a reference. Repeatable: --nginx 1 --nginx 2.
+    #[arg(long = "nginx")]
     pub nginx_workers: Vec<u32>,
-    /// Where to write; default `bench/results/<date>/`.
+    /// Output directory (default target/bench-results/DATE/, which git ignores).
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Measured time per run (default 5 s, 1 s with `quick`).
+    /// Measured time per run (default 5s; 1s with --quick).
+    #[arg(short = 'd', long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Warm-up per run (default 1 s, 0.25 s with `quick`).
+    /// Warm-up per run (default 1s; 250ms with --quick).
+    #[arg(long, value_parser = humantime::parse_duration)]
     pub warmup: Option<Duration>,
     /// Generator threads.
+    #[arg(short = 't', long, default_value_t = 1)]
     pub threads: usize,
-    /// Only these scenarios, by key (`keep-alive-c64-small`, `close-c256-1mib`…); empty: the matrix.
+    /// Only this scenario of the full matrix, e.g. keep-alive-c64-small or close-c256-1mib
+    /// (repeatable).
+    #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
+    /// Run everything N times, interleaved (every server once, then again…): the tables show the
+    /// median with the min–max spread, results.json keeps every run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
     /// The command line, recorded with the results.
+    #[arg(skip)]
     pub command_line: String,
 }
 
-/// One server under one scenario.
+fn parse_target(text: &str) -> anyhow::Result<(String, String)> {
+    let (name, url) = text.split_once('=').context("expected NAME=URL")?;
+    Target::parse(url)?;
+    Ok((name.to_owned(), url.to_owned()))
+}
+
+/// One server under one scenario, in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// Server configuration name.
@@ -137,12 +161,19 @@ pub struct RunRecord {
     pub connections: usize,
     /// `small` or `1mib`.
     pub file: String,
+    /// Which of the `--repeat` rounds (1-based).
+    #[serde(default = "first_round")]
+    pub round: u32,
     /// What the generator measured, unless the run could not happen.
     pub load: Option<Report>,
     /// What the server spent, when its process is known.
     pub server_cost: Option<ServerCost>,
     /// Why the run failed or is incomplete.
     pub error: Option<String>,
+}
+
+const fn first_round() -> u32 {
+    1
 }
 
 /// Everything `results.json` holds.
@@ -160,7 +191,7 @@ pub struct CompareResults {
     pub warmup_s: f64,
     /// Generator threads.
     pub generator_threads: usize,
-    /// Every run.
+    /// Every run of every round.
     pub runs: Vec<RunRecord>,
 }
 
@@ -179,38 +210,48 @@ impl Subject {
             Self::External(name, _) => name.clone(),
         }
     }
+
+    /// Starts it (an external server is only a URL: its process is not ours).
+    fn start(&self, root: &Path, binaries: &Binaries) -> anyhow::Result<Live> {
+        Ok(match self {
+            Self::Step(spec) => {
+                Live::Server(server::start(binaries.get(spec.package)?, root, spec.args)?)
+            }
+            Self::Nginx(workers) => Live::Server(server::start_nginx(*workers, root)?),
+            Self::External(_, url) => Live::External(url.trim_end_matches('/').to_owned()),
+        })
+    }
 }
 
-/// A server that is running (or an external one, whose process we do not own).
+/// A server that is running, or an external one.
 enum Live {
-    Step(RunningServer),
-    Nginx(Nginx),
+    Server(Server),
     External(String),
 }
 
 impl Live {
     fn url(&self, path: &str) -> String {
         match self {
-            Self::Step(server) => server.url(path),
-            Self::Nginx(nginx) => nginx.url(path),
-            Self::External(base) => format!("{}{path}", base.trim_end_matches('/')),
+            Self::Server(server) => server.url(path),
+            Self::External(base) => format!("{base}{path}"),
         }
     }
 
     fn pid(&self) -> Option<u32> {
         match self {
-            Self::Step(server) => Some(server.pid()),
-            Self::Nginx(nginx) => Some(nginx.pid),
+            Self::Server(server) => Some(server.pid()),
             Self::External(_) => None,
         }
     }
+}
 
-    fn check_alive(&mut self) -> Result<(), String> {
-        match self {
-            Self::Step(server) => server.check_alive(),
-            Self::Nginx(_) | Self::External(_) => Ok(()),
-        }
-    }
+/// The fixed parameters of every run.
+struct RunPlan<'a> {
+    scenarios: &'a [Scenario],
+    duration: Duration,
+    warmup: Duration,
+    threads: usize,
+    root: &'a Path,
 }
 
 /// Runs the comparison and returns the directory it wrote.
@@ -219,30 +260,26 @@ impl Live {
 ///
 /// When nothing can be measured or the results cannot be written. A server that fails to build, start
 /// or answer is recorded in the results, not an error.
-pub fn run(options: &CompareOptions) -> Result<PathBuf, String> {
-    crate::sys::raise_nofile_limit().map_err(|error| format!("RLIMIT_NOFILE: {error}"))?;
+pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
+    crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let subjects = subjects(options)?;
-    let root =
-        DocRoot::create().map_err(|error| format!("cannot create the document root: {error}"))?;
-    let packages: Vec<&str> = subjects
-        .iter()
-        .filter_map(|subject| match subject {
-            Subject::Step(spec) => Some(spec.package),
-            _ => None,
-        })
-        .collect();
-    let (binaries, build_errors) = server::build(&packages);
     let scenarios = select_scenarios(options)?;
-    let duration = options.duration.unwrap_or(if options.quick {
-        Duration::from_secs(1)
+    let root = DocRoot::create().context("cannot create the document root")?;
+    let steps = subjects
+        .iter()
+        .any(|subject| matches!(subject, Subject::Step(_)));
+    let binaries = if steps {
+        server::build()
     } else {
-        Duration::from_secs(5)
-    });
-    let warmup = options.warmup.unwrap_or(if options.quick {
-        Duration::from_millis(250)
-    } else {
-        Duration::from_secs(1)
-    });
+        Binaries::default()
+    };
+    let default = |quick, full| if options.quick { quick } else { full };
+    let duration = options
+        .duration
+        .unwrap_or(default(Duration::from_secs(1), Duration::from_secs(5)));
+    let warmup = options
+        .warmup
+        .unwrap_or(default(Duration::from_millis(250), Duration::from_secs(1)));
     let (date, stamp) = machine::utc_now();
     let mut results = CompareResults {
         machine: Machine::describe(),
@@ -260,19 +297,26 @@ pub fn run(options: &CompareOptions) -> Result<PathBuf, String> {
         threads: options.threads.max(1),
         root: root.path(),
     };
-    for subject in &subjects {
-        let records = measure_subject(subject, &plan, &binaries, &build_errors);
-        results.runs.extend(records);
+    let progress = Progress::new(subjects.len() * scenarios.len() * options.repeat.max(1) as usize);
+    for round in 1..=options.repeat.max(1) {
+        for subject in &subjects {
+            results
+                .runs
+                .extend(measure_subject(subject, &plan, &binaries, round, &progress));
+        }
     }
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(|| server::workspace_root().join("bench/results").join(date));
-    write_results(&out, &results, &scenarios)?;
+    drop(progress);
+    let out = options.out.clone().unwrap_or_else(|| {
+        server::workspace_root()
+            .join("target/bench-results")
+            .join(date)
+    });
+    output::write(&out, "results", &results, &markdown(&results, &scenarios))?;
+    write_charts(&out, &results, &scenarios)?;
     Ok(out)
 }
 
-fn select_scenarios(options: &CompareOptions) -> Result<Vec<Scenario>, String> {
+fn select_scenarios(options: &CompareOptions) -> anyhow::Result<Vec<Scenario>> {
     if options.scenarios.is_empty() {
         return Ok(matrix(options.quick));
     }
@@ -284,22 +328,24 @@ fn select_scenarios(options: &CompareOptions) -> Result<Vec<Scenario>, String> {
         .collect();
     if chosen.len() < options.scenarios.len() {
         let keys: Vec<String> = all.iter().map(Scenario::key).collect();
-        return Err(format!(
+        anyhow::bail!(
             "unknown scenario in {:?}; known: {}",
             options.scenarios,
             keys.join(", ")
-        ));
+        );
     }
     Ok(chosen)
 }
 
-fn subjects(options: &CompareOptions) -> Result<Vec<Subject>, String> {
+fn subjects(options: &CompareOptions) -> anyhow::Result<Vec<Subject>> {
     let mut subjects: Vec<Subject> = Vec::new();
     if !options.no_steps {
         let selected = server::select(&options.only);
-        if selected.is_empty() {
-            return Err(format!("no configuration matches {:?}", options.only));
-        }
+        anyhow::ensure!(
+            !selected.is_empty(),
+            "no configuration matches {:?}",
+            options.only
+        );
         subjects.extend(selected.into_iter().map(Subject::Step));
     }
     subjects.extend(
@@ -308,86 +354,47 @@ fn subjects(options: &CompareOptions) -> Result<Vec<Subject>, String> {
             .iter()
             .map(|&workers| Subject::Nginx(workers)),
     );
-    subjects.extend(
-        options
-            .targets
-            .iter()
-            .map(|(name, url)| Subject::External(name.clone(), url.clone())),
-    );
-    if subjects.is_empty() {
-        return Err("nothing to measure".into());
-    }
+    let externals = options
+        .targets
+        .iter()
+        .map(|(name, url)| Subject::External(name.clone(), url.clone()));
+    subjects.extend(externals);
+    anyhow::ensure!(!subjects.is_empty(), "nothing to measure");
     Ok(subjects)
-}
-
-/// The fixed parameters of every run.
-struct RunPlan<'a> {
-    scenarios: &'a [Scenario],
-    duration: Duration,
-    warmup: Duration,
-    threads: usize,
-    root: &'a Path,
 }
 
 fn measure_subject(
     subject: &Subject,
     plan: &RunPlan<'_>,
-    binaries: &HashMap<String, PathBuf>,
-    build_errors: &HashMap<String, String>,
+    binaries: &Binaries,
+    round: u32,
+    progress: &Progress,
 ) -> Vec<RunRecord> {
     let name = subject.name();
-    let mut live = match start_subject(subject, plan.root, binaries, build_errors) {
-        Ok(live) => Some(live),
-        Err(error) => {
-            eprintln!("bench: {name}: {error}");
-            return plan
-                .scenarios
-                .iter()
-                .map(|s| failed(&name, s, &error))
-                .collect();
-        }
-    };
+    let mut live = subject.start(plan.root, binaries);
     let mut records = Vec::new();
     for scenario in plan.scenarios {
         // A server that died in an earlier scenario is restarted once per scenario.
-        if let Some(Err(error)) = live.as_mut().map(Live::check_alive) {
-            eprintln!("bench: {name}: {error}; restarting");
-            live = start_subject(subject, plan.root, binaries, build_errors).ok();
+        if let Ok(Live::Server(server)) = &mut live
+            && let Err(error) = server.check_alive()
+        {
+            progress.line(&format!("bench: {name}: {error}; restarting"));
+            live = subject.start(plan.root, binaries);
         }
-        let record = match live.as_ref() {
-            Some(server) => measure_scenario(&name, server, scenario, plan),
-            None => failed(&name, scenario, "server could not be restarted"),
+        let record = match &live {
+            Ok(server) => measure_scenario(&name, server, scenario, plan),
+            Err(error) => failed(&name, scenario, &format!("{error:#}")),
         };
-        print_progress(&record);
-        records.push(record);
+        progress.line(&progress_line(&record, round));
+        progress.advance();
+        records.push(RunRecord { round, ..record });
     }
-    if let Some(Live::Step(server)) = live
+    if let Ok(Live::Server(server)) = live
         && !server.stop()
     {
-        eprintln!("bench: {name}: did not exit cleanly on SIGTERM");
+        progress.line(&format!("bench: {name}: did not exit cleanly on SIGTERM"));
     }
     records
-}
-
-fn start_subject(
-    subject: &Subject,
-    root: &Path,
-    binaries: &HashMap<String, PathBuf>,
-    build_errors: &HashMap<String, String>,
-) -> Result<Live, String> {
-    match subject {
-        Subject::Step(spec) => {
-            let Some(binary) = binaries.get(spec.package) else {
-                let reason = build_errors
-                    .get(spec.package)
-                    .map_or("not built", String::as_str);
-                return Err(format!("build: {reason}"));
-            };
-            server::start(binary, root, spec.args).map(Live::Step)
-        }
-        Subject::Nginx(workers) => Nginx::start(*workers, root).map(Live::Nginx),
-        Subject::External(_, url) => Ok(Live::External(url.clone())),
-    }
 }
 
 fn measure_scenario(
@@ -396,8 +403,7 @@ fn measure_scenario(
     scenario: &Scenario,
     plan: &RunPlan<'_>,
 ) -> RunRecord {
-    let url = server.url(scenario.path());
-    let target = match Target::parse(&url) {
+    let target = match Target::parse(&server.url(scenario.path())) {
         Ok(target) => target,
         Err(error) => return failed(name, scenario, &error.to_string()),
     };
@@ -426,19 +432,22 @@ fn failed(name: &str, scenario: &Scenario, error: &str) -> RunRecord {
         mode: scenario.mode().to_owned(),
         connections: scenario.connections,
         file: scenario.file().to_owned(),
+        round: 1,
         load: None,
         server_cost: None,
         error: (!error.is_empty()).then(|| error.to_owned()),
     }
 }
 
-fn print_progress(record: &RunRecord) {
+fn progress_line(record: &RunRecord, round: u32) -> String {
     let figures = match (&record.load, &record.server_cost) {
         (Some(load), cost) => format!(
-            "{:>9.0} req/s  p99 {:>8}  errors {:>5}  server {}",
+            "{:>9.0} req/s  p99 {:>8}  errors {:>5}  starved {:>3}  server {}",
             load.requests_per_s,
             stats::us(load.latency.p99_us),
             load.errors.total(),
+            load.starved_connections
+                .map_or_else(|| "—".to_owned(), |n| n.to_string()),
             cost.map_or_else(
                 || "—".to_owned(),
                 |c| format!("{:.1} µs/req", c.cpu_us_per_request)
@@ -451,23 +460,24 @@ fn print_progress(record: &RunRecord) {
         .as_deref()
         .map(|e| format!("  ({e})"))
         .unwrap_or_default();
-    eprintln!(
-        "{:<16} {:<22} {figures}{error}",
+    format!(
+        "{:<16} {:<22} #{round} {figures}{error}",
         record.server, record.scenario
-    );
+    )
 }
 
 /// Redraws `results.md` and the charts of a directory written by [`run`] from its `results.json` (after
-/// a change to the charts or the table, without measuring again).
+/// a change to the charts or the table, without measuring again; `results.json` is left as it was).
 ///
 /// # Errors
 ///
 /// When `results.json` cannot be read or parsed, or the outputs cannot be written.
-pub fn replot(out: &Path) -> Result<(), String> {
+pub fn replot(out: &Path) -> anyhow::Result<()> {
     let path = out.join("results.json");
-    let text = fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let results: CompareResults =
-        serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
     let mut scenarios: Vec<Scenario> = Vec::new();
     for run in &results.runs {
         let scenario = Scenario {
@@ -479,31 +489,23 @@ pub fn replot(out: &Path) -> Result<(), String> {
             scenarios.push(scenario);
         }
     }
-    write_results(out, &results, &scenarios)
+    fs::write(out.join("results.md"), markdown(&results, &scenarios))?;
+    write_charts(out, &results, &scenarios)
 }
 
-fn write_results(
+fn write_charts(
     out: &Path,
     results: &CompareResults,
     scenarios: &[Scenario],
-) -> Result<(), String> {
-    let io_error = |error: std::io::Error| format!("{}: {error}", out.display());
-    fs::create_dir_all(out).map_err(io_error)?;
-    let json = serde_json::to_string_pretty(results).map_err(|error| error.to_string())?;
-    fs::write(out.join("results.json"), json).map_err(io_error)?;
-    fs::write(out.join("results.md"), markdown(results, scenarios)).map_err(io_error)?;
+) -> anyhow::Result<()> {
     for scenario in scenarios {
-        let runs: Vec<&RunRecord> = results
-            .runs
+        let rows = summarize(results, scenario);
+        let bars: Vec<(String, f64)> = rows
             .iter()
-            .filter(|r| r.scenario == scenario.key())
-            .collect();
-        let bars: Vec<(String, f64)> = runs
-            .iter()
-            .map(|r| {
+            .map(|row| {
                 (
-                    r.server.clone(),
-                    r.load.as_ref().map_or(0.0, |l| l.requests_per_s),
+                    row.server.clone(),
+                    row.median().map_or(0.0, |l| l.requests_per_s),
                 )
             })
             .collect();
@@ -513,58 +515,110 @@ fn write_results(
             &title,
             &bars,
         )?;
-        let lines: Vec<(String, stats::LatencySummary)> = runs
+        let lines: Vec<(String, stats::LatencySummary)> = rows
             .iter()
-            .filter_map(|r| {
+            .filter_map(|row| {
                 Some((
-                    r.server.clone(),
-                    r.load.as_ref().filter(|l| l.requests > 0)?.latency,
+                    row.server.clone(),
+                    row.median().filter(|l| l.requests > 0)?.latency,
                 ))
             })
             .collect();
-        let latency_title = format!("latency: {title}");
         charts::latency(
             &out.join(format!("latency-{}.svg", scenario.key())),
-            &latency_title,
+            &format!("latency: {title}"),
             &lines,
         )?;
     }
     Ok(())
 }
 
-/// The Markdown report: one table per scenario.
+/// One server's runs of one scenario, over every round.
+struct Row<'a> {
+    server: String,
+    runs: Vec<&'a RunRecord>,
+}
+
+impl Row<'_> {
+    fn measured(&self) -> Vec<&RunRecord> {
+        self.runs
+            .iter()
+            .copied()
+            .filter(|run| run.load.is_some())
+            .collect()
+    }
+
+    /// The run with the median rate: its latencies and costs stand for the row.
+    fn median_run(&self) -> Option<&RunRecord> {
+        let measured = self.measured();
+        let index = output::median_index(&measured, |run| {
+            run.load.as_ref().map_or(0.0, |l| l.requests_per_s)
+        })?;
+        Some(measured[index])
+    }
+
+    fn median(&self) -> Option<&Report> {
+        self.median_run()?.load.as_ref()
+    }
+}
+
+/// The rows of a scenario's table, servers in the order they were measured.
+fn summarize<'a>(results: &'a CompareResults, scenario: &Scenario) -> Vec<Row<'a>> {
+    let mut rows: Vec<Row<'a>> = Vec::new();
+    for run in results.runs.iter().filter(|r| r.scenario == scenario.key()) {
+        match rows.iter_mut().find(|row| row.server == run.server) {
+            Some(row) => row.runs.push(run),
+            None => rows.push(Row {
+                server: run.server.clone(),
+                runs: vec![run],
+            }),
+        }
+    }
+    rows
+}
+
+/// The Markdown report: one table per scenario, each between mdBook anchors named by its key.
 #[must_use]
 pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
-    let mut text = String::new();
-    let _ = writeln!(text, "# Comparison of the servers\n");
-    let _ = writeln!(text, "- Machine: {}", results.machine);
-    let _ = writeln!(text, "- Date: {}", results.date);
-    let _ = writeln!(text, "- Command: `{}`", results.command);
+    let rounds = results.runs.iter().map(|run| run.round).max().unwrap_or(1);
+    let mut text = output::preamble(
+        "Comparison of the servers",
+        &results.machine,
+        &results.date,
+        &results.command,
+    );
     let _ = writeln!(
         text,
         "- Each run: {:.2} s warm-up, then {:.2} s measured; generator: `bench load` with {} thread(s) \
-         on the same machine.",
-        results.warmup_s, results.duration_s, results.generator_threads
+         on the same machine{}.",
+        results.warmup_s,
+        results.duration_s,
+        results.generator_threads,
+        if rounds > 1 {
+            format!(
+                "; {rounds} interleaved rounds: each row is the round with the median req/s, ranges are min–max over the rounds"
+            )
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         text,
         "- Server CPU is user + system time of the server's whole process tree (reaped children \
-         included) from /proc; peak RSS is the largest sampled sum of VmRSS over the tree (or VmHWM).\n"
+         included) from /proc; peak RSS is the largest sampled sum of VmRSS over the tree (or VmHWM).\n\
+         - \"starved\": connections none of whose requests ended during the run (the server left them \
+         waiting); the rate is then that of the other connections only.\n"
     );
     for scenario in scenarios {
         let _ = writeln!(text, "## {}\n", scenario.title());
-        let _ = writeln!(
-            text,
-            "| server | req/s | MiB/s | p50 | p99 | p99.9 | errors | server CPU µs/req | client CPU µs/req | \
-             peak RSS MiB | threads | processes | note |"
+        let mut table = String::from(
+            "| server | req/s | MiB/s | p50 | p99 | p99.9 | errors | starved | server CPU µs/req | client CPU µs/req | \
+             peak RSS MiB | threads | processes | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
-        let _ = writeln!(
-            text,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
-        for run in results.runs.iter().filter(|r| r.scenario == scenario.key()) {
-            let _ = writeln!(text, "{}", table_row(run));
+        for row in summarize(results, scenario) {
+            let _ = writeln!(table, "{}", table_row(&row));
         }
+        text.push_str(&output::anchored(&scenario.key(), &table));
         let _ = writeln!(
             text,
             "\n![requests per second](throughput-{0}.svg)\n![latency](latency-{0}.svg)\n",
@@ -574,30 +628,55 @@ pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
     text
 }
 
-fn table_row(run: &RunRecord) -> String {
+fn table_row(row: &Row<'_>) -> String {
     let dash = || "—".to_owned();
-    let note = run.error.clone().unwrap_or_default().replace('|', "/");
-    let Some(load) = &run.load else {
+    let notes: Vec<String> = row
+        .runs
+        .iter()
+        .filter_map(|run| run.error.clone())
+        .collect();
+    let mut note = notes.first().cloned().unwrap_or_default().replace('|', "/");
+    let (Some(run), Some(load)) = (row.median_run(), row.median()) else {
         return format!(
-            "| {} | — | — | — | — | — | — | — | — | — | — | — | {note} |",
-            run.server
+            "| {} | — | — | — | — | — | — | — | — | — | — | — | — | {note} |",
+            row.server
         );
     };
+    let measured = row.measured();
+    let spread = |figure: fn(&RunRecord) -> Option<f64>, format: fn(f64) -> String| {
+        Spread::of(measured.iter().filter_map(|run| figure(run)))
+            .map_or_else(dash, |s| s.show(measured.len(), format))
+    };
+    let rate = spread(
+        |run| Some(run.load.as_ref()?.requests_per_s),
+        |v| format!("{v:.0}"),
+    );
+    let server_cpu = spread(
+        |run| Some(run.server_cost?.cpu_us_per_request),
+        |v| format!("{v:.1}"),
+    );
+    if let Some(starved) = load.starved_connections.filter(|&starved| starved > 0) {
+        note = format!(
+            "{starved} of {} connections starved; {note}",
+            load.connections
+        );
+    }
     let cost = run.server_cost;
     format!(
-        "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {note} |",
-        run.server,
-        load.requests_per_s,
+        "| {} | {rate} | {:.1} | {} | {} | {} | {} | {} | {server_cpu} | {:.1} | {} | {} | {} | {} |",
+        row.server,
         load.bytes_per_s / (1024.0 * 1024.0),
         stats::us(load.latency.p50_us),
         stats::us(load.latency.p99_us),
         stats::us(load.latency.p999_us),
         error_cell(load),
-        cost.map_or_else(dash, |c| format!("{:.1}", c.cpu_us_per_request)),
+        load.starved_connections
+            .map_or_else(dash, |n| n.to_string()),
         load.client_cpu_us_per_request,
         cost.map_or_else(dash, |c| format!("{:.1}", c.peak_rss_kib as f64 / 1024.0)),
         cost.map_or_else(dash, |c| c.peak_threads.to_string()),
         cost.map_or_else(dash, |c| c.peak_processes.to_string()),
+        note.trim_end_matches("; "),
     )
 }
 
@@ -654,5 +733,39 @@ mod tests {
         let text = markdown(&results, &[scenario]);
         assert!(text.contains("| step09 | — |"), "{text}");
         assert!(text.contains("exited before listening"));
+    }
+
+    #[test]
+    fn repeated_rounds_show_the_median_the_spread_and_starved_connections() {
+        let scenario = matrix(true)[0];
+        let run = |round: u32, rate: f64, starved: u64| RunRecord {
+            round,
+            load: Some(Report {
+                requests: 10,
+                requests_per_s: rate,
+                connections: 16,
+                starved_connections: Some(starved),
+                ..Report::default()
+            }),
+            ..failed("step04-pool", &scenario, "")
+        };
+        let results = CompareResults {
+            machine: Machine::describe(),
+            date: "2026-01-01T00:00:00Z".into(),
+            command: "bench compare --repeat 3".into(),
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            generator_threads: 1,
+            runs: vec![run(1, 100.0, 0), run(2, 300.0, 0), run(3, 200.0, 12)],
+        };
+        let text = markdown(&results, &[scenario]);
+        let key = scenario.key();
+        assert!(
+            text.contains(&format!("<!-- ANCHOR: {key} -->"))
+                && text.contains(&format!("<!-- ANCHOR_END: {key} -->"))
+        );
+        assert!(text.contains("| step04-pool | 200 (100–300) |"), "{text}");
+        assert!(text.contains("12 of 16 connections starved"), "{text}");
+        assert!(text.contains("3 interleaved rounds"), "{text}");
     }
 }

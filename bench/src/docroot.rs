@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::server::workspace_root;
 
@@ -16,9 +16,7 @@ pub const BIG_BYTES: usize = 1024 * 1024;
 
 /// A temporary document root.
 #[derive(Debug)]
-pub struct DocRoot {
-    path: PathBuf,
-}
+pub struct DocRoot(tempfile::TempDir);
 
 impl DocRoot {
     /// Copies `www/` (or writes a minimal `index.html` if the checkout has none) and adds `big.bin`.
@@ -27,22 +25,12 @@ impl DocRoot {
     ///
     /// When the temporary directory cannot be written.
     pub fn create() -> io::Result<Self> {
-        let unique = format!(
-            "bench-root-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-        let root = Self {
-            path: std::env::temp_dir().join(unique),
-        };
-        fs::create_dir_all(&root.path)?;
+        let root = Self(tempfile::Builder::new().prefix("bench-root-").tempdir()?);
         let www = workspace_root().join("www");
         if www.is_dir() {
-            copy_tree(&www, &root.path)?;
+            copy_tree(&www, root.path())?;
         }
-        let index = root.path.join(SMALL_PATH.trim_start_matches('/'));
+        let index = root.path().join(SMALL_PATH.trim_start_matches('/'));
         if !index.exists() {
             fs::write(
                 index,
@@ -53,20 +41,14 @@ impl DocRoot {
         let big: Vec<u8> = (0..BIG_BYTES)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        fs::write(root.path.join(BIG_PATH.trim_start_matches('/')), big)?;
+        fs::write(root.path().join(BIG_PATH.trim_start_matches('/')), big)?;
         Ok(root)
     }
 
     /// Where it is.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for DocRoot {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        self.0.path()
     }
 }
 

@@ -5,9 +5,9 @@
 //! - [`engine`] drives connections with `mio` ([`engine::run`] with a [`engine::LoadConfig`]);
 //! - [`response`] frames responses with a scanner written independently of the servers;
 //! - [`stats`] holds the HDR histogram and the [`stats::Report`] printed or written as JSON;
-//! - [`server`] builds, starts and stops the step binaries ([`server::CONFIGURATIONS`] is the table of
-//!   what is measured), [`nginx`] the reference server; [`procfs`] reads their CPU and memory, and
-//!   [`measure`] wraps one measured run;
+//! - [`server`] builds the steps and starts them, and nginx, through testkit's harness
+//!   ([`testkit::Server`], which also reads their CPU and memory from `/proc`);
+//!   [`server::CONFIGURATIONS`] is the table of what is measured, and [`measure`] wraps one run;
 //! - [`compare`], [`c10k`] and [`soak`] are the experiments; [`charts`] draws their SVG charts.
 #![deny(missing_docs)]
 
@@ -18,12 +18,10 @@ pub mod docroot;
 pub mod engine;
 pub mod machine;
 pub mod measure;
-pub mod nginx;
-pub mod procfs;
+pub mod output;
 pub mod response;
 pub mod server;
 pub mod soak;
 pub mod stats;
 pub mod sys;
 pub mod target;
-pub mod timer;

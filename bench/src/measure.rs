@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, LoadConfig, LoadError, LoadResult};
-use crate::procfs::{self, Sampler};
+use testkit::procfs::{self, Sampler};
 
 /// How often the server's memory and process count are sampled during a run.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);

@@ -1,20 +1,23 @@
-//! An incremental, allocation-free scanner for HTTP/1.x responses.
+//! An incremental, allocation-free scanner for HTTP/1.x responses, on `httparse`.
 //!
-//! The load generator only needs to know where each response ends and whether it succeeded, so this is
-//! a scanner, not a parser: it validates the status line, reads `Content-Length`, `Connection` and
-//! `Transfer-Encoding`, skips every other header, and counts body bytes without copying them. It is
-//! written independently of the servers' request parser on purpose: a client that shared the servers'
-//! code would share their bugs, and would be a weaker oracle.
+//! The load generator only needs to know where each response ends and whether it succeeded, so this
+//! frames responses, it does not keep them: `httparse` reads the head (status line and headers, with
+//! SIMD where the CPU has it), this module checks what matters for framing — `Content-Length`,
+//! `Connection`, `Transfer-Encoding` — and counts body bytes without copying them. It shares no code
+//! with the servers' request parser on purpose: a client that shared their code would share their bugs.
 //!
-//! Bytes may arrive split anywhere (the state survives between calls to [`ResponseScanner::feed`]), and
-//! the scanner is strict where a lenient client would hide a server bug: line endings must be CRLF, the
-//! status line must be `HTTP/1.x NNN …`, and a body must be framed by `Content-Length` or by closing the
-//! connection.
+//! Bytes may arrive split anywhere. A head that arrives whole (the usual case) is parsed straight from
+//! the read buffer; one split between reads is kept in a small per-connection buffer until it is
+//! whole. The scanner is strict where a lenient client would hide a server bug: line endings must be
+//! CRLF, the status line must be `HTTP/1.x NNN …`, and a body must be framed by `Content-Length` or by
+//! closing the connection.
 
 use std::fmt;
 
 /// The most bytes a response head may take before the scanner calls it malformed.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most header lines a response head may have.
+const MAX_HEADERS: usize = 32;
 
 /// Why a response could not be framed. Each is counted as a `framing` error by the load generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,40 +79,11 @@ pub enum Progress {
     Complete(Complete),
 }
 
-/// Which header's value is being read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Header {
-    ContentLength,
-    Connection,
-    TransferEncoding,
-    Other,
-}
-
 /// Where in the response the scanner is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Matching the literal `HTTP/1.` at this offset.
-    Version(u8),
-    /// Expecting the minor version digit.
-    Minor,
-    /// Expecting the space after the version.
-    SpaceBeforeStatus,
-    /// Reading the n-th digit of the status code.
-    StatusDigit(u8),
-    /// Expecting the space (or CR) after the status code.
-    AfterStatus,
-    /// Skipping the reason phrase up to CR.
-    Reason,
-    /// Expecting the LF that ends a line.
-    LineFeed,
-    /// At the start of a header line (or of the blank line that ends the head).
-    LineStart,
-    /// Expecting the LF of the blank line that ends the head.
-    FinalLineFeed,
-    /// Reading a header name.
-    Name,
-    /// Reading a header value.
-    Value(Header),
+    /// Reading the head.
+    Head,
     /// Counting the body bytes still expected (`ResponseScanner::remaining`).
     Body,
     /// The body ends when the connection closes.
@@ -122,24 +96,12 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct ResponseScanner {
     state: State,
-    head_bytes: usize,
-    minor_version: u8,
+    /// The start of a head split between reads (empty, and unallocated, in the usual case).
+    partial: Vec<u8>,
     status: u16,
-    content_length: Option<u64>,
-    transfer_encoding: bool,
-    close_token: bool,
-    keep_alive_token: bool,
-    // The current header name, lowercased, and the current `Connection` token; both are short and only
-    // compared against a few known words, so fixed arrays avoid any allocation.
-    name: [u8; 20],
-    name_len: u8,
-    token: [u8; 12],
-    token_len: u8,
-    digits: Option<u64>,
-    bytes_seen: u64,
-    // Kept out of `State` on purpose: a u64 payload made the enum 16 bytes, and copying it on every
-    // head byte cost a store-forwarding stall that `perf annotate` showed as 80 % of this scanner.
+    keep_alive: bool,
     remaining: u64,
+    bytes_seen: u64,
 }
 
 impl Default for ResponseScanner {
@@ -153,27 +115,23 @@ impl ResponseScanner {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            state: State::Version(0),
-            head_bytes: 0,
-            minor_version: 1,
+            state: State::Head,
+            partial: Vec::new(),
             status: 0,
-            content_length: None,
-            transfer_encoding: false,
-            close_token: false,
-            keep_alive_token: false,
-            name: [0; 20],
-            name_len: 0,
-            token: [0; 12],
-            token_len: 0,
-            digits: None,
-            bytes_seen: 0,
+            keep_alive: false,
             remaining: 0,
+            bytes_seen: 0,
         }
     }
 
-    /// Forgets the previous response.
+    /// Forgets the previous response (keeping the split-head buffer's memory for the next one).
     pub fn reset(&mut self) {
-        *self = Self::new();
+        self.partial.clear();
+        let partial = std::mem::take(&mut self.partial);
+        *self = Self {
+            partial,
+            ..Self::new()
+        };
     }
 
     /// Whether any byte of the current response has arrived.
@@ -192,6 +150,15 @@ impl ResponseScanner {
         let mut offset = 0;
         while offset < bytes.len() {
             match self.state {
+                State::Head => match self.feed_head(&bytes[offset..])? {
+                    Some(used) => {
+                        offset += used;
+                        if self.state == State::Done {
+                            return Ok(Progress::Complete(self.complete(offset)));
+                        }
+                    }
+                    None => return Ok(Progress::Partial),
+                },
                 State::Body => {
                     let available = (bytes.len() - offset) as u64;
                     let taken = self.remaining.min(available);
@@ -205,17 +172,6 @@ impl ResponseScanner {
                 }
                 State::UntilClose => return Ok(Progress::Partial),
                 State::Done => return Err(FramingError::UnsolicitedBytes),
-                _ => {
-                    let head_end = self.scan_head(&bytes[offset..])?;
-                    offset += head_end.unwrap_or(bytes.len() - offset);
-                    if head_end.is_some() {
-                        self.state = self.body_state()?;
-                        self.remaining = self.content_length.unwrap_or(0);
-                        if self.state == State::Done {
-                            return Ok(Progress::Complete(self.complete(offset)));
-                        }
-                    }
-                }
             }
         }
         Ok(Progress::Partial)
@@ -235,316 +191,137 @@ impl ResponseScanner {
         }
     }
 
-    fn complete(&self, consumed: usize) -> Complete {
-        let keep_alive = match self.minor_version {
-            0 => self.keep_alive_token && !self.close_token,
-            _ => !self.close_token,
-        };
+    const fn complete(&self, consumed: usize) -> Complete {
         Complete {
             consumed,
             status: self.status,
-            keep_alive: keep_alive && (self.content_length.is_some() || self.bodyless()),
+            keep_alive: self.keep_alive,
         }
     }
 
-    const fn bodyless(&self) -> bool {
-        self.status == 204 || self.status == 304
-    }
-
-    fn body_state(&self) -> Result<State, FramingError> {
-        if self.status < 200 {
-            return Err(FramingError::UnexpectedInformational);
-        }
-        if self.transfer_encoding {
-            return Err(FramingError::UnsupportedTransferEncoding);
-        }
-        if self.bodyless() {
-            return Ok(State::Done);
-        }
-        Ok(match self.content_length {
-            Some(0) => State::Done,
-            Some(_) => State::Body,
-            None => State::UntilClose,
-        })
-    }
-
-    /// Scans head bytes; returns the offset just past the blank line once the head is complete.
-    ///
-    /// Two fast paths do the common case a line at a time; the byte-at-a-time state machine
-    /// ([`step`](Self::step)) handles whatever they leave, in particular lines split between reads.
-    fn scan_head(&mut self, bytes: &[u8]) -> Result<Option<usize>, FramingError> {
-        let mut index = 0;
-        while index < bytes.len() {
-            let rest = &bytes[index..];
-            match self.state {
-                // A whole header line in this chunk: classify its name once instead of per byte.
-                State::LineStart => {
-                    if let Some(line_end) = self.whole_header_line(rest)? {
-                        index += line_end;
-                        continue;
-                    }
-                }
-                // The reason phrase and the values of headers this client ignores: skip them in one
-                // pass up to the next control byte (CR, or an invalid one), which `step` handles.
-                State::Reason | State::Value(Header::Other) => {
-                    let skipped = rest
-                        .iter()
-                        .position(|&byte| is_control(byte))
-                        .unwrap_or(rest.len());
-                    self.count_head_bytes(skipped)?;
-                    index += skipped;
-                    if index == bytes.len() {
-                        break;
-                    }
-                }
-                _ => {}
+    /// Takes head bytes; returns how many of `bytes` the head used once it is complete.
+    fn feed_head(&mut self, bytes: &[u8]) -> Result<Option<usize>, FramingError> {
+        if self.partial.is_empty() {
+            if let Some(length) = self.parse_head(bytes)? {
+                return Ok(Some(length));
             }
-            self.count_head_bytes(1)?;
-            if self.step(bytes[index])? {
-                return Ok(Some(index + 1));
+            self.partial.extend_from_slice(bytes);
+        } else {
+            let before = self.partial.len();
+            self.partial.extend_from_slice(bytes);
+            let head = std::mem::take(&mut self.partial);
+            let parsed = self.parse_head(&head);
+            self.partial = head;
+            if let Some(length) = parsed? {
+                self.partial.clear();
+                return Ok(Some(length - before));
             }
-            index += 1;
+        }
+        if self.partial.len() > MAX_HEAD_BYTES {
+            return Err(FramingError::HeadTooLarge);
         }
         Ok(None)
     }
 
-    /// If `rest` holds a complete, non-empty header line (`name: value` CRLF), takes it in one go and
-    /// returns its length with the CRLF. The checks are those of the state machine: token characters
-    /// in the name, no control byte in the value.
-    fn whole_header_line(&mut self, rest: &[u8]) -> Result<Option<usize>, FramingError> {
-        let Some(cr) = rest.iter().position(|&byte| byte == b'\r') else {
-            return Ok(None);
-        };
-        if cr == 0 || cr + 1 >= rest.len() {
-            // The blank line that ends the head, or a CR whose LF has not arrived: byte by byte.
-            return Ok(None);
-        }
-        if rest[cr + 1] != b'\n' {
-            return Err(FramingError::BadHeader);
-        }
-        let line = &rest[..cr];
-        let colon = line
-            .iter()
-            .position(|&byte| byte == b':')
-            .ok_or(FramingError::BadHeader)?;
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {
-            return Err(FramingError::BadHeader);
-        }
-        self.count_head_bytes(cr + 2)?;
-        let header = classify(name);
-        self.digits = None;
-        self.token_len = 0;
-        if header == Header::Other {
-            if value.iter().any(|&byte| is_control(byte)) {
-                return Err(FramingError::BadHeader);
-            }
-        } else {
-            for &byte in value {
-                self.value_byte(header, byte)?;
-            }
-            self.end_value(header)?;
-        }
-        Ok(Some(cr + 2))
-    }
-
-    fn count_head_bytes(&mut self, count: usize) -> Result<(), FramingError> {
-        self.head_bytes += count;
-        if self.head_bytes > MAX_HEAD_BYTES {
-            return Err(FramingError::HeadTooLarge);
-        }
-        Ok(())
-    }
-
-    /// Advances the head state machine by one byte; true when the head is complete.
-    fn step(&mut self, byte: u8) -> Result<bool, FramingError> {
-        const VERSION: &[u8] = b"HTTP/1.";
-        self.state = match (self.state, byte) {
-            (State::Version(at), _) if byte == VERSION[usize::from(at)] => {
-                if usize::from(at) + 1 == VERSION.len() {
-                    State::Minor
-                } else {
-                    State::Version(at + 1)
-                }
-            }
-            (State::Version(_), _) => return Err(FramingError::BadStatusLine),
-            (State::Minor, b'0' | b'1') => {
-                self.minor_version = byte - b'0';
-                State::SpaceBeforeStatus
-            }
-            (State::SpaceBeforeStatus, b' ') => State::StatusDigit(0),
-            (State::StatusDigit(n), b'0'..=b'9') => {
-                self.status = self.status * 10 + u16::from(byte - b'0');
-                if n == 2 {
-                    State::AfterStatus
-                } else {
-                    State::StatusDigit(n + 1)
-                }
-            }
-            (State::AfterStatus, b' ') => State::Reason,
-            (State::AfterStatus | State::Reason, b'\r') => State::LineFeed,
-            (State::Reason, b'\n') => return Err(FramingError::BadStatusLine),
-            (State::Reason, _) => State::Reason,
-            (
-                State::Minor
-                | State::SpaceBeforeStatus
-                | State::StatusDigit(_)
-                | State::AfterStatus,
-                _,
-            ) => {
+    /// Parses a head if `bytes` holds a whole one, and sets the body's framing; returns its length.
+    fn parse_head(&mut self, bytes: &[u8]) -> Result<Option<usize>, FramingError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let length = match response.parse(bytes) {
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(httparse::Status::Complete(length)) => length,
+            Err(httparse::Error::Version | httparse::Error::Status) => {
                 return Err(FramingError::BadStatusLine);
             }
-            (State::LineFeed, b'\n') => State::LineStart,
-            (State::LineFeed, _) => return Err(FramingError::BadHeader),
-            (State::LineStart, b'\r') => State::FinalLineFeed,
-            (State::FinalLineFeed, b'\n') => return Ok(true),
-            (State::FinalLineFeed, _) => return Err(FramingError::BadHeader),
-            (State::LineStart, _) => {
-                self.name_len = 0;
-                self.push_name(byte)?;
-                State::Name
-            }
-            (State::Name, b':') => self.start_value()?,
-            (State::Name, _) => {
-                self.push_name(byte)?;
-                State::Name
-            }
-            (State::Value(header), b'\r') => {
-                self.end_value(header)?;
-                State::LineFeed
-            }
-            (State::Value(_), b'\n') => return Err(FramingError::BadHeader),
-            (State::Value(header), _) => {
-                self.value_byte(header, byte)?;
-                State::Value(header)
-            }
-            (State::Body | State::UntilClose | State::Done, _) => self.state,
+            Err(_) => return Err(FramingError::BadHeader),
         };
-        Ok(false)
-    }
-
-    fn push_name(&mut self, byte: u8) -> Result<(), FramingError> {
-        if !is_tchar(byte) {
-            return Err(FramingError::BadHeader);
+        // httparse accepts a bare LF as a line ending; a server here must send CRLF.
+        if let Some(bare) =
+            (0..length).find(|&at| bytes[at] == b'\n' && (at == 0 || bytes[at - 1] != b'\r'))
+        {
+            let status_line_end = bytes
+                .iter()
+                .position(|&byte| byte == b'\n')
+                .unwrap_or(length);
+            return Err(if bare <= status_line_end {
+                FramingError::BadStatusLine
+            } else {
+                FramingError::BadHeader
+            });
         }
-        let at = usize::from(self.name_len);
-        if at < self.name.len() {
-            self.name[at] = byte.to_ascii_lowercase();
-        }
-        self.name_len = self.name_len.saturating_add(1);
-        Ok(())
-    }
-
-    fn start_value(&mut self) -> Result<State, FramingError> {
-        // A name longer than the buffer was truncated: it is none of the three we look for.
-        let header = match self.name.get(..usize::from(self.name_len)) {
-            Some([]) => return Err(FramingError::BadHeader),
-            Some(name) => classify(name),
-            None => Header::Other,
+        let (Some(minor), Some(status)) = (response.version, response.code) else {
+            return Err(FramingError::BadStatusLine);
         };
-        self.digits = None;
-        self.token_len = 0;
-        Ok(State::Value(header))
-    }
-
-    fn value_byte(&mut self, header: Header, byte: u8) -> Result<(), FramingError> {
-        if is_control(byte) {
-            return Err(FramingError::BadHeader);
+        let framing = Framing::of(response.headers)?;
+        if status < 200 {
+            return Err(FramingError::UnexpectedInformational);
         }
-        match header {
-            Header::Other => {}
-            Header::ContentLength => self.length_byte(byte)?,
-            Header::Connection => self.token_byte(byte),
-            Header::TransferEncoding => {
-                if byte != b' ' && byte != b'\t' {
-                    self.transfer_encoding = true;
-                }
-            }
+        if framing.chunked {
+            return Err(FramingError::UnsupportedTransferEncoding);
         }
-        Ok(())
+        let bodyless = status == 204 || status == 304;
+        self.status = status;
+        let persistent = if minor == 0 {
+            framing.keep_alive && !framing.close
+        } else {
+            !framing.close
+        };
+        self.keep_alive = persistent && (framing.length.is_some() || bodyless);
+        (self.state, self.remaining) = match framing.length {
+            _ if bodyless => (State::Done, 0),
+            Some(0) => (State::Done, 0),
+            Some(length) => (State::Body, length),
+            None => (State::UntilClose, 0),
+        };
+        Ok(Some(length))
     }
+}
 
-    fn length_byte(&mut self, byte: u8) -> Result<(), FramingError> {
-        match byte {
-            b'0'..=b'9' if self.token_len == 0 => {
-                let value = self.digits.unwrap_or(0);
-                let value = value
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(u64::from(byte - b'0')));
-                self.digits = Some(value.ok_or(FramingError::BadContentLength)?);
-            }
-            // Whitespace ends the number; `token_len` marks "trailing whitespace seen".
-            b' ' | b'\t' => {
-                if self.digits.is_some() {
-                    self.token_len = 1;
-                }
-            }
-            _ => return Err(FramingError::BadContentLength),
-        }
-        Ok(())
-    }
+/// What the headers say about the body and the connection.
+#[derive(Debug, Default)]
+struct Framing {
+    length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
 
-    fn token_byte(&mut self, byte: u8) {
-        if byte == b',' {
-            self.end_token();
-        } else if byte != b' ' && byte != b'\t' {
-            let at = usize::from(self.token_len);
-            if at < self.token.len() {
-                self.token[at] = byte.to_ascii_lowercase();
-            }
-            self.token_len = self.token_len.saturating_add(1);
-        }
-    }
-
-    fn end_token(&mut self) {
-        match self.token.get(..usize::from(self.token_len)).unwrap_or(b"") {
-            b"close" => self.close_token = true,
-            b"keep-alive" => self.keep_alive_token = true,
-            _ => {}
-        }
-        self.token_len = 0;
-    }
-
-    fn end_value(&mut self, header: Header) -> Result<(), FramingError> {
-        match header {
-            Header::ContentLength => {
-                let value = self.digits.ok_or(FramingError::BadContentLength)?;
-                if self
-                    .content_length
-                    .is_some_and(|previous| previous != value)
-                {
+impl Framing {
+    fn of(headers: &[httparse::Header<'_>]) -> Result<Self, FramingError> {
+        let mut framing = Self::default();
+        for header in headers {
+            if header.name.eq_ignore_ascii_case("content-length") {
+                let length = parse_length(header.value)?;
+                if framing.length.is_some_and(|earlier| earlier != length) {
                     return Err(FramingError::BadContentLength);
                 }
-                self.content_length = Some(value);
+                framing.length = Some(length);
+            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                framing.chunked = true;
+            } else if header.name.eq_ignore_ascii_case("connection") {
+                for token in header.value.split(|&byte| byte == b',') {
+                    let token = token.trim_ascii();
+                    framing.close |= token.eq_ignore_ascii_case(b"close");
+                    framing.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
             }
-            Header::Connection => self.end_token(),
-            Header::TransferEncoding | Header::Other => {}
         }
-        Ok(())
+        Ok(framing)
     }
 }
 
-/// Which of the headers this scanner reads `name` is (compared without regard to case).
-fn classify(name: &[u8]) -> Header {
-    if name.eq_ignore_ascii_case(b"content-length") {
-        Header::ContentLength
-    } else if name.eq_ignore_ascii_case(b"connection") {
-        Header::Connection
-    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-        Header::TransferEncoding
-    } else {
-        Header::Other
+/// A `Content-Length` value: digits only (surrounding blanks allowed), no overflow.
+fn parse_length(value: &[u8]) -> Result<u64, FramingError> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(FramingError::BadContentLength);
     }
-}
-
-/// RFC 9110 token characters; anything else (space, control, separators) is malformed in a name.
-fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
-}
-
-/// Control bytes, which may not appear in a reason phrase or a header value (tab excepted).
-const fn is_control(byte: u8) -> bool {
-    byte < b' ' && byte != b'\t' || byte == 0x7f
+    digits
+        .iter()
+        .try_fold(0u64, |length, &digit| {
+            length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+        })
+        .ok_or(FramingError::BadContentLength)
 }
 
 #[cfg(test)]

@@ -1,18 +1,17 @@
-//! Building, starting and stopping the servers under test: the step binaries (built in release mode
-//! and started on `127.0.0.1:0`), and nginx as a reference.
+//! What is measured and how it is built and started: the step configurations, one `cargo build` for
+//! all of them, and each server started through testkit's harness ([`testkit::Server`]: its own
+//! process group, `127.0.0.1:0`, the `Listening on` line, `/proc`, stop and reap).
 //!
 //! Every step follows the project's conventions, which is all this module relies on: `--addr`,
 //! `--root`, `--quiet`, a first stdout line `Listening on http://ADDR/`, and a clean exit on `SIGTERM`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use anyhow::Context as _;
+pub use testkit::Server;
+use testkit::server::{Launch, StartError};
 
 /// One server configuration to measure: a step binary with its model's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,177 +108,132 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// Builds `packages` in release mode, one at a time so that one that fails does not hide the others,
-/// and returns the executable of each package that built (by package name), plus the errors of the
-/// others.
-#[must_use]
-pub fn build(packages: &[&str]) -> (HashMap<String, PathBuf>, HashMap<String, String>) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut built = HashMap::new();
-    let mut failed = HashMap::new();
-    let mut unique: Vec<&str> = packages.to_vec();
-    unique.dedup();
-    for package in unique {
-        if built.contains_key(package) || failed.contains_key(package) {
-            continue;
-        }
-        eprintln!("bench: building {package} (release)");
-        let output = Command::new(&cargo)
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--release",
-                "--message-format=json-render-diagnostics",
-                "-p",
-                package,
-            ])
-            .stderr(Stdio::inherit())
-            .output();
-        match output {
-            Ok(output) if output.status.success() => match executable_of(&output.stdout, package) {
-                Some(path) => {
-                    built.insert(package.to_owned(), path);
-                }
-                None => {
-                    failed.insert(package.to_owned(), "no executable built".to_owned());
-                }
-            },
-            Ok(output) => {
-                failed.insert(
-                    package.to_owned(),
-                    format!("cargo build failed ({})", output.status),
-                );
-            }
-            Err(error) => {
-                failed.insert(package.to_owned(), format!("cannot run cargo: {error}"));
-            }
-        }
-    }
-    (built, failed)
+/// The step executables by package name, and why the others are missing.
+#[derive(Debug, Default)]
+pub struct Binaries {
+    built: HashMap<String, PathBuf>,
+    failure: Option<String>,
 }
 
-/// Finds the executable named after `package` in cargo's JSON messages.
-fn executable_of(messages: &[u8], package: &str) -> Option<PathBuf> {
+impl Binaries {
+    /// The executable of `package`.
+    ///
+    /// # Errors
+    ///
+    /// When it did not build.
+    pub fn get(&self, package: &str) -> anyhow::Result<&Path> {
+        match self.built.get(package) {
+            Some(path) => Ok(path),
+            None => Err(anyhow::anyhow!(
+                "not built: {}",
+                self.failure.as_deref().unwrap_or("no executable")
+            )),
+        }
+    }
+}
+
+/// Builds the workspace in release mode with one `cargo build --release --workspace --keep-going`:
+/// after the README's `cargo build --release --workspace` everything is fresh and this takes a second
+/// (building package by package would unify features differently and rebuild every step). A step that
+/// does not build is reported by [`Binaries::get`]; the others still run.
+#[must_use]
+pub fn build() -> Binaries {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("bench: cargo build --release --workspace");
+    let output = Command::new(&cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--workspace", "--keep-going"])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit())
+        .output();
+    match output {
+        Ok(output) => Binaries {
+            built: executables(&output.stdout),
+            failure: (!output.status.success())
+                .then(|| format!("cargo build failed ({})", output.status)),
+        },
+        Err(error) => Binaries {
+            built: HashMap::new(),
+            failure: Some(format!("cannot run cargo: {error}")),
+        },
+    }
+}
+
+/// The executables (by target name) in cargo's JSON messages.
+fn executables(messages: &[u8]) -> HashMap<String, PathBuf> {
     messages
         .split(|&byte| byte == b'\n')
         .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
-        .filter(|message| message["target"]["name"] == package)
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_owned();
+            Some((name, PathBuf::from(message["executable"].as_str()?)))
+        })
+        .collect()
 }
 
-/// A server process started by [`start`]; stopped (with its whole process group) when dropped.
-#[derive(Debug)]
-pub struct RunningServer {
-    child: Child,
-    /// The address it listens on.
-    pub addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-/// How long a server may take to print its `Listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Starts `binary --addr 127.0.0.1:0 --root ROOT --quiet ARGS…` in its own process group and waits for
+/// Starts `binary --addr 127.0.0.1:0 --quiet --root ROOT ARGS…` in its own process group and waits for
 /// its `Listening on http://ADDR/` line.
 ///
 /// # Errors
 ///
-/// A one-line reason when the binary cannot start, exits, or does not announce an address in time (a
-/// placeholder that exits at once is reported, not fatal).
-pub fn start(binary: &Path, root: &Path, args: &[&str]) -> Result<RunningServer, String> {
-    let mut command = Command::new(binary);
-    command
-        .args(["--addr", "127.0.0.1:0", "--quiet", "--root"])
-        .arg(root)
-        .args(args.iter().map(|&arg| {
-            if arg == CORES {
-                cores()
-            } else {
-                arg.to_owned()
-            }
-        }))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so that stopping it also stops every process it forked. That also
-        // keeps a terminal's Ctrl-C from reaching it, hence the parent-death signal below.
-        .process_group(0);
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe calls
-    // are allowed: prctl is one, and the closure allocates nothing.
-    unsafe {
-        command.pre_exec(|| {
-            // If bench dies (Ctrl-C, a panic, kill), the server gets SIGTERM and exits cleanly instead
-            // of running on unseen. Linux sends it when the *thread* that spawned the child exits:
-            // every caller spawns servers from its main thread.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
-    let stderr = Arc::new(Mutex::new(String::new()));
-    if let Some(pipe) = child.stderr.take() {
-        keep_tail(pipe, Arc::clone(&stderr));
-    }
-    let (sender, receiver) = mpsc::channel();
-    if let Some(pipe) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(pipe).lines();
-            let first = lines.next().and_then(Result::ok);
-            let _ = sender.send(first);
-            // Keep draining so that a chatty server never blocks on a full pipe.
-            for _ in lines {}
-        });
-    }
-    let mut server = RunningServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        stderr,
-    };
-    match receiver.recv_timeout(START_TIMEOUT) {
-        Ok(Some(line)) => match parse_listening(&line) {
-            Some(addr) => {
-                server.addr = addr;
-                Ok(server)
-            }
-            None => Err(format!(
-                "unexpected first line {line:?}{}",
-                server.exit_note()
-            )),
-        },
-        Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(format!("exited before listening{}", server.exit_note()))
+/// A one-line reason when the binary cannot start, exits, or does not announce an address in time.
+pub fn start(binary: &Path, root: &Path, args: &[&str]) -> Result<Server, StartError> {
+    let mut all: Vec<String> = ["--addr", "127.0.0.1:0", "--quiet", "--root"]
+        .map(str::to_owned)
+        .into();
+    all.push(root.display().to_string());
+    all.extend(args.iter().map(|&arg| {
+        if arg == CORES {
+            cores()
+        } else {
+            arg.to_owned()
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            Err(format!("no `Listening on` line within {START_TIMEOUT:?}"))
-        }
-    }
+    }));
+    Server::spawn(binary, &all, &Launch::default())
 }
 
-fn keep_tail(mut pipe: impl Read + Send + 'static, tail: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut tail) = tail.lock() {
-                tail.push_str(&String::from_utf8_lossy(&chunk[..n]));
-                if tail.len() > 2000 {
-                    let cut = tail.len() - 1000;
-                    let cut = (cut..tail.len())
-                        .find(|&i| tail.is_char_boundary(i))
-                        .unwrap_or(0);
-                    tail.drain(..cut);
-                }
-            }
-        }
-    });
+/// Starts nginx with `workers` worker processes serving `root` on a free loopback port, in the
+/// foreground under the same harness (`bench/nginx/nginx.sh conf` installs it if needed and writes its
+/// configuration: the tuning its documentation recommends for static files).
+///
+/// # Errors
+///
+/// A one-line reason when the script fails (no nginx and no way to install it…) or nginx does not start.
+pub fn start_nginx(workers: u32, root: &Path) -> anyhow::Result<Server> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let output = Command::new("bash")
+        .arg(workspace_root().join("bench/nginx/nginx.sh"))
+        .args([
+            "conf",
+            "--port",
+            &port.port().to_string(),
+            "--workers",
+            &workers.to_string(),
+            "--root",
+        ])
+        .arg(root)
+        .output()
+        .context("cannot run nginx.sh")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let Some((nginx, prefix)) = stdout
+        .trim()
+        .split_once(' ')
+        .filter(|_| output.status.success())
+    else {
+        let reason = String::from_utf8_lossy(&output.stderr);
+        anyhow::bail!(
+            "nginx.sh failed: {}",
+            reason.trim().lines().last().unwrap_or("")
+        );
+    };
+    let conf = format!("{prefix}/nginx.conf");
+    let args = ["-p", prefix, "-c", &conf, "-g", "daemon off;"];
+    let launch = Launch {
+        silent_on: Some(port),
+        ..Launch::default()
+    };
+    Ok(Server::spawn(nginx, &args, &launch)?)
 }
 
 fn cores() -> String {
@@ -288,129 +242,9 @@ fn cores() -> String {
         .to_string()
 }
 
-/// Parses `Listening on http://127.0.0.1:PORT/`.
-#[must_use]
-pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    line.trim()
-        .strip_prefix("Listening on http://")?
-        .trim_end_matches('/')
-        .parse()
-        .ok()
-}
-
-impl RunningServer {
-    /// The server's process id (the root of its process tree).
-    #[must_use]
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// `http://ADDR/path`.
-    #[must_use]
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Whether the process is still running; if not, why it stopped.
-    pub fn check_alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("server exited ({status}){}", self.stderr_note())),
-            Err(error) => Err(format!("server state unknown: {error}")),
-        }
-    }
-
-    fn exit_note(&mut self) -> String {
-        // Give a crashing process a moment to finish writing its reason.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                _ if Instant::now() >= deadline => break None,
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
-        let status = status
-            .map(|status| format!(" ({status})"))
-            .unwrap_or_default();
-        format!("{status}{}", self.stderr_note())
-    }
-
-    fn stderr_note(&self) -> String {
-        let tail = self
-            .stderr
-            .lock()
-            .map(|tail| tail.trim().to_owned())
-            .unwrap_or_default();
-        match tail.lines().last() {
-            Some(line) => format!(": {line}"),
-            None => String::new(),
-        }
-    }
-
-    /// Asks the server to stop (`SIGTERM` to its process group), waits up to two seconds, then kills
-    /// the group. Returns whether it exited by itself and successfully.
-    pub fn stop(mut self) -> bool {
-        self.terminate()
-    }
-
-    fn terminate(&mut self) -> bool {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            signal_group(self.child.id(), libc::SIGKILL);
-            return false;
-        }
-        signal_group(self.child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let clean = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status.success(),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                _ => break false,
-            }
-        };
-        // Whatever is left in the group (forked children, a server that ignored SIGTERM) goes now.
-        signal_group(self.child.id(), libc::SIGKILL);
-        let _ = self.child.wait();
-        clean
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        } else {
-            signal_group(self.child.id(), libc::SIGKILL);
-        }
-    }
-}
-
-fn signal_group(pid: u32, signal: libc::c_int) {
-    if let Ok(pgid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill has no memory-safety preconditions; the group is the one this process created
-        // for its child (process_group(0) makes the child's pid its group id).
-        unsafe { libc::kill(-pgid, signal) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_the_listening_line() {
-        assert_eq!(
-            parse_listening("Listening on http://127.0.0.1:7080/"),
-            Some("127.0.0.1:7080".parse().unwrap())
-        );
-        assert_eq!(
-            parse_listening("Listening on http://[::1]:80/\n"),
-            Some("[::1]:80".parse().unwrap())
-        );
-        assert_eq!(parse_listening("hello"), None);
-    }
 
     #[test]
     fn selects_configurations() {
@@ -427,18 +261,37 @@ mod tests {
 
     #[test]
     fn reports_a_binary_that_exits_at_once() {
-        let error = start(Path::new("/bin/true"), Path::new("/"), &[]).unwrap_err();
-        assert!(error.contains("exited before listening"), "{error}");
+        let error = start(Path::new("/bin/true"), Path::new("/"), &[])
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("exited before listening"),
+            "{error}"
+        );
     }
 
     #[test]
-    fn reads_the_executable_from_cargo_messages() {
+    fn reads_executables_from_cargo_messages() {
         let messages = br#"{"reason":"compiler-artifact","target":{"name":"step01-hello"},"executable":"/t/step01-hello"}
+{"reason":"compiler-artifact","target":{"name":"testkit"},"executable":null}
 {"reason":"build-finished","success":true}"#;
+        let found = executables(messages);
         assert_eq!(
-            executable_of(messages, "step01-hello"),
-            Some(PathBuf::from("/t/step01-hello"))
+            found.get("step01-hello"),
+            Some(&PathBuf::from("/t/step01-hello"))
         );
-        assert_eq!(executable_of(messages, "other"), None);
+        assert_eq!(found.len(), 1);
+        let binaries = Binaries {
+            built: found,
+            failure: Some("cargo build failed".into()),
+        };
+        assert!(binaries.get("step01-hello").is_ok());
+        assert!(
+            binaries
+                .get("step09")
+                .unwrap_err()
+                .to_string()
+                .contains("cargo build failed")
+        );
     }
 }

@@ -4,16 +4,18 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use testkit::procfs::{self, TreeSample};
 
 use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::{self, LoadConfig};
 use crate::machine::{self, Machine};
-use crate::procfs::{self, TreeSample};
-use crate::server::{self, RunningServer, ServerSpec};
+use crate::output::{self, Progress};
+use crate::server::{self, Server, ServerSpec};
 use crate::stats::{ErrorCounts, Tally};
 use crate::target::Target;
 
@@ -26,18 +28,23 @@ const SETTLE: Duration = Duration::from_secs(12);
 /// RSS growth tolerated as noise (allocator caches, lazily mapped pages): 25 % or 2 MiB.
 const RSS_SLACK_KIB: u64 = 2048;
 
-/// What `soak` was asked to do.
-#[derive(Debug, Clone)]
+/// What `soak` was asked to do; also its command-line options.
+#[derive(Debug, Clone, clap::Args)]
 pub struct SoakOptions {
-    /// Configurations (names, packages or `stepNN`); empty: all.
+    /// Configurations to soak (default: all); repeatable.
+    #[arg(long = "step")]
     pub steps: Vec<String>,
-    /// Load time per server.
+    /// Load time per configuration.
+    #[arg(short = 'd', long, default_value = "3m", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// Concurrent connections.
+    #[arg(short = 'c', long, default_value_t = 32)]
     pub connections: usize,
-    /// Also write `soak.json` and `soak.md` here.
+    /// Also write soak.json and soak.md into this directory.
+    #[arg(long)]
     pub out: Option<PathBuf>,
     /// The command line, recorded with the results.
+    #[arg(skip)]
     pub command_line: String,
 }
 
@@ -83,16 +90,16 @@ pub struct SoakResults {
 /// # Errors
 ///
 /// When nothing matches, or the results cannot be written.
-pub fn run(options: &SoakOptions) -> Result<SoakResults, String> {
-    crate::sys::raise_nofile_limit().map_err(|error| format!("RLIMIT_NOFILE: {error}"))?;
+pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
+    crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let specs = server::select(&options.steps);
-    if specs.is_empty() {
-        return Err(format!("no configuration matches {:?}", options.steps));
-    }
-    let root =
-        DocRoot::create().map_err(|error| format!("cannot create the document root: {error}"))?;
-    let packages: Vec<&str> = specs.iter().map(|spec| spec.package).collect();
-    let (binaries, build_errors) = server::build(&packages);
+    anyhow::ensure!(
+        !specs.is_empty(),
+        "no configuration matches {:?}",
+        options.steps
+    );
+    let root = DocRoot::create().context("cannot create the document root")?;
+    let binaries = server::build();
     let (_, stamp) = machine::utc_now();
     let mut results = SoakResults {
         machine: Machine::describe(),
@@ -100,46 +107,52 @@ pub fn run(options: &SoakOptions) -> Result<SoakResults, String> {
         command: options.command_line.clone(),
         runs: Vec::new(),
     };
+    let progress = Progress::new(specs.len());
     for spec in &specs {
-        let record = match binaries.get(spec.package) {
-            Some(binary) => match server::start(binary, root.path(), spec.args) {
-                Ok(running) => soak_one(spec, running, options),
-                Err(error) => failed(spec.name, &error),
-            },
-            None => failed(
-                spec.name,
-                &format!(
-                    "build: {}",
-                    build_errors
-                        .get(spec.package)
-                        .map_or("not built", String::as_str)
-                ),
-            ),
+        let started = binaries
+            .get(spec.package)
+            .and_then(|binary| Ok(server::start(binary, root.path(), spec.args)?));
+        let record = match started {
+            Ok(running) => soak_one(spec, running, options, &progress),
+            Err(error) => failed(spec.name, &format!("{error:#}")),
         };
-        eprintln!(
-            "bench: {}: {} requests, errors {}, leaks: {}",
-            record.server,
-            record.requests,
-            record.errors.total(),
-            if record.leaks.is_empty() {
-                "none".to_owned()
-            } else {
-                record.leaks.join("; ")
-            }
-        );
+        let leaks = if record.leaks.is_empty() {
+            "none".to_owned()
+        } else {
+            record.leaks.join("; ")
+        };
+        let errors = record.errors.total();
+        progress.line(&format!(
+            "bench: {}: {} requests, errors {errors}, leaks: {leaks}",
+            record.server, record.requests
+        ));
+        progress.advance();
         results.runs.push(record);
     }
     if let Some(out) = &options.out {
-        let io_error = |error: std::io::Error| format!("{}: {error}", out.display());
-        fs::create_dir_all(out).map_err(io_error)?;
-        let json = serde_json::to_string_pretty(&results).map_err(|error| error.to_string())?;
-        fs::write(out.join("soak.json"), json).map_err(io_error)?;
-        fs::write(out.join("soak.md"), markdown(&results)).map_err(io_error)?;
+        output::write(out, "soak", &results, &markdown(&results))?;
     }
     Ok(results)
 }
 
-fn soak_one(spec: &ServerSpec, mut running: RunningServer, options: &SoakOptions) -> SoakRecord {
+/// Rewrites `soak.md` from the `soak.json` in `dir`.
+///
+/// # Errors
+///
+/// When the file cannot be read, parsed or written.
+pub fn replot(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("soak.json");
+    let results: SoakResults = serde_json::from_str(&fs::read_to_string(&path)?)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(fs::write(dir.join("soak.md"), markdown(&results))?)
+}
+
+fn soak_one(
+    spec: &ServerSpec,
+    mut running: Server,
+    options: &SoakOptions,
+    progress: &Progress,
+) -> SoakRecord {
     let pid = running.pid();
     let target = match Target::parse(&running.url(SMALL_PATH)) {
         Ok(target) => target,
@@ -156,7 +169,10 @@ fn soak_one(spec: &ServerSpec, mut running: RunningServer, options: &SoakOptions
         return failed(spec.name, &error.to_string());
     }
     let before = settle(pid, None);
-    eprintln!("bench: {}: soaking for {:?}", spec.name, options.duration);
+    progress.line(&format!(
+        "bench: {}: soaking for {:?}",
+        spec.name, options.duration
+    ));
     let started = Instant::now();
     let mut tally = Tally::new();
     let mut close = false;
@@ -178,7 +194,7 @@ fn soak_one(spec: &ServerSpec, mut running: RunningServer, options: &SoakOptions
     let after = settle(pid, Some(&before));
     let mut leaks = leaks(&before, &after);
     if let Err(error) = running.check_alive() {
-        leaks.push(error);
+        leaks.push(error.to_string());
     }
     let _ = running.stop();
     SoakRecord {
@@ -262,11 +278,6 @@ pub fn markdown(results: &SoakResults) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "# Soak\n\n- Machine: {}\n- Date: {}\n- Command: `{}`\n",
-        results.machine, results.date, results.command
-    );
-    let _ = writeln!(
-        text,
         "| server | seconds | requests | connections | errors | descriptors | threads | processes | RSS MiB | leaks |"
     );
     let _ = writeln!(text, "|---|---:|---:|---:|---|---|---|---|---|---|");
@@ -302,7 +313,8 @@ pub fn markdown(results: &SoakResults) -> String {
             verdict.replace('|', "/"),
         );
     }
-    text
+    let preamble = output::preamble("Soak", &results.machine, &results.date, &results.command);
+    format!("{preamble}\n{}", output::anchored("table", &text))
 }
 
 #[cfg(test)]

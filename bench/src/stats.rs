@@ -184,7 +184,7 @@ impl LatencySummary {
 }
 
 /// The summary of one load run, as printed and as written by `--json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The URL under load.
     pub url: String,
@@ -223,6 +223,11 @@ pub struct Report {
     /// the server had stopped answering (the timeout is longer than what was left of the run).
     #[serde(default)]
     pub in_flight_at_end: u64,
+    /// Connections that never had a request end (neither answered nor failed) during the whole run:
+    /// the server starved them (a pool or prefork busy with the others). The rate is the others'.
+    /// Absent from results recorded before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starved_connections: Option<u64>,
 }
 
 impl fmt::Display for Report {
@@ -266,6 +271,13 @@ impl fmt::Display for Report {
                 f,
                 "  unanswered {} requests were in flight when the run ended",
                 self.in_flight_at_end
+            )?;
+        }
+        if let Some(starved) = self.starved_connections.filter(|&starved| starved > 0) {
+            writeln!(
+                f,
+                "  starved    {} of {} connections never had a request answered",
+                starved, self.connections
             )?;
         }
         write!(

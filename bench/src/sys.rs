@@ -1,7 +1,15 @@
-//! The few system calls the generator needs that `std` lacks: resource limits and CPU usage.
+//! The system calls the generator needs beyond `std`, through `nix`: the descriptor limit, per-thread
+//! CPU time, and a `timerfd` for the `--rate` schedule.
 
 use std::io;
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
+use nix::sys::time::{TimeSpec, TimeVal};
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 /// The descriptor limits after [`raise_nofile_limit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,29 +27,11 @@ pub struct NofileLimit {
 ///
 /// When `getrlimit` or `setrlimit` fails.
 pub fn raise_nofile_limit() -> io::Result<NofileLimit> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit struct for the duration of the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: `raised` is a valid rlimit struct; setrlimit only reads it.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        limit = raised;
-    }
-    Ok(NofileLimit {
-        soft: limit.rlim_cur,
-        hard: limit.rlim_max,
-    })
+    Ok(NofileLimit { soft: hard, hard })
 }
 
 /// User and system CPU time.
@@ -70,20 +60,6 @@ impl CpuTime {
     }
 }
 
-/// The CPU time of the calling thread so far, from `getrusage(RUSAGE_THREAD)`. The load generator sums
-/// it over its worker threads, so that other threads of the process (the `/proc` sampler of `compare`)
-/// do not count as load-generation cost.
-#[must_use]
-pub fn thread_cpu_time() -> CpuTime {
-    rusage(libc::RUSAGE_THREAD)
-}
-
-/// The CPU time of this whole process (all threads) so far, from `getrusage(RUSAGE_SELF)`.
-#[must_use]
-pub fn process_cpu_time() -> CpuTime {
-    rusage(libc::RUSAGE_SELF)
-}
-
 impl std::ops::Add for CpuTime {
     type Output = Self;
 
@@ -95,19 +71,78 @@ impl std::ops::Add for CpuTime {
     }
 }
 
-fn rusage(who: libc::c_int) -> CpuTime {
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage struct; with a valid pointer and a valid `who`
-    // (RUSAGE_SELF or RUSAGE_THREAD) getrusage cannot fail.
-    unsafe { libc::getrusage(who, &raw mut usage) };
-    let to_duration = |tv: libc::timeval| {
-        Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
+/// The CPU time of the calling thread so far (`getrusage(RUSAGE_THREAD)`). The load generator sums it
+/// over its worker threads, so other threads of the process (the `/proc` sampler of `compare`) do not
+/// count as load-generation cost.
+#[must_use]
+pub fn thread_cpu_time() -> CpuTime {
+    rusage(UsageWho::RUSAGE_THREAD)
+}
+
+fn rusage(who: UsageWho) -> CpuTime {
+    let to_duration = |tv: TimeVal| {
+        Duration::from_secs(u64::try_from(tv.tv_sec()).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(tv.tv_usec()).unwrap_or(0))
     };
-    CpuTime {
-        user: to_duration(usage.ru_utime),
-        system: to_duration(usage.ru_stime),
+    // getrusage fails only for an invalid `who`, which the enum rules out.
+    getrusage(who).map_or_else(
+        |_| CpuTime::default(),
+        |usage| CpuTime {
+            user: to_duration(usage.user_time()),
+            system: to_duration(usage.system_time()),
+        },
+    )
+}
+
+/// A one-shot monotonic timer for the `--rate` schedule, readable when it expires. `epoll_wait` takes
+/// its timeout in whole milliseconds (mio rounds up), which would add up to a millisecond to every
+/// latency measured from a request's intended start — more than a loopback round trip. A timer
+/// descriptor in the same poll wakes the loop at the slot itself, with nanosecond resolution.
+#[derive(Debug)]
+pub struct SlotTimer {
+    timer: TimerFd,
+    /// The instant the timer is armed for, if any.
+    armed: Option<Instant>,
+}
+
+impl SlotTimer {
+    /// Creates the timer and registers it in `registry` under `token`.
+    ///
+    /// # Errors
+    ///
+    /// When `timerfd_create` or the registration fails.
+    pub fn new(registry: &Registry, token: Token) -> io::Result<Self> {
+        let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
+        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, flags)?;
+        let raw = timer.as_fd().as_raw_fd();
+        registry.register(&mut SourceFd(&raw), token, Interest::READABLE)?;
+        Ok(Self { timer, armed: None })
+    }
+
+    /// Makes the timer fire at `at` (at once if `at` has passed), unless already armed for it.
+    ///
+    /// # Errors
+    ///
+    /// When `timerfd_settime` fails.
+    pub fn arm(&mut self, at: Instant) -> io::Result<()> {
+        if self.armed == Some(at) {
+            return Ok(());
+        }
+        // A zero delay would disarm the timer: a slot already due fires after one nanosecond.
+        let delay = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
+        let expiration = Expiration::OneShot(TimeSpec::from_duration(delay));
+        self.timer.set(expiration, TimerSetTimeFlags::empty())?;
+        self.armed = Some(at);
+        Ok(())
+    }
+
+    /// Acknowledges an expiry (reads the counter so the descriptor stops being readable).
+    pub fn acknowledge(&mut self) {
+        // On a non-blocking timer a read before expiry fails with EAGAIN: harmless.
+        let _ = self.timer.wait();
+        self.armed = None;
     }
 }
 
@@ -118,13 +153,35 @@ mod tests {
     #[test]
     fn a_busy_thread_uses_cpu() {
         let before = thread_cpu_time();
-        let deadline = std::time::Instant::now() + Duration::from_millis(30);
+        let deadline = Instant::now() + Duration::from_millis(30);
         let mut spins = 0u64;
-        while std::time::Instant::now() < deadline {
+        while Instant::now() < deadline {
             spins = std::hint::black_box(spins + 1);
         }
         let spent = thread_cpu_time().since(before).total();
         assert!(spent >= Duration::from_millis(10), "{spent:?}");
-        assert!(process_cpu_time().total() >= spent);
+        let limit = raise_nofile_limit().unwrap();
+        assert_eq!(limit.soft, limit.hard);
+    }
+
+    #[test]
+    fn the_slot_timer_wakes_the_poll_at_its_slot() {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut timer = SlotTimer::new(poll.registry(), Token(7)).unwrap();
+        let started = Instant::now();
+        timer.arm(started + Duration::from_millis(20)).unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(
+            events.iter().next().map(mio::event::Event::token),
+            Some(Token(7))
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(19),
+            "{:?}",
+            started.elapsed()
+        );
+        timer.acknowledge();
     }
 }

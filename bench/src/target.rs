@@ -3,8 +3,9 @@
 //! Requests are serialized once before the run: every connection writes the same bytes, so the hot loop
 //! never formats or allocates.
 
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::{Context as _, anyhow, ensure};
 
 /// An `http://` URL resolved to a socket address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,35 +20,21 @@ pub struct Target {
     pub path: String,
 }
 
-/// Why a URL was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlError(String);
-
-impl fmt::Display for UrlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UrlError {}
-
 impl Target {
     /// Parses and resolves an `http://host[:port][/path]` URL (port 80 by default).
     ///
     /// # Errors
     ///
     /// When the scheme is not `http`, the host is empty, or it does not resolve.
-    pub fn parse(url: &str) -> Result<Self, UrlError> {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| UrlError(format!("{url}: only http:// URLs are supported")))?;
+            .with_context(|| format!("{url}: only http:// URLs are supported"))?;
         let (authority, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, "/"),
         };
-        if authority.is_empty() {
-            return Err(UrlError(format!("{url}: no host")));
-        }
+        ensure!(!authority.is_empty(), "{url}: no host");
         let with_port = if authority
             .rsplit_once(':')
             .is_some_and(|(_, port)| !port.contains(']'))
@@ -58,26 +45,15 @@ impl Target {
         };
         let addr = with_port
             .to_socket_addrs()
-            .map_err(|error| UrlError(format!("{url}: {error}")))?
+            .map_err(|error| anyhow!("{url}: {error}"))?
             .next()
-            .ok_or_else(|| UrlError(format!("{url}: host has no address")))?;
+            .with_context(|| format!("{url}: host has no address"))?;
         Ok(Self {
             url: url.to_owned(),
             authority: authority.to_owned(),
             addr,
             path: path.to_owned(),
         })
-    }
-
-    /// The same server with another path.
-    #[must_use]
-    pub fn with_path(&self, path: &str) -> Self {
-        let base = self.url.strip_suffix(&self.path).unwrap_or(&self.url);
-        Self {
-            url: format!("{base}{path}"),
-            path: path.to_owned(),
-            ..self.clone()
-        }
     }
 
     /// The bytes of one GET request: `Host`, then `extra_headers` (each `Name: value`), then
@@ -112,10 +88,6 @@ mod tests {
         assert_eq!(bare.path, "/");
         assert!(Target::parse("https://127.0.0.1/").is_err());
         assert!(Target::parse("http:///").is_err());
-        assert_eq!(
-            target.with_path("/big.bin").url,
-            "http://127.0.0.1:8080/big.bin"
-        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn compare_writes_every_output_for_an_external_target() {
         duration: Some(Duration::from_millis(200)),
         warmup: Some(Duration::ZERO),
         threads: 1,
+        repeat: 2,
         command_line: "test".to_owned(),
         ..CompareOptions::default()
     };
@@ -31,7 +32,12 @@ fn compare_writes_every_output_for_an_external_target() {
     assert_eq!(written, out);
     let results: CompareResults =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results.runs.len(), compare::matrix(true).len());
+    assert_eq!(
+        results.runs.len(),
+        2 * compare::matrix(true).len(),
+        "--repeat 2 keeps every run"
+    );
+    assert!(results.runs.iter().any(|run| run.round == 2));
     for run in &results.runs {
         let load = run.load.as_ref().unwrap();
         assert!(load.requests > 0, "{run:?}");
@@ -42,7 +48,12 @@ fn compare_writes_every_output_for_an_external_target() {
         );
     }
     let markdown = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(markdown.contains("| tiny |"));
+    assert_eq!(
+        markdown.matches("| tiny |").count(),
+        compare::matrix(true).len(),
+        "one row per scenario"
+    );
+    assert!(markdown.contains("2 interleaved rounds"));
     for scenario in compare::matrix(true) {
         assert!(
             out.join(format!("throughput-{}.svg", scenario.key()))

@@ -35,7 +35,7 @@ pub use server::blocking::{handle_connection, serve_tcp};
 pub use server::cli::ServerArgs;
 pub use server::clock::wall_clock;
 pub use server::log::AccessLog;
-pub use server::shutdown::ShutdownSignal;
+pub use server::shutdown::{Accepted, ShutdownSignal};
 pub use server::startup::{ListenOptions, Site, StartupError, start};
 pub use server::stream::Stream;
 
@@ -46,13 +46,16 @@ pub use server::stream::Stream;
 ///
 /// # Errors
 ///
-/// Fails only if waiting for connections itself fails; errors of single connections are logged.
+/// Fails only if waiting for connections itself fails; a failed `accept` and errors of single
+/// connections are logged.
 pub fn serve(listener: &TcpListener, site: &Site, shutdown: &ShutdownSignal) -> io::Result<()> {
     loop {
-        match shutdown.accept(listener) {
-            Ok(Some((stream, peer))) => serve_tcp(stream, peer, site, Persistence::CloseAfterEach),
-            Ok(None) => return Ok(()),
-            Err(error) => server::startup::accept_failed(&error),
+        match shutdown.accept(listener)? {
+            Accepted::Connection(stream, peer) => {
+                serve_tcp(stream, peer, site, Persistence::CloseAfterEach);
+            }
+            Accepted::Shutdown => return Ok(()),
+            Accepted::Failed(error) => server::startup::accept_failed(&error),
         }
     }
 }

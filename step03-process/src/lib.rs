@@ -12,13 +12,15 @@ pub mod children;
 pub mod prefork;
 pub mod process;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::num::NonZeroUsize;
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use nix::poll::PollTimeout;
 use nix::unistd::ForkResult;
+use step02_files::server::log::{self, note};
 use step02_files::server::startup;
 use step02_files::{Persistence, Site, serve_tcp};
 
@@ -101,7 +103,7 @@ fn fork_per_connection(
                 drop(stream);
                 children.insert(child, format!("connection from {peer}"));
             }
-            Err(errno) => log(format_args!(
+            Err(errno) => note(format_args!(
                 "{peer}: cannot fork ({errno}); connection dropped"
             )),
         }
@@ -133,14 +135,20 @@ fn serve_in_child(
 ///
 /// `std::process::exit` would flush stdout's buffer, which the child inherited from the parent
 /// and could hold the parent's unwritten bytes (they would be written twice), and would run
-/// `atexit` handlers meant for the parent. `_exit` does neither. Every access-log line ends with
-/// a newline, which has already flushed it.
+/// `atexit` handlers meant for the parent. `_exit` does neither. The access log does not go
+/// through that buffer: each line is one `write` of its own, and only lines that a stdout nobody
+/// reads could not take wait in the child's queue, which gets a short, bounded chance to go out.
 pub fn exit_child() -> ! {
+    log::flush(CHILD_EXIT_FLUSH);
     // SAFETY: `_exit` has no preconditions; it ends the process without running any destructor,
     // so nothing can observe state left half-done.
     unsafe { libc::_exit(0) }
 }
 // ANCHOR_END: exit_child
+
+/// How long a child about to exit waits for a stdout nobody reads to take its queued log lines.
+/// Short: at `--max-children`, a child that lingers keeps a new client waiting.
+const CHILD_EXIT_FLUSH: Duration = Duration::from_millis(100);
 
 /// Tracks `--max-children`, logging when the cap is reached, not at every connection.
 #[derive(Debug)]
@@ -161,7 +169,7 @@ impl Cap {
     fn allows(&mut self, n_children: usize) -> bool {
         let at_cap = n_children >= self.max_children.get();
         if at_cap && !self.reached {
-            log(format_args!(
+            note(format_args!(
                 "{n_children} children busy (--max-children); new connections wait"
             ));
         }
@@ -173,16 +181,11 @@ impl Cap {
 /// Logs a child that crashed or was killed; a child that served its connection exits with 0.
 fn log_if_abnormal(exited: &children::Exited) {
     if !exited.is_clean() {
-        log(format_args!(
+        note(format_args!(
             "child {} ({}) {}",
             exited.pid,
             exited.role,
             exited.how()
         ));
     }
-}
-
-/// Writes one line to stderr; a closed stderr must not stop the server.
-fn log(message: std::fmt::Arguments<'_>) {
-    let _ = writeln!(io::stderr().lock(), "{message}");
 }

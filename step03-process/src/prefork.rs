@@ -10,12 +10,13 @@ use std::num::NonZeroUsize;
 
 use nix::poll::PollTimeout;
 use nix::unistd::{ForkResult, Pid, getpid, getppid};
+use step02_files::server::log::note;
 use step02_files::server::startup;
 use step02_files::{Persistence, Site, serve_tcp};
 
 use crate::children::{Children, Exited};
+use crate::exit_child;
 use crate::process::{ParentSignals, fork_child, wait_for};
-use crate::{exit_child, log};
 
 /// How long (in milliseconds) the parent waits before trying again when a worker could not be
 /// forked.
@@ -43,7 +44,7 @@ pub fn supervise(
                 Ok(ForkResult::Child) => run_worker(listener, signals, site, parent),
                 Ok(ForkResult::Parent { child }) => children.insert(child, "worker".to_owned()),
                 Err(errno) => {
-                    log(format_args!("cannot fork a worker ({errno}); retrying"));
+                    note(format_args!("cannot fork a worker ({errno}); retrying"));
                     break;
                 }
             }
@@ -97,7 +98,7 @@ fn exit_with_parent(parent: Pid) {
 /// A worker exits only when killed or crashed, since its loop never ends: say so, as it is
 /// about to be replaced.
 fn log_worker_exit(exited: &Exited) {
-    log(format_args!(
+    note(format_args!(
         "worker {} {}; starting another",
         exited.pid,
         exited.how()

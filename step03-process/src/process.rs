@@ -37,7 +37,7 @@ pub fn fork_child() -> nix::Result<ForkResult> {
     )?;
     // SAFETY: the server's process is single-threaded (no part of it starts a thread, and
     // `signal-hook`'s handlers need none), so no other thread can hold a lock (the allocator's,
-    // stdout's) that the child would find locked for ever. That makes the child's use of the
+    // stdout's, the access log's) that the child would find locked for ever. That makes the child's use of the
     // allocator and of std sound. Adding a thread to this process (a logger, a pool) would break
     // this: the child could then only call async-signal-safe functions until `exec`.
     let forked = unsafe { fork() };

@@ -9,14 +9,15 @@
 
 pub mod connections;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::thread;
 use std::time::Duration;
 
-use step02_files::server::startup::{self, is_resource_shortage};
-use step02_files::{Persistence, ShutdownSignal, Site, serve_tcp};
+use step02_files::server::log::note;
+use step02_files::server::startup::{self, ACCEPT_BACKOFF, is_resource_shortage};
+use step02_files::{Accepted, Persistence, ShutdownSignal, Site, serve_tcp};
 use threadpool::ThreadPool;
 
 pub use connections::{Connections, Registration};
@@ -56,26 +57,27 @@ pub fn serve(
 ) -> io::Result<()> {
     let connections = Connections::default();
     let mut runner = Runner::new(options.model);
-    accept_loop(listener, site, shutdown, &connections, &mut runner);
+    let accepted = accept_loop(listener, site, shutdown, &connections, &mut runner);
     drain(&connections, options.shutdown_timeout);
-    Ok(())
+    accepted
 }
 // ANCHOR_END: serve
 
 // ANCHOR: accept_loop
-/// Accepts until the shutdown signal, handing each connection to a thread.
+/// Accepts until the shutdown signal, handing each connection to a thread; fails only if
+/// waiting for connections fails.
 fn accept_loop(
     listener: &TcpListener,
     site: &Site,
     shutdown: &ShutdownSignal,
     connections: &Connections,
     runner: &mut Runner,
-) {
+) -> io::Result<()> {
     loop {
-        let (stream, peer) = match shutdown.accept(listener) {
-            Ok(Some(accepted)) => accepted,
-            Ok(None) => return,
-            Err(error) => {
+        let (stream, peer) = match shutdown.accept(listener)? {
+            Accepted::Connection(stream, peer) => (stream, peer),
+            Accepted::Shutdown => return Ok(()),
+            Accepted::Failed(error) => {
                 startup::accept_failed(&error);
                 continue;
             }
@@ -106,7 +108,7 @@ fn drain(connections: &Connections, timeout: Duration) {
     connections.stop_reading();
     let still_open = connections.wait_until_all_closed(timeout);
     if still_open > 0 {
-        log_stderr(format_args!(
+        note(format_args!(
             "shutdown: {still_open} connection(s) still busy after {}; closing them",
             humantime::format_duration(timeout)
         ));
@@ -162,16 +164,11 @@ impl Runner {
 /// Logs a connection closed because a resource ran out, and pauses if the system is out of
 /// threads (`EAGAIN`), descriptors or memory: the next connection would fail the same way.
 fn dropped(peer: SocketAddr, what_failed: &str, error: &io::Error) {
-    log_stderr(format_args!(
+    note(format_args!(
         "{peer}: {what_failed} ({error}); connection dropped"
     ));
     let out_of_threads = error.kind() == io::ErrorKind::WouldBlock;
     if out_of_threads || is_resource_shortage(error) {
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(ACCEPT_BACKOFF);
     }
-}
-
-fn log_stderr(message: std::fmt::Arguments<'_>) {
-    // stderr is best effort: a closed stderr must not stop the server.
-    let _ = writeln!(io::stderr().lock(), "{message}");
 }

@@ -15,8 +15,8 @@
 //! - Blocking calls that `may` does not intercept stall the whole worker thread, and with it
 //!   every coroutine waiting on it: `std::thread::sleep`, `std` sockets, mutexes held long, and
 //!   file I/O. This server reads files with plain `std::fs` (fast from the page cache, a stall on
-//!   a cold disk) and writes its log to stdout with a plain `write` (a stall if whoever reads
-//!   stdout falls behind). Production note: a real server would move file reads off the workers.
+//!   a cold disk); its log writes never block (when stdout falls behind, lines are dropped and
+//!   counted). Production note: a real server would move file reads off the workers.
 //! - The stack does not grow: it is a fixed `mmap`ed region with a guard page below it. Running
 //!   into the guard page does not end the process: `may` prints "coroutine … has overflowed its
 //!   stack" and abandons that coroutine, so its socket is never closed and any lock it held stays
@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use step02_files::server::startup::is_resource_shortage;
+use step02_files::server::log::note;
+use step02_files::server::startup;
 use step02_files::{Persistence, ShutdownSignal, Site, Stream, handle_connection};
 
 // ANCHOR: stack_size
@@ -171,13 +172,11 @@ fn accept_loop(listener: &may::net::TcpListener, site: &Site) -> ! {
 // ANCHOR_END: accept_loop
 
 // ANCHOR: accept_failed
-/// Like [`step02_files::server::startup::accept_failed`], but pauses with `may`'s sleep: the std version
-/// calls `std::thread::sleep`, which would stall a worker thread and every coroutine on it.
+/// The core's accept-error policy, pausing with `may`'s sleep: the core's own
+/// [`accept_failed`](step02_files::server::startup::accept_failed) calls `std::thread::sleep`,
+/// which would stall a worker thread and every coroutine on it.
 fn accept_failed(error: &io::Error) {
-    let _ = writeln!(io::stderr().lock(), "accept failed: {error}");
-    if is_resource_shortage(error) {
-        may::coroutine::sleep(Duration::from_millis(50));
-    }
+    startup::accept_failed_then(error, may::coroutine::sleep);
 }
 // ANCHOR_END: accept_failed
 
@@ -186,9 +185,8 @@ fn accept_failed(error: &io::Error) {
 fn spawn_connection(stream: may::net::TcpStream, peer: SocketAddr, site: Site) {
     // SAFETY: `may` asks two things of a coroutine the compiler cannot check.
     // 1. No thread-local state held across a point where it may yield (a socket call), since it
-    //    may resume on another thread. The handler uses none; the one lock it takes that knows
-    //    its owner thread (stdout's, for the access log) is taken and released around a plain
-    //    `write`, which never yields.
+    //    may resume on another thread. The handler uses none; the one lock it takes (the access
+    //    log's) is taken and released around a `write` that can neither block nor yield.
     // 2. Its stack must suffice: it cannot grow. The deepest path was measured (see
     //    DEFAULT_STACK_SIZE), and `serve` warmed up the one deep initialisation first. An
     //    overflow hits the guard page, so it cannot corrupt other memory, but the coroutine is
@@ -201,10 +199,9 @@ fn spawn_connection(stream: may::net::TcpStream, peer: SocketAddr, site: Site) {
     // `may` reports no error here today (it panics if a stack cannot be mapped); should it ever,
     // the connection closes, as when a thread cannot be spawned in step 4.
     if let Err(error) = spawned {
-        let _ = writeln!(
-            io::stderr().lock(),
+        note(format_args!(
             "{peer}: cannot start a coroutine ({error}); connection dropped"
-        );
+        ));
     }
 }
 // ANCHOR_END: spawn_connection

@@ -14,7 +14,7 @@
 //! connected. A coroutine's stack cannot grow: with too small a `--stack-size`, `may` prints
 //! "coroutine … has overflowed its stack" and abandons the connection with its socket still open.
 //! `--report-stack-usage` prints each coroutine's stack use when it ends. And a call
-//! that blocks a thread (a slow disk, a full stdout pipe) stalls every coroutine on that worker.
+//! that blocks a thread (a slow disk, say) stalls every coroutine on that worker.
 //! On Ctrl-C or SIGTERM the server stops and exits 0; connections in progress end with it.
 //!
 //! Run it: `cargo run -p step05-coroutine` (or `-- --workers 1`), then open

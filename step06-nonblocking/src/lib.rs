@@ -17,21 +17,23 @@ pub mod connection;
 pub mod outgoing;
 pub mod socket;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use step02_files::server::startup::is_resource_shortage;
+use step02_files::server::log::note;
+use step02_files::server::startup::accept_failed_then;
 use step02_files::{ShutdownSignal, Site};
 
 pub use connection::{Connection, Next, Readiness};
 pub use socket::accept_nonblocking;
 
-/// How long accepting pauses after `accept` failed for lack of descriptors or memory. Retrying at
-/// once cannot succeed, and the waiting connection keeps the listener ready, so a loop that did not
-/// pause would spin at 100% CPU; meanwhile the connections already open are served as usual.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How long accepting pauses after `accept` failed for lack of descriptors or memory (the core's
+/// one accept-error policy). Retrying at once cannot succeed, and the waiting connection keeps the
+/// listener ready, so a loop that did not pause would spin at 100% CPU; meanwhile the connections
+/// already open are served as usual.
+pub use step02_files::server::startup::ACCEPT_BACKOFF;
 
 /// How the loop behaves when a pass finds nothing to do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,12 +117,11 @@ impl Server {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return accepted,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
-                    report_accept_error(&error);
-                    if is_resource_shortage(&error) {
-                        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                    }
-                    // Any other error concerns one connection (it was reset before we took it):
-                    // the next pass goes on with the rest of the backlog.
+                    // A shortage pauses accepting, not the thread. Any other error concerns one
+                    // connection (it was reset before we took it): the next pass goes on with the
+                    // rest of the backlog.
+                    let paused_until = &mut self.accept_paused_until;
+                    accept_failed_then(&error, |pause| *paused_until = Some(now + pause));
                     return accepted;
                 }
             }
@@ -166,11 +167,6 @@ impl Server {
     }
 }
 
-/// Logs a failed `accept` on stderr; the access log is for answered requests only.
-fn report_accept_error(error: &io::Error) {
-    let _ = writeln!(io::stderr().lock(), "accept failed: {error}");
-}
-
 /// Counts passes of the loop and prints a line a second (`--stats`).
 struct PassStats {
     since: Instant,
@@ -192,13 +188,10 @@ impl PassStats {
             return;
         }
         let per_pass = elapsed / u32::try_from(self.passes).unwrap_or(u32::MAX);
-        let _ = writeln!(
-            io::stderr().lock(),
+        note(format_args!(
             "stats: {} passes in {:.2?} ({:.2?} per pass), {n_connections} connections",
-            self.passes,
-            elapsed,
-            per_pass,
-        );
+            self.passes, elapsed, per_pass,
+        ));
         *self = PassStats::new(now);
     }
 }

@@ -9,7 +9,9 @@
 //! - [`Backend::Mio`] (the default) gets readiness from `mio`, the portable layer under tokio.
 //! - [`Backend::Epoll`] (Linux) gets it from raw `epoll` through `nix`, to show what `mio` does.
 //! - [`run_loops`] runs N independent loops, each with its own listener on the same port
-//!   (`SO_REUSEPORT`: the kernel spreads new connections among them). They share nothing.
+//!   (`SO_REUSEPORT`: the kernel spreads new connections among them). They share nothing. The
+//!   first listener claims the port alone before the others join it, so a second server on a
+//!   taken port is refused (see [`join`](step02_files::server::startup::join)).
 //!
 //! Try it: `cargo run -p step07-epoll --release -- --quiet --threads 2`, then load it with
 //! `cargo run -p bench --release -- load -c 64 -d 5s http://127.0.0.1:7080/index.html`; `top`
@@ -89,21 +91,6 @@ impl<'a> Loop<'a> {
             Loop::Epoll(event_loop) => event_loop.run(),
         }
     }
-}
-
-/// Runs one event loop on this thread, serving `listener` until SIGINT or SIGTERM.
-///
-/// # Errors
-///
-/// Fails when the poller cannot be created or the listener registered, or if waiting for events
-/// fails; errors of single connections are logged, never returned.
-pub fn serve(
-    listener: TcpListener,
-    site: &Site,
-    shutdown: &ShutdownSignal,
-    backend: Backend,
-) -> io::Result<()> {
-    Loop::new(backend, listener, site, shutdown)?.run()
 }
 // ANCHOR_END: serve
 

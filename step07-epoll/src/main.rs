@@ -4,7 +4,6 @@
 //! uses raw epoll instead of mio (Linux); `--threads 2` runs two independent loops, each with its
 //! own listener on the same port (`SO_REUSEPORT`). `top` shows it at 0% CPU while no one asks.
 
-use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
@@ -41,24 +40,22 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         reuse_port: args.threads.get() > 1,
     };
     let (first, site) = startup::start(&args.server, options)?;
-    // With port 0 the first listener picked the port; the others join it there.
+    // With port 0 the first listener picked the port; the others join it there. The first claimed
+    // the port alone: a port another server holds was refused above, however many loops it runs.
     let addr = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..args.threads.get() {
-        let listener = startup::listen(addr, options)
-            .map_err(|source| StartupError::Listen { addr, source })?;
+        let listener =
+            startup::join(&listeners[0]).map_err(|source| StartupError::Listen { addr, source })?;
         listeners.push(listener);
     }
     let loops = listeners
         .into_iter()
         .map(|listener| Loop::new(args.backend, listener, &site, &shutdown))
         .collect::<Result<Vec<_>, _>>()?;
-    // `startup::announce`'s line, printed only now that every loop is ready to serve: a test that
-    // counts descriptors or threads as soon as it reads this line sees the server's steady state.
-    let mut stdout = io::stdout().lock();
-    writeln!(stdout, "Listening on http://{addr}/")?;
-    stdout.flush()?;
-    drop(stdout);
+    // Announced only now that every loop is ready to serve: a test that counts descriptors or
+    // threads as soon as it reads this line sees the server's steady state.
+    startup::announce_addr(addr)?;
     run_loops(loops)?;
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod load;
 pub mod procfs;
 pub mod server;
 pub mod site;
+pub mod stalled_stdout;
 pub mod traversal;
 
 pub use http::{Conn, RawResponse, get, send_raw};

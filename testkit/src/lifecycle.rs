@@ -55,6 +55,7 @@ pub fn ctrl_c_with_an_idle_connection_exits_promptly(bin: &str, args: &[&str]) {
 pub fn serves_again_after_running_out_of_descriptors(bin: &str) {
     let launch = Launch {
         nofile_limit: Some(64),
+        ..Launch::default()
     };
     let server = Server::launch(bin, &["--idle-timeout", "1s", "--quiet"], &launch);
     let flood: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();

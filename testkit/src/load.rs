@@ -263,6 +263,7 @@ pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
     args.extend_from_slice(target.args);
     let launch = Launch {
         nofile_limit: Some(64),
+        ..Launch::default()
     };
     let server = Server::launch(target.bin, &args, &launch);
     let crowd: Vec<TcpStream> = (0..100)

@@ -1,13 +1,74 @@
-//! Reads a process's state from `/proc` (Linux): descriptors, threads, memory, CPU time, children.
+//! Reads a process (or a whole process tree) from `/proc` (Linux): descriptors, threads, memory, CPU
+//! time, children. The tests and `bench` read servers through this one module.
+//!
+//! **CPU of a process tree.** [`sample_tree`] sums `utime + stime + cutime + cstime` over the live tree
+//! rooted at a pid. A child that exits and is reaped (`waitpid`) moves its time into its parent's
+//! `cutime`/`cstime`, so forked children count whether alive or already reaped; the difference between
+//! two samples is the CPU the tree spent in between. (A child reaped automatically, `SIGCHLD` set to
+//! `SIG_IGN`, is not added to its parent's `cutime` by Linux: the steps reap with `waitpid`.)
+//!
+//! **Memory.** Resident memory is the sum of `VmRSS` over the tree (shared pages of forked children
+//! count once per process, so this overstates a forking server); the peak of one process is `VmHWM`.
 
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Open descriptors of `pid`.
-pub fn fd_count(pid: u32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|entries| entries.count())
-        .unwrap_or(0)
+use nix::unistd::{SysconfVar, sysconf};
+use serde::{Deserialize, Serialize};
+
+/// The fields of `/proc/PID/stat` this module uses.
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    state: char,
+    ppid: u32,
+    /// `utime + stime`: the process's own CPU, in clock ticks.
+    own_ticks: u64,
+    /// `cutime + cstime`: its reaped children's.
+    children_ticks: u64,
+    threads: u64,
+    rss_pages: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces or parentheses: split after the last ')'.
+    let (_, after_name) = text.rsplit_once(')')?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Field numbers from proc(5); this slice starts at field 3 (`state`).
+    let field = |number: usize| -> u64 {
+        fields
+            .get(number - 3)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0)
+    };
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: u32::try_from(field(4)).ok()?,
+        own_ticks: field(14) + field(15),
+        children_ticks: field(16) + field(17),
+        threads: field(20),
+        rss_pages: field(24),
+    })
+}
+
+fn ticks_to_seconds(ticks: u64) -> f64 {
+    let per_second = sysconf(SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|&t| t > 0)
+        .unwrap_or(100);
+    ticks as f64 / per_second as f64
+}
+
+fn page_kib() -> u64 {
+    let bytes = sysconf(SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096);
+    u64::try_from(bytes).unwrap_or(4096).max(1024) / 1024
 }
 
 fn status_field(pid: u32, field: &str) -> Option<u64> {
@@ -16,9 +77,14 @@ fn status_field(pid: u32, field: &str) -> Option<u64> {
     line[field.len()..].split_whitespace().next()?.parse().ok()
 }
 
+/// Open descriptors of `pid` (0 once it is gone).
+pub fn fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
 /// Threads of `pid`.
 pub fn thread_count(pid: u32) -> usize {
-    status_field(pid, "Threads:").unwrap_or(0) as usize
+    stat(pid).map_or(0, |stat| stat.threads as usize)
 }
 
 /// Resident set size of `pid` in KiB.
@@ -26,53 +92,205 @@ pub fn rss_kib(pid: u32) -> u64 {
     status_field(pid, "VmRSS:").unwrap_or(0)
 }
 
-/// The fields of `/proc/PID/stat` after the command name (which may contain spaces).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    Some(after_name.split_whitespace().map(str::to_owned).collect())
+/// The peak resident memory of one process (`VmHWM`), KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "VmHWM:")
 }
 
-/// User + system CPU time of `pid` (all its threads).
+/// Resets a process's `VmHWM` to its current RSS (`/proc/PID/clear_refs`, value 5), so the next
+/// [`peak_rss_kib`] is the peak of what follows. Silently does nothing where not permitted.
+pub fn reset_peak_rss(pid: u32) {
+    let _ = fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// User + system CPU time of `pid` (all its threads, not its children).
 pub fn cpu_time(pid: u32) -> Duration {
-    let Some(fields) = stat_fields(pid) else {
-        return Duration::ZERO;
-    };
-    // Fields 14 and 15 of stat(5) are utime and stime; `fields` starts at field 3 (state).
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&at| fields.get(at)?.parse::<u64>().ok())
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_nanos(ticks * 1_000_000_000 / ticks_per_second)
+    let seconds = stat(pid).map_or(0.0, |stat| ticks_to_seconds(stat.own_ticks));
+    Duration::from_secs_f64(seconds)
 }
 
-/// `(pid, state)` of every process whose parent is `parent`.
-fn children(parent: u32) -> Vec<(u32, char)> {
+/// `(pid, stat)` of every process on the machine.
+fn all_processes() -> Vec<(u32, Stat)> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let fields = stat_fields(pid)?;
-            let state = fields.first()?.chars().next()?;
-            let ppid: u32 = fields.get(1)?.parse().ok()?;
-            (ppid == parent).then_some((pid, state))
-        })
+        .filter_map(|pid| Some((pid, stat(pid)?)))
         .collect()
 }
 
 /// Processes whose parent is `parent`.
 pub fn child_pids(parent: u32) -> Vec<u32> {
-    children(parent).into_iter().map(|(pid, _)| pid).collect()
+    all_processes()
+        .into_iter()
+        .filter(|(_, stat)| stat.ppid == parent)
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Children of `parent` that have exited and are waiting to be reaped.
 pub fn zombie_children(parent: u32) -> usize {
-    children(parent)
-        .into_iter()
-        .filter(|&(_, state)| state == 'Z')
+    all_processes()
+        .iter()
+        .filter(|(_, stat)| stat.ppid == parent && stat.state == 'Z')
         .count()
+}
+
+/// The pids of `root` and all its descendants (root first). Empty if `root` is gone.
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let processes = all_processes();
+    if !processes.iter().any(|&(pid, _)| pid == root) {
+        return Vec::new();
+    }
+    let mut tree = vec![root];
+    let mut at = 0;
+    while let Some(&parent) = tree.get(at) {
+        tree.extend(
+            processes
+                .iter()
+                .filter(|(_, stat)| stat.ppid == parent)
+                .map(|&(pid, _)| pid),
+        );
+        at += 1;
+    }
+    tree
+}
+
+/// One look at a process tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TreeSample {
+    /// CPU seconds spent by the tree, reaped children included.
+    pub cpu_s: f64,
+    /// Sum of resident memory over the tree, KiB.
+    pub rss_kib: u64,
+    /// Threads over the tree.
+    pub threads: u64,
+    /// Processes in the tree.
+    pub processes: u64,
+    /// Open descriptors over the tree.
+    pub fds: u64,
+}
+
+impl TreeSample {
+    /// Each field's maximum of the two.
+    #[must_use]
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            cpu_s: self.cpu_s.max(other.cpu_s),
+            rss_kib: self.rss_kib.max(other.rss_kib),
+            threads: self.threads.max(other.threads),
+            processes: self.processes.max(other.processes),
+            fds: self.fds.max(other.fds),
+        }
+    }
+}
+
+/// Samples the tree rooted at `root` now.
+pub fn sample_tree(root: u32) -> TreeSample {
+    let page_kib = page_kib();
+    let mut sample = TreeSample::default();
+    for pid in process_tree(root) {
+        let Some(stat) = stat(pid) else { continue };
+        sample.cpu_s += ticks_to_seconds(stat.own_ticks + stat.children_ticks);
+        sample.rss_kib += stat.rss_pages * page_kib;
+        sample.threads += stat.threads;
+        sample.processes += 1;
+        sample.fds += fd_count(pid) as u64;
+    }
+    sample
+}
+
+/// Samples a process tree periodically on a background thread and keeps the maxima.
+#[derive(Debug)]
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<Mutex<TreeSample>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Starts sampling the tree rooted at `root` every `period`.
+    pub fn start(root: u32, period: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(Mutex::new(TreeSample::default()));
+        let (stopping, peaks) = (Arc::clone(&stop), Arc::clone(&peak));
+        let handle = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let now = sample_tree(root);
+                if let Ok(mut peak) = peaks.lock() {
+                    *peak = peak.max(now);
+                }
+                std::thread::sleep(period);
+            }
+        });
+        Self {
+            stop,
+            peak,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops sampling and returns the maxima seen (each field's own maximum).
+    pub fn finish(mut self) -> TreeSample {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+        self.peak.lock().map(|peak| *peak).unwrap_or_default()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_this_process() {
+        let me = std::process::id();
+        let sample = sample_tree(me);
+        assert!(sample.processes >= 1 && sample.threads >= 1 && sample.fds >= 1);
+        assert!(sample.rss_kib > 0 && rss_kib(me) > 0);
+        assert!(peak_rss_kib(me).unwrap() >= 1);
+        assert!(thread_count(me) >= 1 && fd_count(me) >= 1);
+        assert_eq!(fd_count(u32::MAX), 0);
+    }
+
+    #[test]
+    fn finds_children_and_zombies_in_the_tree() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut quick = std::process::Command::new("true").spawn().unwrap();
+        let zombie = crate::lifecycle::eventually(|| zombie_children(std::process::id()) >= 1);
+        let tree = process_tree(std::process::id());
+        let children = child_pids(std::process::id());
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        quick.wait().unwrap();
+        assert!(zombie, "an unreaped `true` is a zombie");
+        assert!(
+            tree.contains(&sleeper.id()) && children.contains(&sleeper.id()),
+            "{tree:?}"
+        );
+        assert!(process_tree(u32::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_sampler_keeps_the_maxima() {
+        let sampler = Sampler::start(std::process::id(), Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(30));
+        let peak = sampler.finish();
+        assert!(
+            peak.threads >= 2,
+            "the sampler's own thread counts: {peak:?}"
+        );
+    }
 }

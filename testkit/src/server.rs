@@ -1,22 +1,60 @@
-//! Defines [`Server`]: a server binary running as a child process, as a user would start it.
+//! Defines [`Server`]: a server binary (or nginx) running as a child process, as a user would start it.
+//! It is the one harness of the tests and of `bench`: start on `127.0.0.1:0`, read the first line,
+//! hold the process in its own process group, read it from `/proc`, and stop and reap it.
 
+use std::ffi::OsStr;
+use std::fmt;
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::PATIENCE;
-use crate::procfs;
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
 
-/// Lines a child printed, with a condition variable to wait for new ones.
+use crate::PATIENCE;
+use crate::procfs::{self, TreeSample};
+
+/// Lines a child printed, with a condition variable to wait for new ones (or for the end).
 #[derive(Default)]
 struct Lines {
     lines: Mutex<Vec<String>>,
     grew: Condvar,
+    /// The stream has ended (set with `lines` locked, so a waiter cannot miss it).
+    ended: AtomicBool,
+}
+
+impl Lines {
+    fn snapshot(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `done` holds for the lines; false if it did not within `timeout`.
+    fn wait(&self, done: impl Fn(&[String]) -> bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Ok(mut lines) = self.lines.lock() else {
+            return false;
+        };
+        while !done(&lines) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return false;
+            }
+            lines = match self.grew.wait_timeout(lines, remaining) {
+                Ok((lines, _)) => lines,
+                Err(_) => return false,
+            };
+        }
+        true
+    }
 }
 
 /// A running server. Dropping it kills the server's whole process group and reaps it.
@@ -28,11 +66,39 @@ pub struct Server {
 }
 
 /// How to start a [`Server`] beyond its flags.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Launch {
     /// Lower the open-descriptor limit (`RLIMIT_NOFILE`) of the server to this value.
     pub nofile_limit: Option<u64>,
+    /// The server announces nothing (nginx): it is ready once this address accepts a connection.
+    pub silent_on: Option<SocketAddr>,
 }
+
+/// Why a server did not start, with what it wrote on stderr.
+#[derive(Debug, Clone)]
+pub struct StartError {
+    /// What went wrong, on one line.
+    pub reason: String,
+    /// Everything the server wrote on stderr.
+    pub stderr: Vec<String>,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)?;
+        match self
+            .stderr
+            .iter()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+        {
+            Some(line) => write!(f, ": {}", line.trim()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 impl Server {
     /// Starts `bin` with `args`, adding `--addr 127.0.0.1:0` and `--idle-timeout 2s` unless `args`
@@ -47,61 +113,136 @@ impl Server {
 
     /// [`Server::start`] with process-level settings.
     pub fn launch(bin: &str, args: &[&str], launch: &Launch) -> Server {
-        let mut command = Command::new(bin);
+        let mut all: Vec<&str> = Vec::new();
         if !args.contains(&"--addr") {
-            command.args(["--addr", "127.0.0.1:0"]);
+            all.extend(["--addr", "127.0.0.1:0"]);
         }
         if !args.contains(&"--idle-timeout") {
-            command.args(["--idle-timeout", "2s"]);
+            all.extend(["--idle-timeout", "2s"]);
         }
+        all.extend_from_slice(args);
+        Server::spawn(bin, &all, launch).unwrap_or_else(|error| {
+            panic!(
+                "{bin} {args:?}: {}; stderr:\n{}",
+                error.reason,
+                error.stderr.join("\n")
+            )
+        })
+    }
+
+    /// Starts `program` with exactly `args` in its own process group and waits until it listens.
+    /// The server gets `SIGTERM` if the thread that started it exits first (a harness that dies
+    /// leaves no server running unseen).
+    ///
+    /// # Errors
+    ///
+    /// When the program cannot start, exits, prints another first line, or is not ready within
+    /// [`PATIENCE`].
+    pub fn spawn<S: AsRef<OsStr>>(
+        program: impl AsRef<OsStr>,
+        args: &[S],
+        launch: &Launch,
+    ) -> Result<Server, StartError> {
+        let program = program.as_ref();
+        let nofile_limit = launch.nofile_limit;
+        let mut command = Command::new(program);
         command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // Its own process group, so Drop can kill forked children too, and a test can send
-            // a signal to the group the way Ctrl-C does.
+            // Its own process group: stopping it stops every process it forked, and a test can signal
+            // the group the way Ctrl-C does. It also keeps a terminal's Ctrl-C away from it, hence
+            // the parent-death signal.
             .process_group(0);
-        if let Some(limit) = launch.nofile_limit {
-            // SAFETY: the closure runs in the child between fork and exec and calls only
-            // setrlimit, which is async-signal-safe; it allocates nothing.
-            unsafe {
-                command.pre_exec(move || {
-                    let rlimit = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
+        // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+        // calls are allowed: prctl and setrlimit are plain system calls, and nothing allocates.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+                if let Some(limit) = nofile_limit {
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit)?;
+                }
+                Ok(())
+            });
         }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {bin}: {error}"));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_lines = collect_lines(stderr, None);
-        let (addr_sender, addr_receiver) = mpsc::channel();
-        let stdout_lines = collect_lines(stdout, Some(addr_sender));
-        let addr = match addr_receiver.recv_timeout(PATIENCE) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let errors = stderr_lines.lines.lock().unwrap().join("\n");
-                panic!("{bin} {args:?} printed no `Listening on` line; stderr:\n{errors}");
+        let mut child = command.spawn().map_err(|error| StartError {
+            reason: format!("cannot start {}: {error}", program.to_string_lossy()),
+            stderr: Vec::new(),
+        })?;
+        let (first_line, stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
+            (Some(out), Some(err)) => {
+                let (sender, receiver) = mpsc::channel();
+                (
+                    receiver,
+                    collect_lines(out, Some(sender)),
+                    collect_lines(err, None),
+                )
             }
+            _ => unreachable!("stdout and stderr are piped"),
         };
-        Server {
+        let mut server = Server {
             child,
-            addr,
-            stdout: stdout_lines,
-            stderr: stderr_lines,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stdout,
+            stderr,
+        };
+        let ready = match launch.silent_on {
+            Some(addr) => server.wait_until_accepting(addr),
+            None => server.read_listening_line(&first_line),
+        };
+        match ready {
+            Ok(addr) => {
+                server.addr = addr;
+                Ok(server)
+            }
+            Err(reason) => {
+                let status = server.wait_exit(Duration::from_millis(500));
+                // Its last words may still be in the pipe: read stderr to its end first.
+                let stderr = &server.stderr;
+                stderr.wait(
+                    |_| stderr.ended.load(Ordering::SeqCst),
+                    Duration::from_millis(500),
+                );
+                let reason = match status {
+                    Some(status) => format!("{reason} ({status})"),
+                    None => reason,
+                };
+                Err(StartError {
+                    reason,
+                    stderr: server.stderr_lines(),
+                })
+            }
         }
+    }
+
+    fn read_listening_line(
+        &self,
+        first_line: &mpsc::Receiver<String>,
+    ) -> Result<SocketAddr, String> {
+        match first_line.recv_timeout(PATIENCE) {
+            Ok(line) => {
+                parse_listening_line(&line).ok_or_else(|| format!("unexpected first line {line:?}"))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err("exited before listening".to_owned()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(format!("no `Listening on` line within {PATIENCE:?}"))
+            }
+        }
+    }
+
+    fn wait_until_accepting(&mut self, addr: SocketAddr) -> Result<SocketAddr, String> {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if TcpStream::connect(addr).is_ok() {
+                return Ok(addr);
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Err("exited before listening".to_owned());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("not accepting on {addr} within {PATIENCE:?}"))
     }
 
     /// Where the server listens.
@@ -114,59 +255,55 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// The server's process id.
+    /// The server's process id (the root of its process tree).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    fn nix_pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX))
+    }
+
     /// Every stdout line after the listening line (the access log).
     pub fn log_lines(&self) -> Vec<String> {
-        self.stdout.lines.lock().unwrap().clone()
+        self.stdout.snapshot()
     }
 
     /// Every stderr line so far.
     pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lines.lock().unwrap().clone()
+        self.stderr.snapshot()
     }
 
     /// Waits until some stdout line satisfies `predicate`; false if none did within `timeout`.
     pub fn wait_for_log(&self, predicate: impl Fn(&str) -> bool, timeout: Duration) -> bool {
-        wait_for_line(&self.stdout, predicate, timeout)
+        self.stdout
+            .wait(|lines| lines.iter().any(|line| predicate(line)), timeout)
     }
 
     /// Waits until the access log has at least `count` lines; false on timeout.
     pub fn wait_for_log_count(&self, count: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.stdout.lines.lock().unwrap();
-        while lines.len() < count {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return false;
-            }
-            lines = self.stdout.grew.wait_timeout(lines, remaining).unwrap().0;
-        }
-        true
+        self.stdout.wait(|lines| lines.len() >= count, timeout)
     }
 
     /// Sends `signal` to the server process alone, as `kill PID` does.
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
-        let result = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(result, 0, "kill({}, {signal}) failed", self.child.id());
+        let signal = Signal::try_from(signal).expect("a valid signal number");
+        kill(self.nix_pid(), signal)
+            .unwrap_or_else(|error| panic!("kill({}, {signal}): {error}", self.pid()));
     }
 
     /// Sends `signal` to the server's whole process group, as Ctrl-C in a terminal does.
     pub fn signal_group(&self, signal: i32) {
-        // SAFETY: as above; the child leads its own process group (process_group(0)).
-        let result = unsafe { libc::killpg(self.child.id() as i32, signal) };
-        assert_eq!(result, 0, "killpg({}, {signal}) failed", self.child.id());
+        let signal = Signal::try_from(signal).expect("a valid signal number");
+        killpg(self.nix_pid(), signal)
+            .unwrap_or_else(|error| panic!("killpg({}, {signal}): {error}", self.pid()));
     }
 
     /// Waits for the server to exit, reaping it; `None` if it is still running after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait on our child") {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -174,6 +311,44 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Whether the process still runs; if not, why it stopped (its status and last stderr line).
+    ///
+    /// # Errors
+    ///
+    /// When the server has exited.
+    pub fn check_alive(&mut self) -> Result<(), StartError> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(StartError {
+                reason: format!("server exited ({status})"),
+                stderr: self.stderr_lines(),
+            }),
+            Err(error) => Err(StartError {
+                reason: format!("server state unknown: {error}"),
+                stderr: Vec::new(),
+            }),
+        }
+    }
+
+    /// Asks the server to stop (`SIGTERM` to its process group), waits up to two seconds, then kills
+    /// what is left of the group and reaps the server. Returns whether it exited by itself, with 0.
+    pub fn stop(mut self) -> bool {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        if running {
+            let _ = killpg(self.nix_pid(), Signal::SIGTERM);
+        }
+        // Drop then kills what is left of the group (forked children, a server ignoring SIGTERM).
+        running
+            && self
+                .wait_exit(Duration::from_secs(2))
+                .is_some_and(|status| status.success())
+    }
+
+    /// The server's whole process tree now (CPU, memory, threads, processes, descriptors).
+    pub fn sample(&self) -> TreeSample {
+        procfs::sample_tree(self.pid())
     }
 
     /// Open descriptors of the server process (`/proc/PID/fd`).
@@ -227,61 +402,139 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SAFETY: killpg has no memory-safety preconditions. The group is the server's own.
-        unsafe {
-            libc::killpg(self.child.id() as i32, libc::SIGKILL);
-        }
+        // The group is the server's own (process_group(0) makes its pid the group id).
+        let _ = killpg(self.nix_pid(), Signal::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// Collects the lines of `stream` until it ends; the first one goes to `first` instead, if given.
 fn collect_lines(
     stream: impl Read + Send + 'static,
-    listening: Option<mpsc::Sender<SocketAddr>>,
+    first: Option<mpsc::Sender<String>>,
 ) -> Arc<Lines> {
     let lines = Arc::new(Lines::default());
     let sink = Arc::clone(&lines);
     thread::spawn(move || {
-        let mut listening = listening;
+        let mut first = first;
         // Reading to the end matters: a server blocked on a full stdout pipe would look hung.
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if let Some(sender) = listening.take() {
-                match parse_listening_line(&line) {
-                    Some(addr) => {
-                        let _ = sender.send(addr);
-                        continue;
-                    }
-                    None => listening = Some(sender),
-                }
+            if let Some(sender) = first.take() {
+                let _ = sender.send(line);
+                continue;
             }
-            sink.lines.lock().unwrap().push(line);
+            if let Ok(mut lines) = sink.lines.lock() {
+                lines.push(line);
+            }
             sink.grew.notify_all();
         }
+        if let Ok(_lines) = sink.lines.lock() {
+            sink.ended.store(true, Ordering::SeqCst);
+        }
+        sink.grew.notify_all();
     });
     lines
 }
 
 /// `Listening on http://127.0.0.1:PORT/` → the address.
 pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
-    line.strip_prefix("Listening on http://")?
+    line.trim_end()
+        .strip_prefix("Listening on http://")?
         .strip_suffix('/')?
         .parse()
         .ok()
 }
 
-fn wait_for_line(lines: &Lines, predicate: impl Fn(&str) -> bool, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut guard = lines.lines.lock().unwrap();
-    loop {
-        if guard.iter().any(|line| predicate(line)) {
-            return true;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_listening_line() {
+        assert_eq!(
+            parse_listening_line("Listening on http://127.0.0.1:7080/"),
+            Some("127.0.0.1:7080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listening_line("Listening on http://[::1]:80/\n"),
+            Some("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(parse_listening_line("hello"), None);
+    }
+
+    #[test]
+    fn reports_a_program_that_exits_or_says_something_else() {
+        let error = Server::spawn("/bin/true", &[] as &[&str], &Launch::default())
+            .err()
+            .unwrap();
+        assert!(
+            error.reason.starts_with("exited before listening"),
+            "{error}"
+        );
+        let error = Server::spawn(
+            "sh",
+            &["-c", "echo oops >&2; echo hello"],
+            &Launch::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            error.reason.contains("unexpected first line \"hello\""),
+            "{error}"
+        );
+        assert!(error.to_string().ends_with(": oops"), "{error}");
+    }
+
+    #[test]
+    fn holds_the_group_samples_it_and_stops_it_whole() {
+        // A shell that announces a port, forks a grandchild into its group, and exits 0 on SIGTERM.
+        let script = "trap 'exit 0' TERM; sleep 30 & echo 'Listening on http://127.0.0.1:9/'; while :; do sleep 0.05; done";
+        let server = Server::spawn(
+            "sh",
+            &["-c", script],
+            &Launch {
+                nofile_limit: Some(100),
+                ..Launch::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(server.addr(), "127.0.0.1:9".parse().unwrap());
+        assert!(
+            crate::lifecycle::eventually(|| server.sample().processes >= 2),
+            "{:?}",
+            server.sample()
+        );
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+        assert!(
+            limits
+                .lines()
+                .any(|l| l.starts_with("Max open files") && l.contains(" 100 ")),
+            "{limits}"
+        );
+        let sleeper = server.child_pids();
+        assert!(server.stop(), "SIGTERM ends the shell with status 0");
+        for pid in sleeper {
+            assert!(
+                crate::lifecycle::eventually(|| procfs::fd_count(pid) == 0),
+                "grandchild {pid} outlived the group"
+            );
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return false;
-        }
-        guard = lines.grew.wait_timeout(guard, remaining).unwrap().0;
+    }
+
+    #[test]
+    fn waits_for_a_silent_server_to_accept() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let launch = Launch {
+            silent_on: Some(port),
+            ..Launch::default()
+        };
+        let program = format!("sleep 0.2; exec nc -l 127.0.0.1 {}", port.port());
+        let server = Server::spawn("sh", &["-c", &program], &launch).unwrap();
+        assert_eq!(server.addr(), port);
     }
 }

@@ -1,187 +1,47 @@
-//! The book cannot silently drift from the code.
+//! The book cannot silently drift from the code, nor from the machine it was written on.
 //!
-//! `mdbook build` does not fail on a broken `{{#include}}`: a missing anchor becomes an empty snippet and
-//! the chapter shows nothing where the code should be. Nor does it check relative links or images. This
-//! test reads every Markdown file under `book/src` and fails if
+//! `mdbook build` does not fail on a broken `{{#include}}` (a missing anchor becomes an empty snippet),
+//! nor on a broken relative link or image. This test reads every Markdown file under `book/src` and
+//! fails if
 //!
 //! - an `{{#include path}}`, `{{#include path:anchor}}`, `{{#include path:N:M}}`, `{{#rustdoc_include …}}`
-//!   or `{{#playground …}}` names a file that does not exist, an anchor that is missing, empty, unterminated
-//!   or declared twice in its file, or a line range outside the file;
-//! - a relative Markdown link or image (`[text](path)`, `![alt](path)`, `[label]: path`, or an HTML
-//!   `src=`/`href=`) points at a file that does not exist.
+//!   or `{{#playground …}}` names a file that does not exist, an anchor that is missing, empty,
+//!   unterminated or declared twice, or a line range outside the file; a generated Markdown file
+//!   (`results/…`) must be included by anchor, since a rerun moves its lines;
+//! - a relative link or image (Markdown, as `pulldown-cmark` reads it, or an HTML `src=`/`href=`)
+//!   points at a file that does not exist;
+//! - a page or a committed results file holds the absolute path of this checkout or of its parent
+//!   directory (the book speaks of the project, not of the machine it was written on).
 //!
-//! Paths resolve relative to the Markdown file, as mdBook resolves them. Links to `http:`, `https:` and
-//! `mailto:` and pure `#fragment` links are not checked; a `#fragment` is stripped before the file is. Links
-//! inside code blocks, code spans and HTML comments are not links and are skipped; includes are found
-//! everywhere, because mdBook expands them everywhere (escape one as `\{{#include …}}` to show it).
-//!
-//! Run it alone with `cargo test -p testkit --test book`.
+//! Includes are found everywhere, as mdBook expands them everywhere (`\{{#include …}}` escapes one);
+//! links are what the Markdown parser calls links, so code blocks and spans are not. Run it alone
+//! with `cargo test -p testkit --test book`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-/// Where the checks read files from: the real disk, or an in-memory sample in the unit tests below.
-trait Files {
-    /// The file's text, or `None` when it does not exist or is not a readable text file.
-    fn read(&self, path: &Path) -> Option<String>;
-    /// Whether a file or directory exists at `path`.
-    fn exists(&self, path: &Path) -> bool;
-}
+use pulldown_cmark::{Event, Parser, Tag};
 
-/// The real file system.
-struct Disk;
+/// The files the checks read: the disk, or a few in memory for the tests of the checks themselves.
+type Files = HashMap<PathBuf, String>;
 
-impl Files for Disk {
-    fn read(&self, path: &Path) -> Option<String> {
-        fs::read_to_string(path).ok()
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        path.exists()
-    }
-}
-
-/// A handful of files held in memory, keyed by normalised path.
-struct Memory(HashMap<PathBuf, String>);
-
-impl Memory {
-    fn new(files: &[(&str, &str)]) -> Memory {
-        Memory(
-            files
-                .iter()
-                .map(|(path, text)| (normalize(Path::new(path)), (*text).to_owned()))
-                .collect(),
-        )
-    }
-}
-
-impl Files for Memory {
-    fn read(&self, path: &Path) -> Option<String> {
-        self.0.get(&normalize(path)).cloned()
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        let path = normalize(path);
-        // A directory exists when some file lives under it.
-        self.0.keys().any(|file| file.starts_with(&path))
-    }
-}
-
-/// Removes `.` and folds `..` lexically, so `src/../../a.rs` and `a.rs` compare equal in memory.
+/// Removes `.` and folds `..` lexically, so `src/../../a.rs` and `a.rs` compare equal.
 fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
+    let mut clean = PathBuf::new();
     for component in path.components() {
         match component {
             Component::CurDir => {}
-            Component::ParentDir => {
-                let ends_in_normal =
-                    matches!(out.components().next_back(), Some(Component::Normal(_)));
-                if ends_in_normal {
-                    out.pop();
-                } else {
-                    out.push("..");
-                }
+            Component::ParentDir
+                if matches!(clean.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                clean.pop();
             }
-            other => out.push(other),
+            other => clean.push(other),
         }
     }
-    out
-}
-
-/// What part of a file an include asks for.
-#[derive(Debug, PartialEq, Eq)]
-enum Selection {
-    /// `{{#include path}}`: the whole file.
-    Whole,
-    /// `{{#include path:name}}`: the lines between `ANCHOR: name` and `ANCHOR_END: name`.
-    Anchor(String),
-    /// `{{#include path:start:end}}` and its short forms: 1-based, inclusive, either end open.
-    Lines {
-        start: Option<usize>,
-        end: Option<usize>,
-    },
-}
-
-/// One `{{#include …}}`-like directive found in a Markdown file.
-#[derive(Debug, PartialEq, Eq)]
-struct Include {
-    /// 1-based line of the Markdown file the directive starts on.
-    line_no: usize,
-    /// The path as written, relative to the Markdown file.
-    path: String,
-    selection: Selection,
-}
-
-/// The directives mdBook's built-in `links` preprocessor expands.
-const INCLUDE_KINDS: [&str; 3] = ["include", "rustdoc_include", "playground"];
-
-/// Every include directive in `markdown`, in order; escaped ones (`\{{#include …}}`) are skipped.
-fn find_includes(markdown: &str) -> Vec<Include> {
-    let mut includes = Vec::new();
-    let mut rest = markdown;
-    let mut offset = 0;
-    while let Some(found) = rest.find("{{") {
-        let start = offset + found;
-        let after_braces = &rest[found + 2..];
-        let escaped = markdown[..start].ends_with('\\');
-        let advance = found + 2;
-        if !escaped {
-            if let Some(include) = parse_directive(after_braces, line_of(markdown, start)) {
-                includes.push(include);
-            }
-        }
-        rest = &rest[advance..];
-        offset += advance;
-    }
-    includes
-}
-
-/// Parses what follows `{{`: `#kind args}}`, with optional whitespace as mdBook allows.
-fn parse_directive(text: &str, line_no: usize) -> Option<Include> {
-    let body = &text[..text.find("}}")?];
-    let body = body.trim_start().strip_prefix('#')?;
-    let kind_len = body
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(body.len());
-    let (kind, args) = body.split_at(kind_len);
-    if !INCLUDE_KINDS.contains(&kind) {
-        return None;
-    }
-    // `{{#playground file.rs editable}}` takes attributes after the path.
-    let target = args.split_whitespace().next()?;
-    let (path, selector) = match target.split_once(':') {
-        Some((path, selector)) => (path, selector),
-        None => (target, ""),
-    };
-    Some(Include {
-        line_no,
-        path: path.to_owned(),
-        selection: parse_selection(selector),
-    })
-}
-
-/// `""` → whole file; `"a"` → anchor; `"3"`, `"3:"`, `":9"`, `"3:9"` → lines.
-fn parse_selection(selector: &str) -> Selection {
-    if selector.is_empty() {
-        return Selection::Whole;
-    }
-    let number = |text: &str| text.trim().parse::<usize>().ok();
-    match selector.split_once(':') {
-        Some((start, end)) => Selection::Lines {
-            start: number(start),
-            end: number(end),
-        },
-        None => match number(selector) {
-            // A single number means that one line, as in mdBook.
-            Some(line) => Selection::Lines {
-                start: Some(line),
-                end: Some(line),
-            },
-            None => Selection::Anchor(selector.trim().to_owned()),
-        },
-    }
+    clean
 }
 
 /// 1-based line number of byte `index` in `text`.
@@ -189,410 +49,276 @@ fn line_of(text: &str, index: usize) -> usize {
     text[..index].matches('\n').count() + 1
 }
 
-/// The anchor name after `marker` on `line` (`ANCHOR: name`), if the line has one.
-fn anchor_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
-    let after = &line[line.find(marker)? + marker.len()..];
-    let after = after.trim_start();
-    let len = after
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-        .unwrap_or(after.len());
-    (len > 0).then(|| &after[..len])
+/// Every `{{#include …}}`-like directive as `(line, path, selector)`; escaped ones are skipped.
+fn includes(markdown: &str) -> Vec<(usize, String, String)> {
+    let mut found = Vec::new();
+    for (at, _) in markdown.match_indices("{{") {
+        let directive = &markdown[at + 2..];
+        let Some(end) = directive.find("}}") else {
+            continue;
+        };
+        let mut words = directive[..end].split_whitespace();
+        let kind = words.next().unwrap_or("");
+        if markdown[..at].ends_with('\\')
+            || !["#include", "#rustdoc_include", "#playground"].contains(&kind)
+        {
+            continue;
+        }
+        let argument = words.next().unwrap_or("");
+        let (path, selector) = argument.split_once(':').unwrap_or((argument, ""));
+        found.push((line_of(markdown, at), path.to_owned(), selector.to_owned()));
+    }
+    found
 }
 
-/// The text of anchor `name` in `source`, without the marker lines, as mdBook would include it.
-///
-/// # Errors
-/// When the anchor is missing, declared more than once, not closed, or holds only blank lines.
+/// The text of anchor `name` in `source`, without marker lines, as mdBook includes it.
 fn anchor_region(source: &str, name: &str) -> Result<String, String> {
+    let names = |line: &str, marker: &str| {
+        let rest = &line[line.find(marker)? + marker.len()..];
+        rest.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+            .find(|word| !word.is_empty())
+            .map(str::to_owned)
+    };
     let starts = source
         .lines()
-        .filter(|line| anchor_name(line, "ANCHOR:") == Some(name))
+        .filter(|line| names(line, "ANCHOR:").as_deref() == Some(name))
         .count();
-    match starts {
-        0 => return Err(format!("anchor `{name}` not found")),
-        1 => {}
-        n => {
-            return Err(format!(
-                "anchor `{name}` declared {n} times (mdBook stops at the first end)"
-            ));
-        }
+    if starts != 1 {
+        return Err(if starts == 0 {
+            format!("anchor `{name}` not found")
+        } else {
+            format!("anchor `{name}` declared {starts} times")
+        });
     }
-    let mut region = Vec::new();
-    let mut inside = false;
-    let mut closed = false;
-    for line in source.lines() {
-        if anchor_name(line, "ANCHOR_END:") == Some(name) {
-            if inside {
-                closed = true;
-                break;
-            }
-            continue;
-        }
-        if anchor_name(line, "ANCHOR:") == Some(name) {
-            inside = true;
-            continue;
-        }
-        // mdBook drops every marker line of other anchors nested inside this one.
-        let is_marker =
-            anchor_name(line, "ANCHOR:").is_some() || anchor_name(line, "ANCHOR_END:").is_some();
-        if inside && !is_marker {
-            region.push(line);
-        }
+    let body: Vec<&str> = source
+        .lines()
+        .skip_while(|line| names(line, "ANCHOR:").as_deref() != Some(name))
+        .skip(1)
+        .take_while(|line| names(line, "ANCHOR_END:").as_deref() != Some(name))
+        .collect();
+    if !source
+        .lines()
+        .any(|line| names(line, "ANCHOR_END:").as_deref() == Some(name))
+    {
+        return Err(format!("anchor `{name}` has no `ANCHOR_END: {name}`"));
     }
-    if !closed {
-        return Err(format!(
-            "anchor `{name}` has no `ANCHOR_END: {name}` after it"
-        ));
-    }
-    if region.iter().all(|line| line.trim().is_empty()) {
+    let kept: Vec<&str> = body
+        .into_iter()
+        .filter(|line| !line.contains("ANCHOR"))
+        .collect();
+    if kept.iter().all(|line| line.trim().is_empty()) {
         return Err(format!("anchor `{name}` is empty"));
     }
-    Ok(region.join("\n"))
+    Ok(kept.join("\n"))
 }
 
-/// Checks one include of the Markdown file at `markdown_path`.
-///
-/// # Errors
-/// A one-line reason when the file, anchor or line range cannot be included.
-fn check_include(files: &dyn Files, markdown_path: &Path, include: &Include) -> Result<(), String> {
-    let dir = markdown_path.parent().unwrap_or(Path::new(""));
-    let target = dir.join(&include.path);
-    let Some(source) = files.read(&target) else {
+/// Checks one include of `page`; a one-line reason when it cannot be included.
+fn check_include(files: &Files, page: &Path, path: &str, selector: &str) -> Result<(), String> {
+    let target = normalize(&page.parent().unwrap_or(Path::new("")).join(path));
+    let source = files
+        .get(&target)
+        .ok_or_else(|| format!("`{path}`: no such file"))?;
+    let number = |text: &str| text.parse::<usize>().ok();
+    if selector.is_empty() {
+        return Ok(());
+    }
+    if !selector.starts_with(|c: char| c.is_ascii_digit() || c == ':') {
+        return anchor_region(source, selector).map(|_| ());
+    }
+    if path.ends_with(".md") && path.contains("results/") {
         return Err(format!(
-            "`{}`: no such file ({})",
-            include.path,
-            target.display()
+            "`{path}:{selector}`: include a generated table by anchor, not by lines"
         ));
-    };
-    match &include.selection {
-        Selection::Whole if source.trim().is_empty() => Err(format!("`{}` is empty", include.path)),
-        Selection::Whole => Ok(()),
-        Selection::Anchor(name) => anchor_region(&source, name)
-            .map(|_| ())
-            .map_err(|reason| format!("`{}`: {reason}", include.path)),
-        Selection::Lines { start, end } => {
-            let n_lines = source.lines().count();
-            let first = start.unwrap_or(1);
-            let last = end.unwrap_or(n_lines);
-            if first == 0 || first > last || last > n_lines {
-                Err(format!(
-                    "`{}`: lines {first}..={last} are not within its {n_lines} lines",
-                    include.path
-                ))
-            } else {
-                Ok(())
-            }
-        }
     }
+    let (start, end) = selector
+        .split_once(':')
+        .map_or((number(selector), number(selector)), |(a, b)| {
+            (number(a), number(b))
+        });
+    let lines = source.lines().count();
+    let (first, last) = (start.unwrap_or(1), end.unwrap_or(lines));
+    if first == 0 || first > last || last > lines {
+        return Err(format!(
+            "`{path}`: lines {first}..={last} are not within its {lines} lines"
+        ));
+    }
+    Ok(())
 }
 
-/// One link or image target found in a Markdown file.
-#[derive(Debug, PartialEq, Eq)]
-struct Link {
-    line_no: usize,
-    target: String,
-}
-
-/// Blanks out what mdBook does not render as links: fenced code blocks, code spans and HTML comments.
-///
-/// Every other character, newlines included, stays where it was, so line numbers still match.
-fn strip_non_links(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len());
-    let mut fence: Option<String> = None;
-    for line in markdown.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        let marker: String = trimmed
-            .chars()
-            .take_while(|&c| c == '`' || c == '~')
-            .collect();
-        let is_fence_line = indent <= 3
-            && marker.len() >= 3
-            && marker
-                .chars()
-                .all(|c| c == marker.chars().next().unwrap_or('`'));
-        match &fence {
-            Some(open) if is_fence_line && marker.starts_with(open.as_str()) => {
-                fence = None;
-                out.push_str(&blank(line));
+/// Every link and image destination in `markdown` as `(line, destination)`.
+fn links(markdown: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (event, range) in Parser::new(markdown).into_offset_iter() {
+        match event {
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                found.push((line_of(markdown, range.start), dest_url.to_string()));
             }
-            Some(_) => out.push_str(&blank(line)),
-            None if is_fence_line => {
-                fence = Some(marker);
-                out.push_str(&blank(line));
+            Event::Html(html) | Event::InlineHtml(html) => {
+                for attribute in ["src=\"", "href=\""] {
+                    for (at, _) in html.match_indices(attribute) {
+                        let value = &html[at + attribute.len()..];
+                        let value = &value[..value.find('"').unwrap_or(value.len())];
+                        found.push((
+                            line_of(markdown, range.start) + line_of(&html, at) - 1,
+                            value.to_owned(),
+                        ));
+                    }
+                }
             }
-            None => out.push_str(&strip_code_spans(line)),
-        }
-    }
-    strip_comments(&out)
-}
-
-/// Replaces every character but newlines with spaces.
-fn blank(text: &str) -> String {
-    text.chars()
-        .map(|c| if c == '\n' { '\n' } else { ' ' })
-        .collect()
-}
-
-/// Blanks code spans: a run of N backticks up to the next run of exactly N.
-fn strip_code_spans(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(open_at) = rest.find('`') {
-        out.push_str(&rest[..open_at]);
-        let after_open = &rest[open_at..];
-        let run = after_open.len() - after_open.trim_start_matches('`').len();
-        let ticks = &after_open[..run];
-        let body = &after_open[run..];
-        match find_closing_run(body, run) {
-            Some(close_at) => {
-                out.push_str(&blank(&after_open[..run + close_at + run]));
-                rest = &body[close_at + run..];
-            }
-            None => {
-                // An unmatched run is literal text.
-                out.push_str(ticks);
-                rest = body;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Byte offset in `text` of the next run of exactly `run` backticks.
-fn find_closing_run(text: &str, run: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'`' {
-            let start = i;
-            while i < bytes.len() && bytes[i] == b'`' {
-                i += 1;
-            }
-            if i - start == run {
-                return Some(start);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    None
-}
-
-/// Blanks `<!-- … -->` comments, which may span lines.
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open_at) = rest.find("<!--") {
-        out.push_str(&rest[..open_at]);
-        let comment_len = rest[open_at..]
-            .find("-->")
-            .map_or(rest.len() - open_at, |end| end + 3);
-        out.push_str(&blank(&rest[open_at..open_at + comment_len]));
-        rest = &rest[open_at + comment_len..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Every link and image target in `markdown`: inline `](target)`, reference definitions `[label]: target`
-/// and HTML `src="…"` / `href="…"`.
-fn find_links(markdown: &str) -> Vec<Link> {
-    let text = strip_non_links(markdown);
-    let mut links = Vec::new();
-    for (index, _) in text.match_indices("](") {
-        if let Some(target) = inline_destination(&text[index + 2..]) {
-            links.push(Link {
-                line_no: line_of(&text, index),
-                target,
-            });
-        }
-    }
-    for (line_index, line) in text.lines().enumerate() {
-        if let Some(target) = reference_definition(line) {
-            links.push(Link {
-                line_no: line_index + 1,
-                target,
-            });
-        }
-    }
-    for attribute in ["src=\"", "href=\""] {
-        for (index, _) in text.match_indices(attribute) {
-            let value = &text[index + attribute.len()..];
-            if let Some(end) = value.find('"') {
-                links.push(Link {
-                    line_no: line_of(&text, index),
-                    target: value[..end].to_owned(),
-                });
-            }
-        }
-    }
-    links.sort_by_key(|link| link.line_no);
-    links
-}
-
-/// The destination of an inline link, given the text after `](`: `<with spaces>` or up to whitespace or the
-/// closing parenthesis (parentheses inside must balance), without an optional `"title"`.
-fn inline_destination(after: &str) -> Option<String> {
-    let after = after.trim_start();
-    if let Some(bracketed) = after.strip_prefix('<') {
-        return Some(bracketed[..bracketed.find('>')?].to_owned());
-    }
-    let mut depth = 0usize;
-    for (index, c) in after.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' if depth == 0 => return Some(after[..index].to_owned()),
-            ')' => depth -= 1,
-            c if c.is_whitespace() => return Some(after[..index].to_owned()),
             _ => {}
         }
     }
-    None
+    found
 }
 
-/// The destination of a reference definition line: up to three spaces, `[label]:`, the destination.
-fn reference_definition(line: &str) -> Option<String> {
-    let trimmed = line.trim_start();
-    if line.len() - trimmed.len() > 3 || !trimmed.starts_with('[') || trimmed.starts_with("[^") {
-        return None;
-    }
-    let close = trimmed.find("]:")?;
-    let destination = trimmed[close + 2..].split_whitespace().next()?;
-    Some(
-        destination
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .to_owned(),
-    )
-}
-
-/// Checks that a relative link from the Markdown file at `markdown_path` reaches a file.
-///
-/// # Errors
-/// A one-line reason when it does not.
-fn check_link(
-    files: &dyn Files,
-    src_root: &Path,
-    markdown_path: &Path,
-    target: &str,
-) -> Result<(), String> {
-    const EXTERNAL: [&str; 3] = ["http://", "https://", "mailto:"];
-    if target.starts_with('#') || EXTERNAL.iter().any(|scheme| target.starts_with(scheme)) {
+/// Checks that a relative link from `page` reaches a file (`other.html` may stand for `other.md`).
+fn check_link(files: &Files, src: &Path, page: &Path, destination: &str) -> Result<(), String> {
+    if destination.contains("://")
+        || destination.starts_with("mailto:")
+        || destination.starts_with('#')
+    {
         return Ok(());
     }
-    if target.is_empty() {
-        return Err("empty link target".to_owned());
-    }
-    let path = target.split(['#', '?']).next().unwrap_or_default();
-    let path = percent_decode(path);
-    let resolved = match path.strip_prefix('/') {
-        // A site-absolute link: mdBook serves `src` at the root.
-        Some(absolute) => src_root.join(absolute),
-        None => markdown_path.parent().unwrap_or(Path::new("")).join(&path),
+    let path = destination.split('#').next().unwrap_or("");
+    let path = percent_encoding_decode(path);
+    let base = if path.starts_with('/') {
+        src.to_path_buf()
+    } else {
+        page.parent().unwrap_or(src).to_path_buf()
     };
-    // mdBook renders `chapter.md` as `chapter.html`; a link may use either name.
-    let as_markdown = resolved.with_extension("md");
-    let is_html_of_chapter =
-        resolved.extension().is_some_and(|ext| ext == "html") && files.exists(&as_markdown);
-    if files.exists(&resolved) || is_html_of_chapter {
+    let target = normalize(&base.join(path.trim_start_matches('/')));
+    let as_page = target.with_extension("md");
+    let exists =
+        |path: &Path| files.contains_key(path) || files.keys().any(|file| file.starts_with(path));
+    if exists(&target) || (target.extension().is_some_and(|e| e == "html") && exists(&as_page)) {
         Ok(())
     } else {
-        Err(format!("`{target}`: no such file ({})", resolved.display()))
+        Err(format!("`{destination}`: no such file"))
     }
 }
 
 /// Decodes `%XX` escapes (as in `my%20file.md`); anything malformed is kept as written.
-fn percent_decode(text: &str) -> String {
+fn percent_encoding_decode(text: &str) -> String {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok());
-        match (
-            bytes[i],
-            hex.and_then(|pair| u8::from_str_radix(pair, 16).ok()),
-        ) {
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = text
+            .get(at + 1..at + 3)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[at], hex) {
             (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
+                decoded.push(byte);
+                at += 3;
             }
             (byte, _) => {
-                out.push(byte);
-                i += 1;
+                decoded.push(byte);
+                at += 1;
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
-/// Every problem in the given Markdown files, as `file:line: reason`.
-fn check_book(files: &dyn Files, src_root: &Path, markdown_files: &[PathBuf]) -> Vec<String> {
+/// Every broken include and link in the given pages, as `page:line: reason`.
+fn check_book(files: &Files, src: &Path, pages: &[PathBuf]) -> Vec<String> {
     let mut problems = Vec::new();
-    for markdown_path in markdown_files {
-        let Some(markdown) = files.read(markdown_path) else {
-            problems.push(format!("{}: cannot read", markdown_path.display()));
-            continue;
-        };
-        for include in find_includes(&markdown) {
-            if let Err(reason) = check_include(files, markdown_path, &include) {
-                problems.push(format!(
-                    "{}:{}: include {reason}",
-                    markdown_path.display(),
-                    include.line_no
-                ));
+    for page in pages {
+        let markdown = &files[page];
+        let shown = page.strip_prefix(src).unwrap_or(page).display().to_string();
+        for (line, path, selector) in includes(markdown) {
+            if let Err(reason) = check_include(files, page, &path, &selector) {
+                problems.push(format!("{shown}:{line}: {reason}"));
             }
         }
-        for link in find_links(&markdown) {
-            if let Err(reason) = check_link(files, src_root, markdown_path, &link.target) {
-                problems.push(format!(
-                    "{}:{}: link {reason}",
-                    markdown_path.display(),
-                    link.line_no
-                ));
+        for (line, destination) in links(markdown) {
+            if let Err(reason) = check_link(files, src, page, &destination) {
+                problems.push(format!("{shown}:{line}: {reason}"));
             }
         }
     }
     problems
 }
 
-/// Every `.md` file under `dir`, recursively, sorted.
-fn markdown_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).expect("book/src is readable") {
-            let path = entry.expect("directory entry is readable").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "md") {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+/// Where `text` names `path` as a path (followed by `/` or by a character no path name continues with).
+fn mentions(text: &str, path: &str) -> bool {
+    text.match_indices(path).any(|(at, _)| {
+        let next = text[at + path.len()..].chars().next();
+        !next.is_some_and(|c| c.is_alphanumeric() || "-_.".contains(c))
+    })
 }
 
-/// `book/src` beside the testkit crate, as a clean absolute path for readable messages.
-fn book_src() -> PathBuf {
-    normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../book/src"))
+/// The absolute paths no page may hold: the checkout's, and its parent's unless that is a directory
+/// every machine has (`/`, `/tmp`, `/home`…), whose mention says nothing about this one.
+fn machine_paths(checkout: &Path) -> Vec<String> {
+    let shared = [
+        "/", "/tmp", "/var/tmp", "/home", "/root", "/usr", "/opt", "/srv",
+    ];
+    let parent = checkout.parent().map(|parent| parent.display().to_string());
+    let mut paths = vec![checkout.display().to_string()];
+    paths.extend(parent.filter(|parent| !shared.contains(&parent.as_str())));
+    paths
+}
+
+/// Every file under `dir`, recursively, by normalised path (binary files with empty text), leaving
+/// out build outputs and fuzzing corpora.
+fn read_tree(dir: &Path, files: &mut Files) {
+    for entry in fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .flatten()
+    {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if ![".git", "target", "corpus", "artifacts"].contains(&name.to_string_lossy().as_ref())
+                && !path.ends_with("book/book")
+            {
+                read_tree(&path, files);
+            }
+        } else {
+            files.insert(
+                normalize(&path),
+                fs::read_to_string(&path).unwrap_or_default(),
+            );
+        }
+    }
+}
+
+/// The repository root, as a clean absolute path.
+fn checkout() -> PathBuf {
+    normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// `book/src`, its pages (sorted), and every file of the repository a page may include or link to.
+fn book() -> (PathBuf, Vec<PathBuf>, Files) {
+    let src = checkout().join("book/src");
+    let mut files = Files::new();
+    read_tree(&checkout(), &mut files);
+    let mut pages: Vec<PathBuf> = files
+        .keys()
+        .filter(|path| path.starts_with(&src) && path.extension().is_some_and(|e| e == "md"))
+        .cloned()
+        .collect();
+    pages.sort();
+    (src, pages, files)
 }
 
 #[test]
 fn book_includes_and_links_resolve() {
-    let src = book_src();
-    let markdown = markdown_files(&src);
+    let (src, pages, files) = book();
     // An empty list would make this test pass while checking nothing.
     assert!(
-        markdown.iter().any(|path| path.ends_with("SUMMARY.md")),
+        pages.contains(&src.join("SUMMARY.md")),
         "no book/src/SUMMARY.md under {}",
         src.display()
     );
-    let problems = check_book(&Disk, &src, &markdown);
+    let chapters = links(&files[&src.join("SUMMARY.md")]);
+    assert!(
+        chapters.len() >= 10,
+        "SUMMARY.md lists only {} chapters",
+        chapters.len()
+    );
+    let problems = check_book(&files, &src, &pages);
     assert!(
         problems.is_empty(),
         "broken includes or links in the book:\n{}",
@@ -601,25 +327,53 @@ fn book_includes_and_links_resolve() {
 }
 
 #[test]
-fn every_chapter_in_the_summary_exists() {
-    let src = book_src();
-    let summary = fs::read_to_string(src.join("SUMMARY.md")).expect("SUMMARY.md is readable");
-    let chapters = find_links(&summary);
+fn book_pages_hold_no_machine_paths() {
+    let (src, _, files) = book();
+    let forbidden = machine_paths(&checkout());
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (path, text) in &files {
+        let committed_result = path.starts_with(src.join("results"));
+        if !(path.starts_with(&src)
+            && (committed_result || path.extension().is_some_and(|e| e == "md")))
+        {
+            continue;
+        }
+        checked += 1;
+        for (number, line) in text.lines().enumerate() {
+            if let Some(machine) = forbidden.iter().find(|machine| mentions(line, machine)) {
+                let shown = path.strip_prefix(&src).unwrap_or(path).display();
+                problems.push(format!(
+                    "{shown}:{}: `{machine}` in {:?}",
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
     assert!(
-        chapters.len() >= 10,
-        "SUMMARY.md lists only {} chapters",
-        chapters.len()
+        checked >= 10,
+        "only {checked} pages and results files found under {}",
+        src.display()
     );
-    let problems: Vec<_> = chapters
-        .iter()
-        .filter_map(|link| check_link(&Disk, &src, &src.join("SUMMARY.md"), &link.target).err())
-        .collect();
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "the book shows this machine's paths (use paths relative to the repository):\n{}",
+        problems.join("\n")
+    );
 }
 
-/// A small book on which every kind of mistake is made once, beside its correct twin.
-fn sample() -> Memory {
-    Memory::new(&[
+/// A few files in memory under `book/src` and `crate/src`.
+fn memory(files: &[(&str, &str)]) -> Files {
+    files
+        .iter()
+        .map(|(path, text)| (PathBuf::from(path), (*text).to_owned()))
+        .collect()
+}
+
+#[test]
+fn each_broken_include_and_link_is_reported_once() {
+    let files = memory(&[
         (
             "crate/src/lib.rs",
             "//! Sample.\n// ANCHOR: serve\nfn serve() {}\n// ANCHOR_END: serve\n\
@@ -628,6 +382,10 @@ fn sample() -> Memory {
         ),
         ("book/src/img/model.svg", "<svg/>"),
         ("book/src/other.md", "# Other\n"),
+        (
+            "book/src/results/r.md",
+            "<!-- ANCHOR: t -->\n| a |\n<!-- ANCHOR_END: t -->\n",
+        ),
         (
             "book/src/chapter.md",
             "# Chapter\n\
@@ -645,16 +403,11 @@ fn sample() -> Memory {
              [web](https://example.org/x) [mail](mailto:a@b.c)\n\
              `[not a link](code-span.md)`\n\
              ```text\n[not a link](fenced.md)\n```\n\
-             <!-- [not a link](comment.md) -->\n\
-             [ref]: ./missing-ref.md\n\
+             {{#include results/r.md:t}} {{#include results/r.md:1:3}}\n\
+             [ref][r]\n\n[r]: ./missing-ref.md\n\
              <img src=\"img/missing.png\">\n",
         ),
-    ])
-}
-
-#[test]
-fn extractor_reports_each_broken_include_and_link_once() {
-    let files = sample();
+    ]);
     let src = Path::new("book/src");
     let problems = check_book(&files, src, &[src.join("chapter.md")]);
     let expected = [
@@ -666,14 +419,19 @@ fn extractor_reports_each_broken_include_and_link_once() {
         ("chapter.md:9:", "lines 2..=99 are not within its 15 lines"),
         ("chapter.md:11:", "img/gone.svg`: no such file"),
         ("chapter.md:12:", "nowhere.md#top`: no such file"),
+        (
+            "chapter.md:18:",
+            "include a generated table by anchor, not by lines",
+        ),
         ("chapter.md:19:", "missing-ref.md`: no such file"),
-        ("chapter.md:20:", "img/missing.png`: no such file"),
+        ("chapter.md:22:", "img/missing.png`: no such file"),
     ];
     for (location, reason) in expected {
+        let found = problems
+            .iter()
+            .any(|p| p.contains(location) && p.contains(reason));
         assert!(
-            problems
-                .iter()
-                .any(|p| p.contains(location) && p.contains(reason)),
+            found,
             "expected `{location} … {reason}` in:\n{}",
             problems.join("\n")
         );
@@ -688,7 +446,7 @@ fn extractor_reports_each_broken_include_and_link_once() {
 
 #[test]
 fn a_correct_sample_has_no_problems() {
-    let files = Memory::new(&[
+    let files = memory(&[
         (
             "crate/src/lib.rs",
             "// ANCHOR: all\n// ANCHOR: inner\nfn f() {}\n// ANCHOR_END: inner\n// ANCHOR_END: all\n",
@@ -706,55 +464,29 @@ fn a_correct_sample_has_no_problems() {
         check_book(&files, src, &[src.join("ok.md")]),
         Vec::<String>::new()
     );
-}
-
-#[test]
-fn anchor_region_drops_nested_markers_and_keeps_the_code() {
-    let source = "// ANCHOR: outer\nlet a = 1;\n// ANCHOR: inner\nlet b = 2;\n// ANCHOR_END: inner\n// ANCHOR_END: outer\n";
+    let anchors = "// ANCHOR: outer\nlet a = 1;\n// ANCHOR: inner\nlet b = 2;\n// ANCHOR_END: inner\n// ANCHOR_END: outer\n";
     assert_eq!(
-        anchor_region(source, "outer"),
+        anchor_region(anchors, "outer"),
         Ok("let a = 1;\nlet b = 2;".to_owned())
     );
-    assert_eq!(anchor_region(source, "inner"), Ok("let b = 2;".to_owned()));
-    // A name that is a prefix of another is not that other anchor.
     assert_eq!(
-        anchor_region(source, "out"),
-        Err("anchor `out` not found".to_owned())
+        anchor_region(anchors, "out"),
+        Err("anchor `out` not found".to_owned()),
+        "a prefix is not the anchor"
     );
 }
 
 #[test]
-fn selections_parse_as_mdbook_reads_them() {
-    let parse = |text: &str| {
-        find_includes(text)
-            .pop()
-            .map(|include| (include.path, include.selection))
-    };
-    let lines = |start, end| Selection::Lines { start, end };
+fn machine_paths_are_found_as_paths_only() {
+    let paths = machine_paths(Path::new("/work/checkout"));
+    assert_eq!(paths, ["/work/checkout", "/work"]);
+    assert!(mentions("6 -> /work/main/www", "/work"));
+    assert!(mentions("see /work/checkout", "/work/checkout"));
+    assert!(mentions("cd /work", "/work"));
+    assert!(!mentions("four /workers, /work-queue, /work.d", "/work"));
     assert_eq!(
-        parse("{{#include a.rs}}"),
-        Some(("a.rs".to_owned(), Selection::Whole))
+        machine_paths(Path::new("/tmp/clone")),
+        ["/tmp/clone"],
+        "/tmp is every machine's"
     );
-    assert_eq!(
-        parse("{{#include a.rs:x}}"),
-        Some(("a.rs".to_owned(), Selection::Anchor("x".to_owned())))
-    );
-    assert_eq!(
-        parse("{{#include a.rs:3}}"),
-        Some(("a.rs".to_owned(), lines(Some(3), Some(3))))
-    );
-    assert_eq!(
-        parse("{{#include a.rs:3:}}"),
-        Some(("a.rs".to_owned(), lines(Some(3), None)))
-    );
-    assert_eq!(
-        parse("{{#include a.rs::9}}"),
-        Some(("a.rs".to_owned(), lines(None, Some(9))))
-    );
-    assert_eq!(
-        parse("{{#playground a.rs editable}}"),
-        Some(("a.rs".to_owned(), Selection::Whole))
-    );
-    assert_eq!(parse("\\{{#include a.rs}}"), None);
-    assert_eq!(parse("{{#title Hello}}"), None);
 }

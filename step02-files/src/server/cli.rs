@@ -61,7 +61,9 @@ pub struct ServerArgs {
 /// Maps the result of a server's `run` to its exit code: 0, or 1 with a one-line reason on stderr.
 ///
 /// Operator mistakes (a port in use, a missing root) are errors, not panics: no backtrace.
+/// Log lines still queued for a stdout nobody was reading get a bounded chance to go out first.
 pub fn exit_code<E: Display>(program: &str, result: Result<(), E>) -> ExitCode {
+    crate::server::log::flush(crate::server::log::EXIT_FLUSH);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

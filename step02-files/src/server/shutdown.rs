@@ -16,6 +16,17 @@ use nix::sys::socket::{MsgFlags, recv};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::os::fd::AsRawFd;
 
+/// What [`ShutdownSignal::accept`] waited for.
+#[derive(Debug)]
+pub enum Accepted {
+    /// A new connection, and who opened it.
+    Connection(TcpStream, SocketAddr),
+    /// SIGINT or SIGTERM arrived: stop accepting.
+    Shutdown,
+    /// `accept` failed; log it, perhaps pause, and go on.
+    Failed(io::Error),
+}
+
 /// Becomes readable, for good, once SIGINT or SIGTERM has arrived.
 #[derive(Debug)]
 pub struct ShutdownSignal {
@@ -48,16 +59,18 @@ impl ShutdownSignal {
     }
 
     // ANCHOR: accept
-    /// Waits for the next connection, or for the shutdown signal (`Ok(None)`).
+    /// Waits for the next connection, or for the shutdown signal.
     ///
     /// # Errors
     ///
-    /// Returns `accept`'s error; see [`accept_failed`](crate::server::startup::accept_failed) for the ones
-    /// worth pausing after. The server should go on accepting after any of them.
-    pub fn accept(&self, listener: &TcpListener) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    /// Fails when waiting itself fails (`poll`: out of memory), which no retry can be expected to
+    /// fix, so the server should stop. A failed `accept` is not an error here but
+    /// [`Accepted::Failed`]: that one concerns a single connection or a passing shortage, and the
+    /// server goes on (see [`accept_failed`](crate::server::startup::accept_failed)).
+    pub fn accept(&self, listener: &TcpListener) -> io::Result<Accepted> {
         loop {
             if self.is_requested() {
-                return Ok(None);
+                return Ok(Accepted::Shutdown);
             }
             let mut fds = [
                 PollFd::new(listener.as_fd(), PollFlags::POLLIN),
@@ -68,21 +81,21 @@ impl ShutdownSignal {
                 Err(errno) => return Err(errno.into()),
             }
             if self.is_requested() {
-                return Ok(None);
+                return Ok(Accepted::Shutdown);
             }
             match listener.accept() {
-                Ok((stream, peer)) => {
-                    // Some systems hand a non-blocking listener's flag down to accepted sockets.
-                    stream.set_nonblocking(false)?;
-                    return Ok(Some((stream, peer)));
-                }
+                // Some systems hand a non-blocking listener's flag down to accepted sockets.
+                Ok((stream, peer)) => match stream.set_nonblocking(false) {
+                    Ok(()) => return Ok(Accepted::Connection(stream, peer)),
+                    Err(error) => return Ok(Accepted::Failed(error)),
+                },
                 // The client that made the listener readable may have gone already.
                 Err(error)
                     if matches!(
                         error.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                     ) => {}
-                Err(error) => return Err(error),
+                Err(error) => return Ok(Accepted::Failed(error)),
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::http::docroot::DocRoot;
 use crate::http::file_cache::{FileCache, FileCacheConfig};
 use crate::http::limits::Limits;
 use crate::server::cli::ServerArgs;
-use crate::server::log::AccessLog;
+use crate::server::log::{AccessLog, note};
 
 /// Everything a connection handler needs to know about the server, shared by all connections.
 #[derive(Debug, Clone)]
@@ -59,6 +59,8 @@ pub enum StartupError {
     },
     /// Occurs when a signal handler cannot be installed.
     Signals(io::Error),
+    /// Occurs when `--idle-timeout` is zero or longer than [`MAX_IDLE_TIMEOUT`].
+    IdleTimeout(Duration),
 }
 
 impl fmt::Display for StartupError {
@@ -69,17 +71,28 @@ impl fmt::Display for StartupError {
                 write!(f, "cannot serve {}: {source}", path.display())
             }
             StartupError::Signals(source) => write!(f, "cannot install signal handlers: {source}"),
+            StartupError::IdleTimeout(timeout) => write!(
+                f,
+                "--idle-timeout {} is out of range: it must be more than 0s and at most {}",
+                humantime::format_duration(*timeout),
+                humantime::format_duration(MAX_IDLE_TIMEOUT),
+            ),
         }
     }
 }
 
 impl std::error::Error for StartupError {}
 
+/// The longest `--idle-timeout` accepted: a day. Longer, an idle client holds its connection for
+/// ever in practice, and deadlines computed from it (`Instant::now() + idle_timeout`) could
+/// overflow the clock and panic; so it is refused at start-up.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How to open the listening socket.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ListenOptions {
-    /// Set `SO_REUSEPORT`, so several sockets (one per event loop) can listen on one port and the
-    /// kernel spreads connections among them.
+    /// Let more sockets of this process listen on the same port afterwards ([`join`]), for one
+    /// event loop each; the kernel spreads connections among them (`SO_REUSEPORT`).
     pub reuse_port: bool,
 }
 
@@ -94,6 +107,9 @@ pub fn start(
     args: &ServerArgs,
     options: ListenOptions,
 ) -> Result<(TcpListener, Site), StartupError> {
+    if args.idle_timeout.is_zero() || args.idle_timeout > MAX_IDLE_TIMEOUT {
+        return Err(StartupError::IdleTimeout(args.idle_timeout));
+    }
     let root = DocRoot::open(&args.root).map_err(|source| StartupError::Root {
         path: args.root.clone(),
         source,
@@ -140,23 +156,64 @@ fn with_file_cache(root: DocRoot, args: &ServerArgs) -> DocRoot {
 /// SYNs, which clients see as one-second stalls. This asks for 4096, which Linux caps at
 /// `net.core.somaxconn`.
 ///
+/// With `options.reuse_port`, the socket still claims the port alone, as every server does, and
+/// opens it to [`join`] only once it listens; see there why.
+///
 /// # Errors
 ///
 /// Fails when the socket cannot be created or bound (the port is in use, say).
 pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListener> {
-    const BACKLOG: i32 = 4096;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // Lets a restarted server bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
     if options.reuse_port {
-        #[cfg(unix)]
         socket.set_reuse_port(true)?;
     }
+    Ok(socket.into())
+}
+// ANCHOR_END: listen
+
+/// The accept backlog asked for; see [`listen`].
+const BACKLOG: i32 = 4096;
+
+// ANCHOR: join
+/// Opens one more listening socket on `first`'s address, in its `SO_REUSEPORT` group: the kernel
+/// then hands each new connection to one socket of the group.
+///
+/// The pitfall: Linux lets *any* socket with `SO_REUSEPORT` set, of any process of the same user,
+/// bind to a port whose sockets all have it, and join the group. Had the first socket set it
+/// before `bind`, a second server started on the same port would not be refused: it would print
+/// its `Listening on` line and silently take part of the traffic. So [`listen`] claims the port
+/// as every other server does, with a plain `bind` and `listen`, and sets `SO_REUSEPORT` only
+/// once it listens; only then can this process's other sockets join.
+///
+/// Why after `listen`, not just after `bind`: with `SO_REUSEADDR` (which every server sets, to
+/// restart while old connections sit in `TIME_WAIT`) two sockets may both *bind* one port as long
+/// as neither listens yet. Two servers starting at once could then both bind, both set
+/// `SO_REUSEPORT`, and both listen, as one group. A socket without `SO_REUSEPORT` cannot
+/// *listen* where another socket listens, so of two servers racing, the second to call `listen`
+/// fails, whichever it is. From then on the port is held by a listening socket that refuses any
+/// newcomer's plain `bind`.
+///
+/// Production note: a program of the same user that sets `SO_REUSEPORT` itself can still join
+/// the group after the first socket has opened it. A server that must exclude that attaches a
+/// reuseport BPF program (`SO_ATTACH_REUSEPORT_CBPF`) that picks only its own sockets.
+///
+/// # Errors
+///
+/// Fails when the socket cannot be created or bound.
+pub fn join(first: &TcpListener) -> io::Result<TcpListener> {
+    let addr = first.local_addr()?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
-// ANCHOR_END: listen
+// ANCHOR_END: join
 
 /// Prints the first line of stdout, `Listening on http://ADDR/`, with the real port.
 /// Tests and benchmarks read it to learn where the server is.
@@ -166,21 +223,44 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListene
 /// Fails when the listener has no local address (it always has once bound).
 pub fn announce(listener: &TcpListener) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
-    let mut out = io::stdout().lock();
-    writeln!(out, "Listening on http://{addr}/")?;
-    out.flush()?;
+    announce_addr(addr)?;
     Ok(addr)
 }
 
+/// [`announce`] for a server that no longer holds its listener at hand (step 7 hands its
+/// listeners to its event loops first). The line is written and flushed before anything else
+/// is written to stdout, and waited for: it is the one line a reader must get.
+///
+/// # Errors
+///
+/// Fails when stdout is closed.
+pub fn announce_addr(addr: SocketAddr) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "Listening on http://{addr}/")?;
+    out.flush()
+}
+
 // ANCHOR: accept_failed
-/// Logs a failed `accept` and, when the cause is a shortage of descriptors or memory, pauses.
+/// How long an accept loop pauses after `accept` failed for lack of descriptors or memory.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Logs a failed `accept` and, when the cause is a shortage of descriptors or memory, pauses the
+/// thread for [`ACCEPT_BACKOFF`].
 ///
 /// With `EMFILE` the pending connection stays in the backlog, so the listener stays readable and
 /// an accept loop that simply retried would spin at 100% CPU until a descriptor frees up.
 pub fn accept_failed(error: &io::Error) {
-    let _ = writeln!(io::stderr().lock(), "accept failed: {error}");
+    accept_failed_then(error, thread::sleep);
+}
+
+/// [`accept_failed`] for a loop that must pause its own way: a coroutine sleeps without blocking
+/// its worker thread, an event loop stops watching the listener until a deadline and serves its
+/// other connections meanwhile. `pause` is called with [`ACCEPT_BACKOFF`], or not at all when
+/// retrying at once is right (the client reset before it was accepted).
+pub fn accept_failed_then(error: &io::Error, pause: impl FnOnce(Duration)) {
+    note(format_args!("accept failed: {error}"));
     if is_resource_shortage(error) {
-        thread::sleep(Duration::from_millis(50));
+        pause(ACCEPT_BACKOFF);
     }
 }
 

@@ -1,0 +1,178 @@
+//! What the experiments share in their output: a progress bar with an ETA, result files whose tables
+//! the book includes by name (mdBook anchors), and the median and spread of repeated runs.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Progress over a known number of runs, with an ETA: a bar on a terminal, plain lines otherwise
+/// (a log or a pipe gets one line per run and no escape codes).
+#[derive(Debug)]
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    /// A bar for `runs` runs.
+    #[must_use]
+    pub fn new(runs: usize) -> Self {
+        let bar = ProgressBar::new(runs as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{wide_bar} {pos}/{len} runs, {elapsed} elapsed, about {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        Self(bar)
+    }
+
+    /// Prints a line above the bar (or on stderr when there is no bar).
+    pub fn line(&self, text: &str) {
+        if self.0.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.0.println(text);
+        }
+    }
+
+    /// One more run done.
+    pub fn advance(&self) {
+        self.0.inc(1);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Wraps a Markdown fragment in mdBook anchors, so a page can `{{#include results.md:NAME}}` it and
+/// still get the right rows after any rerun.
+#[must_use]
+pub fn anchored(name: &str, fragment: &str) -> String {
+    format!(
+        "<!-- ANCHOR: {name} -->\n{}\n<!-- ANCHOR_END: {name} -->\n",
+        fragment.trim_end()
+    )
+}
+
+/// The header every results page starts with.
+#[must_use]
+pub fn preamble(
+    title: &str,
+    machine: &crate::machine::Machine,
+    date: &str,
+    command: &str,
+) -> String {
+    format!("# {title}\n\n- Machine: {machine}\n- Date: {date}\n- Command: `{command}`\n")
+}
+
+/// Writes `STEM.json` and `STEM.md` into `dir` (creating it).
+///
+/// # Errors
+///
+/// When the directory or a file cannot be written.
+pub fn write(
+    dir: &Path,
+    stem: &str,
+    results: &impl Serialize,
+    markdown: &str,
+) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(results)?;
+    for (name, text) in [
+        (format!("{stem}.json"), json.as_str()),
+        (format!("{stem}.md"), markdown),
+    ] {
+        let path = dir.join(name);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The median of some figures (the lower middle one for an even count) and their range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The middle figure.
+    pub median: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `figures`; `None` when there are none.
+    #[must_use]
+    pub fn of(figures: impl IntoIterator<Item = f64>) -> Option<Self> {
+        let mut sorted: Vec<f64> = figures.into_iter().collect();
+        sorted.sort_by(f64::total_cmp);
+        Some(Self {
+            median: *sorted.get((sorted.len().checked_sub(1)?) / 2)?,
+            min: *sorted.first()?,
+            max: *sorted.last()?,
+        })
+    }
+
+    /// `median` alone for one run, `median (min–max)` for several, each through `format`.
+    #[must_use]
+    pub fn show(&self, runs: usize, format: impl Fn(f64) -> String) -> String {
+        if runs <= 1 {
+            return format(self.median);
+        }
+        let mut text = format(self.median);
+        let _ = write!(text, " ({}–{})", format(self.min), format(self.max));
+        text
+    }
+}
+
+/// The index, among `items`, of the one whose `key` is the median (see [`Spread`]).
+#[must_use]
+pub fn median_index<T>(items: &[T], key: impl Fn(&T) -> f64) -> Option<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| key(&items[a]).total_cmp(&key(&items[b])));
+    order.get(order.len().checked_sub(1)? / 2).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_spreads() {
+        let spread = Spread::of([3.0, 1.0, 2.0, 10.0]).unwrap();
+        assert_eq!(
+            spread,
+            Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 10.0
+            }
+        );
+        assert_eq!(spread.show(4, |v| format!("{v:.0}")), "2 (1–10)");
+        assert_eq!(spread.show(1, |v| format!("{v:.0}")), "2");
+        assert_eq!(Spread::of([]), None);
+        assert_eq!(median_index(&[5, 1, 9], |&v| f64::from(v)), Some(0));
+    }
+
+    #[test]
+    fn anchors_a_fragment_and_writes_both_files() {
+        assert_eq!(
+            anchored("t", "| a |\n"),
+            "<!-- ANCHOR: t -->\n| a |\n<!-- ANCHOR_END: t -->\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("x"), "r", &vec![1, 2], "# r\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("x/r.md")).unwrap(),
+            "# r\n"
+        );
+        assert!(
+            fs::read_to_string(dir.path().join("x/r.json"))
+                .unwrap()
+                .contains('2')
+        );
+    }
+}
