@@ -18,6 +18,7 @@ use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
 use crate::machine::{self, Machine};
 use crate::measure;
+use crate::netstat::TcpCounters;
 use crate::output::{self, Progress, Spread};
 use crate::server::{self, Binaries, C10K_CAP, ServerSpec};
 use crate::stats::{self, ErrorCounts, LatencySummary};
@@ -122,6 +123,11 @@ pub struct C10kRecord {
     /// Which of the `--repeat` rounds (1-based).
     #[serde(default = "first_round")]
     pub round: u32,
+    /// The machine's TCP counters over the run: accept-queue overflows and SYN retransmissions
+    /// explain a tail of about one second (see [`crate::netstat`]).
+    /// `None` in results written before bench recorded them.
+    #[serde(default)]
+    pub tcp: Option<TcpCounters>,
 }
 
 const fn first_round() -> u32 {
@@ -294,7 +300,10 @@ fn hold(
     config.rate = Some(connections as f64 / options.interval().as_secs_f64().max(0.001));
     config.timeout = options.timeout;
     config.source_addresses = options.source_addresses;
-    match measure::measure(&config, Duration::ZERO, pid) {
+    let counters_before = TcpCounters::read();
+    let measured = measure::measure(&config, Duration::ZERO, pid);
+    let tcp = counters_before.since(TcpCounters::read());
+    match measured {
         Ok((result, cost)) => C10kRecord {
             server: name.to_owned(),
             asked: options.connections(),
@@ -311,6 +320,7 @@ fn hold(
             server_fds: cost.map(|c| c.peak_fds),
             error: None,
             round: 1,
+            tcp: Some(tcp),
         },
         Err(error) => failed(name, options.connections(), &error.to_string(), progress),
     }
@@ -334,6 +344,7 @@ fn failed(name: &str, asked: usize, error: &str, progress: &Progress) -> C10kRec
         server_fds: None,
         error: Some(error.to_owned()),
         round: 1,
+        tcp: None,
     }
 }
 
@@ -348,8 +359,8 @@ pub fn markdown(results: &C10kResults) -> String {
         }
     }
     let mut table = String::from(
-        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | note |\n\
-         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | SYN retransmits / listen overflows | note |\n\
+         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let opt = |value: Option<u64>| value.map_or_else(|| "—".to_owned(), |v| v.to_string());
     for server in servers {
@@ -370,6 +381,10 @@ pub fn markdown(results: &C10kResults) -> String {
             .or_else(|| run.note.clone())
             .unwrap_or_default()
             .replace('|', "/");
+        let tcp = run.tcp.map_or_else(
+            || "—".to_owned(),
+            |tcp| format!("{} / {}", tcp.syn_retransmits, tcp.listen_overflows),
+        );
         let errors = if run.errors.total() == 0 {
             "0".to_owned()
         } else {
@@ -377,7 +392,7 @@ pub fn markdown(results: &C10kResults) -> String {
         };
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {} | {errors} | {} | {} | {p99} | {} | {} | {} | {} | {} | {note} |",
+            "| {} | {} | {} | {} | {errors} | {} | {} | {p99} | {} | {} | {} | {} | {} | {tcp} | {note} |",
             run.server,
             run.connections,
             run.established,
@@ -421,6 +436,13 @@ mod tests {
             command: "bench c10k --repeat 3".into(),
             runs: vec![run(1, 1000.0), run(2, 989_000.0), run(3, 1760.0)],
         };
+        let mut with_counters = results.clone();
+        with_counters.runs[2].tcp = Some(TcpCounters {
+            syn_retransmits: 41,
+            listen_overflows: 40,
+            ..TcpCounters::default()
+        });
+        assert!(markdown(&with_counters).contains("| 41 / 40 |"));
         let text = markdown(&results);
         assert!(
             text.contains("<!-- ANCHOR: table -->") && text.contains("<!-- ANCHOR_END: table -->")

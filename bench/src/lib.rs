@@ -18,6 +18,7 @@ pub mod docroot;
 pub mod engine;
 pub mod machine;
 pub mod measure;
+pub mod netstat;
 pub mod output;
 pub mod response;
 pub mod server;

@@ -6,12 +6,13 @@
 //! connection forward, or time one out. Work per wake-up is proportional to what happened, not
 //! to how many clients are connected, and an idle server does not run at all.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
 use slab::Slab;
+use step02_files::server::log::note;
 use step02_files::{ShutdownSignal, Site};
 use step06_nonblocking::{ACCEPT_BACKOFF, Connection, Next, Readiness, accept_nonblocking};
 
@@ -146,7 +147,7 @@ impl<'a, P: Poller> EventLoop<'a, P> {
                     // Out of descriptors (EMFILE/ENFILE) or memory. The connection stays in the
                     // backlog and no new event will come for it, so retry on a timer, not on the
                     // listener's readiness; meanwhile, serve the connections already open.
-                    let _ = writeln!(io::stderr().lock(), "accept failed: {error}");
+                    note(format_args!("accept failed: {error}"));
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }

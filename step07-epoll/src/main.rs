@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use step02_files::server::startup::{self, StartupError};
-use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
+use step02_files::{ListenOptions, ServerArgs, ShutdownSignal, Site};
 use step07_epoll::{Backend, Loop, run_loops};
 
 /// Step 7: serve every client from event loops driven by epoll.
@@ -49,9 +49,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             startup::join(&listeners[0]).map_err(|source| StartupError::Listen { addr, source })?;
         listeners.push(listener);
     }
+    // Each loop gets its own open-file cache, as each nginx worker has its own: the loops share
+    // the document root's descriptor, the signal socket and stdout, but no lock.
+    let sites: Vec<Site> = listeners
+        .iter()
+        .map(|_| site.with_own_file_cache())
+        .collect();
     let loops = listeners
         .into_iter()
-        .map(|listener| Loop::new(args.backend, listener, &site, &shutdown))
+        .zip(&sites)
+        .map(|(listener, site)| Loop::new(args.backend, listener, site, &shutdown))
         .collect::<Result<Vec<_>, _>>()?;
     // Announced only now that every loop is ready to serve: a test that counts descriptors or
     // threads as soon as it reads this line sees the server's steady state.
