@@ -32,6 +32,7 @@ use step02_files::{
 
 use crate::outgoing::{Flow, Outgoing};
 
+// ANCHOR: next_readiness
 /// What a connection waits for next: the event loop uses it to decide what to watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -63,6 +64,7 @@ impl Readiness {
         read_closed: false,
     };
 }
+// ANCHOR_END: next_readiness
 
 // ANCHOR: state
 /// What a connection is doing, with what that needs.
@@ -83,6 +85,7 @@ enum State {
 }
 // ANCHOR_END: state
 
+// ANCHOR: socket_state
 /// What is known about the socket, from readiness events and from the calls made on it. An
 /// edge-triggered loop (step 7) reports a change once, so the connection remembers it until a
 /// call proves it over.
@@ -104,7 +107,9 @@ enum Step {
     Continue,
     Wait(Next),
 }
+// ANCHOR_END: socket_state
 
+// ANCHOR: connection
 /// One client connection of an event loop.
 ///
 /// The loop calls [`on_ready`](Connection::on_ready) when the socket may have become readable or
@@ -127,6 +132,7 @@ pub struct Connection<S> {
     /// Reads and writes that moved bytes, for a loop that wants to know whether a pass did anything.
     n_transfers: u64,
 }
+// ANCHOR_END: connection
 
 impl<S: Stream> Connection<S> {
     /// A connection just accepted at `now`; it waits up to `site.idle_timeout` for a request.

@@ -19,6 +19,7 @@ use step06_nonblocking::{ACCEPT_BACKOFF, Connection, Next, Readiness, accept_non
 use crate::poller::{Event, Poller, Watch};
 use crate::timers::{Timer, Timers};
 
+// ANCHOR: event_loop
 /// The listener's token.
 const LISTENER: usize = 0;
 /// The shutdown signal's token.
@@ -49,6 +50,7 @@ pub struct EventLoop<'a, P> {
     accept_paused_until: Option<Instant>,
     events: Vec<Event>,
 }
+// ANCHOR_END: event_loop
 
 impl<'a, P: Poller> EventLoop<'a, P> {
     /// A loop that will serve `listener` with `poller`, until `shutdown` is signalled.

@@ -17,6 +17,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
+// ANCHOR: timers
 /// One scheduled wake-up: when, for which connection slot, and which connection it was for (slots
 /// are reused; the serial number tells a new connection from the old one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,6 +35,7 @@ pub struct Timer {
 pub struct Timers {
     heap: BinaryHeap<Reverse<Timer>>,
 }
+// ANCHOR_END: timers
 
 impl Timers {
     /// An empty set of timers.
