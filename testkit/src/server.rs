@@ -7,6 +7,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -128,6 +129,18 @@ impl Server {
                 error.stderr.join("\n")
             )
         })
+    }
+
+    /// Builds the cargo example `example` (a step's first program) and starts it the way a reader
+    /// does, with a plain address argument: `NAME 127.0.0.1:0`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the example does not build, start, or print its listening line.
+    pub fn example(example: &str) -> Server {
+        let binary = build_example(example);
+        Server::spawn(&binary, &["127.0.0.1:0"], &Launch::default())
+            .unwrap_or_else(|error| panic!("example {example}: {error}"))
     }
 
     /// Starts `program` with exactly `args` in its own process group and waits until it listens.
@@ -436,6 +449,60 @@ fn collect_lines(
         sink.grew.notify_all();
     });
     lines
+}
+
+/// Variables cargo sets for a test binary, not for a cargo run from a shell.
+const TEST_ONLY_VARIABLES: &[&str] = &[
+    "CARGO_MANIFEST_",
+    "CARGO_PKG_",
+    "CARGO_CRATE_",
+    "CARGO_BIN_",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+];
+
+/// `cargo build --workspace --example EXAMPLE`, then the binary cargo reports: an example gets
+/// no `CARGO_BIN_EXE_*` variable.
+///
+/// Under `cargo test --workspace` the examples are already built, with the same features
+/// (`--workspace` resolves them as that command does), and this is quick; it also makes
+/// `cargo test -p PACKAGE --test first_program` work alone.
+fn build_example(example: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    // Drop what cargo set for this test: a build script that watches one of these variables
+    // (ring's watches CARGO_MANIFEST_DIR) would rebuild, and the next plain build again.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if TEST_ONLY_VARIABLES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let output = command
+        .args(["build", "--quiet", "--message-format=json", "--workspace"])
+        .args(["--example", example])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo build --workspace --example {example} failed"
+    );
+    let wanted = format!("\"name\":\"{example}\"");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains(&wanted))
+        .find_map(|line| {
+            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let length = line[start..].find('"')?;
+            Some(PathBuf::from(&line[start..start + length]))
+        })
+        .unwrap_or_else(|| panic!("cargo reported no executable for example {example}"))
 }
 
 /// `Listening on http://127.0.0.1:PORT/` → the address.
