@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::site::TestSite;
-use crate::{PATIENCE, Server, Target};
+use crate::{PATIENCE, Target};
 
 /// Whether tests run in CI, where every external client must be present.
 pub fn in_ci() -> bool {
@@ -201,9 +201,4 @@ fn attribute(html: &str, name: &str) -> Option<String> {
     let start = html.find(&format!("{name}=\""))? + name.len() + 2;
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_owned())
-}
-
-/// Starts `target` on the bundled site; a shorthand for tests of one step.
-pub fn start_on_www(target: &Target, extra: &[&str]) -> Server {
-    target.start_on(&crate::www_root(), extra)
 }
