@@ -148,7 +148,7 @@ pub fn build() -> Binaries {
         .output();
     match output {
         Ok(output) => Binaries {
-            built: executables(&output.stdout),
+            built: testkit::server::cargo_executables(&output.stdout),
             failure: (!output.status.success())
                 .then(|| format!("cargo build failed ({})", output.status)),
         },
@@ -157,19 +157,6 @@ pub fn build() -> Binaries {
             failure: Some(format!("cannot run cargo: {error}")),
         },
     }
-}
-
-/// The executables (by target name) in cargo's JSON messages.
-fn executables(messages: &[u8]) -> HashMap<String, PathBuf> {
-    messages
-        .split(|&byte| byte == b'\n')
-        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .filter_map(|message| {
-            let name = message["target"]["name"].as_str()?.to_owned();
-            Some((name, PathBuf::from(message["executable"].as_str()?)))
-        })
-        .collect()
 }
 
 /// Starts `binary --addr 127.0.0.1:0 --quiet --root ROOT ARGS…` in its own process group and waits for
@@ -271,18 +258,9 @@ mod tests {
     }
 
     #[test]
-    fn reads_executables_from_cargo_messages() {
-        let messages = br#"{"reason":"compiler-artifact","target":{"name":"step01-hello"},"executable":"/t/step01-hello"}
-{"reason":"compiler-artifact","target":{"name":"testkit"},"executable":null}
-{"reason":"build-finished","success":true}"#;
-        let found = executables(messages);
-        assert_eq!(
-            found.get("step01-hello"),
-            Some(&PathBuf::from("/t/step01-hello"))
-        );
-        assert_eq!(found.len(), 1);
+    fn a_package_that_did_not_build_says_why() {
         let binaries = Binaries {
-            built: found,
+            built: HashMap::from([("step01-hello".to_owned(), PathBuf::from("/t/step01-hello"))]),
             failure: Some("cargo build failed".into()),
         };
         assert!(binaries.get("step01-hello").is_ok());

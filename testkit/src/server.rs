@@ -2,6 +2,7 @@
 //! It is the one harness of the tests and of `bench`: start on `127.0.0.1:0`, read the first line,
 //! hold the process in its own process group, read it from `/proc`, and stop and reap it.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -493,16 +494,22 @@ fn build_example(example: &str) -> PathBuf {
         output.status.success(),
         "cargo build --workspace --example {example} failed"
     );
-    let wanted = format!("\"name\":\"{example}\"");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains(&wanted))
-        .find_map(|line| {
-            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
-            let length = line[start..].find('"')?;
-            Some(PathBuf::from(&line[start..start + length]))
-        })
+    cargo_executables(&output.stdout)
+        .remove(example)
         .unwrap_or_else(|| panic!("cargo reported no executable for example {example}"))
+}
+
+/// The executables (by target name) in the JSON messages of `cargo build --message-format=json`.
+pub fn cargo_executables(messages: &[u8]) -> HashMap<String, PathBuf> {
+    messages
+        .split(|&byte| byte == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_owned();
+            Some((name, PathBuf::from(message["executable"].as_str()?)))
+        })
+        .collect()
 }
 
 /// `Listening on http://127.0.0.1:PORT/` → the address.
@@ -529,6 +536,19 @@ mod tests {
             Some("[::1]:80".parse().unwrap())
         );
         assert_eq!(parse_listening_line("hello"), None);
+    }
+
+    #[test]
+    fn reads_executables_from_cargo_messages() {
+        let messages = br#"{"reason":"compiler-artifact","target":{"name":"step01-hello"},"executable":"/t/step01-hello"}
+{"reason":"compiler-artifact","target":{"name":"testkit"},"executable":null}
+{"reason":"build-finished","success":true}"#;
+        let found = cargo_executables(messages);
+        assert_eq!(
+            found.get("step01-hello"),
+            Some(&PathBuf::from("/t/step01-hello"))
+        );
+        assert_eq!(found.len(), 1);
     }
 
     #[test]
