@@ -7,7 +7,6 @@
 //! `--no-caps` lifts the cap for a reader who wants to see it happen on a machine of their own.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -200,18 +199,6 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
         output::write(out, "c10k", &results, &markdown(&results))?;
     }
     Ok(results)
-}
-
-/// Rewrites `c10k.md` from the `c10k.json` in `dir`.
-///
-/// # Errors
-///
-/// When the file cannot be read, parsed or written.
-pub fn replot(dir: &Path) -> anyhow::Result<()> {
-    let path = dir.join("c10k.json");
-    let results: C10kResults = serde_json::from_str(&fs::read_to_string(&path)?)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(fs::write(dir.join("c10k.md"), markdown(&results))?)
 }
 
 fn hold_subject(

@@ -473,11 +473,7 @@ fn progress_line(record: &RunRecord, round: u32) -> String {
 ///
 /// When `results.json` cannot be read or parsed, or the outputs cannot be written.
 pub fn replot(out: &Path) -> anyhow::Result<()> {
-    let path = out.join("results.json");
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let results: CompareResults =
-        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let results: CompareResults = output::read(out, "results")?;
     let mut scenarios: Vec<Scenario> = Vec::new();
     for run in &results.runs {
         let scenario = Scenario {

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::http::{Conn, RawResponse};
+use crate::http::{Conn, RawResponse, get_request as get};
 use crate::site::{TestSite, fnv1a};
 use crate::{PATIENCE, Target};
 
@@ -46,10 +46,6 @@ macro_rules! rows {
             check: rows!(@check $($check)?),
         }),*]
     };
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
 }
 
 /// `GET /` with Host `x` and `headers` (each ending in CRLF), then `body`.

@@ -12,14 +12,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::http::Conn;
+use crate::http::{Conn, get_request as get};
 use crate::server::Launch;
 use crate::{PATIENCE, Server, Target, TestSite};
-
-/// A request for `path` that keeps the connection.
-pub fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
-}
 
 /// While a fresh client asks for a page, 25 clients sit idle and 25 trickle a request a byte at a
 /// time, and one has asked for a large file and stopped reading. A server that waited for any of
