@@ -164,13 +164,11 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
     let root = DocRoot::create().context("cannot create the document root")?;
     let mut subjects: Vec<Subject> = options.url.iter().cloned().map(Subject::Url).collect();
     if !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty()) {
-        let specs = server::select(&options.steps);
-        anyhow::ensure!(
-            !specs.is_empty(),
-            "no configuration matches {:?}",
-            options.steps
+        subjects.extend(
+            server::select(&options.steps)?
+                .into_iter()
+                .map(Subject::Step),
         );
-        subjects.extend(specs.into_iter().map(Subject::Step));
     }
     subjects.extend(
         options
@@ -178,14 +176,7 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
             .iter()
             .map(|&workers| Subject::Nginx(workers)),
     );
-    let steps = subjects
-        .iter()
-        .any(|subject| matches!(subject, Subject::Step(_)));
-    let binaries = if steps {
-        server::build()
-    } else {
-        Binaries::default()
-    };
+    let binaries = server::build_if(subjects.iter().any(|s| matches!(s, Subject::Step(_))));
     let progress = Progress::new(subjects.len() * options.repeat as usize);
     for round in 1..=options.repeat {
         for subject in &subjects {

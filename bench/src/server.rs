@@ -83,12 +83,15 @@ pub const CONFIGURATIONS: &[ServerSpec] = &[
 
 /// Looks configurations up by name (`step07-1`) or by package or step prefix (`step07` gives every
 /// step07 configuration).
-#[must_use]
-pub fn select(names: &[String]) -> Vec<ServerSpec> {
+///
+/// # Errors
+///
+/// When no configuration matches.
+pub fn select(names: &[String]) -> anyhow::Result<Vec<ServerSpec>> {
     if names.is_empty() {
-        return CONFIGURATIONS.to_vec();
+        return Ok(CONFIGURATIONS.to_vec());
     }
-    CONFIGURATIONS
+    let selected: Vec<ServerSpec> = CONFIGURATIONS
         .iter()
         .filter(|spec| {
             names.iter().any(|name| {
@@ -98,7 +101,9 @@ pub fn select(names: &[String]) -> Vec<ServerSpec> {
             })
         })
         .copied()
-        .collect()
+        .collect();
+    anyhow::ensure!(!selected.is_empty(), "no configuration matches {names:?}");
+    Ok(selected)
 }
 
 /// The workspace this crate was built from (where `cargo build` runs and `www/` lives).
@@ -130,6 +135,12 @@ impl Binaries {
             )),
         }
     }
+}
+
+/// [`build`] when `needed`, else no binaries (only reference servers are measured).
+#[must_use]
+pub fn build_if(needed: bool) -> Binaries {
+    if needed { build() } else { Binaries::default() }
 }
 
 /// Builds the workspace in release mode with one `cargo build --release --workspace --keep-going`:
@@ -238,12 +249,16 @@ mod tests {
         let names =
             |selection: Vec<ServerSpec>| selection.iter().map(|s| s.name).collect::<Vec<_>>();
         assert_eq!(
-            names(select(&["step07".into()])),
+            names(select(&["step07".into()]).unwrap()),
             ["step07-1", "step07-per-core"]
         );
-        assert_eq!(names(select(&["step04-pool".into()])), ["step04-pool"]);
-        assert_eq!(names(select(&["step02-files".into()])), ["step02"]);
-        assert_eq!(select(&[]).len(), CONFIGURATIONS.len());
+        assert_eq!(
+            names(select(&["step04-pool".into()]).unwrap()),
+            ["step04-pool"]
+        );
+        assert_eq!(names(select(&["step02-files".into()]).unwrap()), ["step02"]);
+        assert_eq!(select(&[]).unwrap().len(), CONFIGURATIONS.len());
+        assert!(select(&["step9".into()]).is_err());
     }
 
     #[test]

@@ -91,12 +91,7 @@ pub struct SoakResults {
 /// When nothing matches, or the results cannot be written.
 pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
-    let specs = server::select(&options.steps);
-    anyhow::ensure!(
-        !specs.is_empty(),
-        "no configuration matches {:?}",
-        options.steps
-    );
+    let specs = server::select(&options.steps)?;
     let root = DocRoot::create().context("cannot create the document root")?;
     let binaries = server::build();
     let (_, stamp) = machine::utc_now();

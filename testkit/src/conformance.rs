@@ -565,21 +565,10 @@ pub fn conditional_answers_keep_framing(target: &Target) {
     );
 }
 
-/// Runs curl with `args`; returns its stdout, or `None` (reported) when curl is missing.
+/// Runs curl with `args` in `dir`; returns its stdout, or `None` (reported) when curl is missing.
 fn run_curl(test: &str, args: &[&str], dir: &std::path::Path) -> Option<String> {
     let curl = crate::clients::require_program(&["curl"], test)?;
-    let output = std::process::Command::new(curl)
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+    Some(crate::clients::run_curl(&curl, args, dir))
 }
 
 /// `curl -C -` resumes an interrupted download of a multi-MiB file, and the result is the file.
