@@ -9,12 +9,13 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -65,6 +66,8 @@ pub struct Server {
     addr: SocketAddr,
     stdout: Arc<Lines>,
     stderr: Arc<Lines>,
+    /// With [`Launch::unread_stdout`], the pipe, once the listening line is read.
+    unread_stdout: Arc<Mutex<Option<ChildStdout>>>,
 }
 
 /// How to start a [`Server`] beyond its flags.
@@ -74,6 +77,9 @@ pub struct Launch {
     pub nofile_limit: Option<u64>,
     /// The server announces nothing (nginx): it is ready once this address accepts a connection.
     pub silent_on: Option<SocketAddr>,
+    /// Read nothing of stdout after the listening line, as when a user pipes the log into `less`
+    /// and stops scrolling: the pipe fills. [`Server::read_stdout_now`] reads what it holds.
+    pub unread_stdout: bool,
 }
 
 /// Why a server did not start, with what it wrote on stderr.
@@ -184,14 +190,17 @@ impl Server {
             reason: format!("cannot start {}: {error}", program.to_string_lossy()),
             stderr: Vec::new(),
         })?;
+        let unread_stdout = Arc::new(Mutex::new(None));
         let (first_line, stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
             (Some(out), Some(err)) => {
                 let (sender, receiver) = mpsc::channel();
-                (
-                    receiver,
-                    collect_lines(out, Some(sender)),
-                    collect_lines(err, None),
-                )
+                let stdout = if launch.unread_stdout {
+                    read_first_line_only(out, sender, Arc::clone(&unread_stdout));
+                    Arc::new(Lines::default())
+                } else {
+                    collect_lines(out, Some(sender))
+                };
+                (receiver, stdout, collect_lines(err, None))
             }
             _ => unreachable!("stdout and stderr are piped"),
         };
@@ -200,6 +209,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stdout,
             stderr,
+            unread_stdout,
         };
         let ready = match launch.silent_on {
             Some(addr) => server.wait_until_accepting(addr),
@@ -281,6 +291,19 @@ impl Server {
     /// Every stdout line after the listening line (the access log).
     pub fn log_lines(&self) -> Vec<String> {
         self.stdout.snapshot()
+    }
+
+    /// With [`Launch::unread_stdout`]: what the stdout pipe holds now, without waiting for more.
+    pub fn read_stdout_now(&self) -> String {
+        let mut text = Vec::new();
+        if let Ok(mut held) = self.unread_stdout.lock()
+            && let Some(stdout) = held.as_mut()
+            && fcntl(&*stdout, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_ok()
+        {
+            // Ends with WouldBlock once the pipe is empty; what was read stays in `text`.
+            let _ = stdout.read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
     }
 
     /// Every stderr line so far.
@@ -421,6 +444,26 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads the first line of `stdout` one byte at a time, so nothing after it leaves the pipe, and
+/// sends it to `first`; then leaves `stdout` in `held`, unread.
+fn read_first_line_only(
+    mut stdout: ChildStdout,
+    first: mpsc::Sender<String>,
+    held: Arc<Mutex<Option<ChildStdout>>>,
+) {
+    thread::spawn(move || {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while matches!(stdout.read(&mut byte), Ok(1)) && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        if let Ok(mut held) = held.lock() {
+            *held = Some(stdout);
+        }
+        let _ = first.send(String::from_utf8_lossy(&line).into_owned());
+    });
 }
 
 /// Collects the lines of `stream` until it ends; the first one goes to `first` instead, if given.
