@@ -36,10 +36,7 @@ fn dot_dot_reads_outside_the_root_in_the_first_program_not_in_step_2() {
         "the first program should send the workspace's Cargo.toml, outside www/: {answer:?}"
     );
     assert!(
-        first
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains("outside")),
+        first.wait_for_stderr("outside", PATIENCE),
         "the first program warns on stderr that it reads outside its root"
     );
 

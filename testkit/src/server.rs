@@ -317,6 +317,14 @@ impl Server {
             .wait(|lines| lines.iter().any(|line| predicate(line)), timeout)
     }
 
+    /// Waits until some stderr line contains `needle`; false if none did within `timeout`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        self.stderr.wait(
+            |lines| lines.iter().any(|line| line.contains(needle)),
+            timeout,
+        )
+    }
+
     /// Waits until the access log has at least `count` lines; false on timeout.
     pub fn wait_for_log_count(&self, count: usize, timeout: Duration) -> bool {
         self.stdout.wait(|lines| lines.len() >= count, timeout)
