@@ -7,7 +7,6 @@
 //! `--no-caps` lifts the cap for a reader who wants to see it happen on a machine of their own.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -171,13 +170,11 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
     let root = DocRoot::create().context("cannot create the document root")?;
     let mut subjects: Vec<Subject> = options.url.iter().cloned().map(Subject::Url).collect();
     if !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty()) {
-        let specs = server::select(&options.steps);
-        anyhow::ensure!(
-            !specs.is_empty(),
-            "no configuration matches {:?}",
-            options.steps
+        subjects.extend(
+            server::select(&options.steps)?
+                .into_iter()
+                .map(Subject::Step),
         );
-        subjects.extend(specs.into_iter().map(Subject::Step));
     }
     subjects.extend(
         options
@@ -185,14 +182,7 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
             .iter()
             .map(|&workers| Subject::Nginx(workers)),
     );
-    let steps = subjects
-        .iter()
-        .any(|subject| matches!(subject, Subject::Step(_)));
-    let binaries = if steps {
-        server::build()
-    } else {
-        Binaries::default()
-    };
+    let binaries = server::build_if(subjects.iter().any(|s| matches!(s, Subject::Step(_))));
     let progress = Progress::new(subjects.len() * options.repeat as usize);
     for round in 1..=options.repeat {
         for subject in &subjects {
@@ -206,18 +196,6 @@ pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
         output::write(out, "c10k", &results, &markdown(&results))?;
     }
     Ok(results)
-}
-
-/// Rewrites `c10k.md` from the `c10k.json` in `dir`.
-///
-/// # Errors
-///
-/// When the file cannot be read, parsed or written.
-pub fn replot(dir: &Path) -> anyhow::Result<()> {
-    let path = dir.join("c10k.json");
-    let results: C10kResults = serde_json::from_str(&fs::read_to_string(&path)?)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(fs::write(dir.join("c10k.md"), markdown(&results))?)
 }
 
 fn hold_subject(

@@ -63,23 +63,12 @@ impl Scenario {
 #[must_use]
 pub fn matrix(quick: bool) -> Vec<Scenario> {
     if quick {
-        return vec![
-            Scenario {
-                close: false,
-                connections: 16,
-                big: false,
-            },
-            Scenario {
-                close: true,
-                connections: 16,
-                big: false,
-            },
-            Scenario {
-                close: false,
-                connections: 16,
-                big: true,
-            },
-        ];
+        let at_16 = |close, big| Scenario {
+            close,
+            connections: 16,
+            big,
+        };
+        return vec![at_16(false, false), at_16(true, false), at_16(false, true)];
     }
     let mut scenarios = Vec::new();
     for big in [false, true] {
@@ -265,14 +254,7 @@ pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
     let subjects = subjects(options)?;
     let scenarios = select_scenarios(options)?;
     let root = DocRoot::create().context("cannot create the document root")?;
-    let steps = subjects
-        .iter()
-        .any(|subject| matches!(subject, Subject::Step(_)));
-    let binaries = if steps {
-        server::build()
-    } else {
-        Binaries::default()
-    };
+    let binaries = server::build_if(subjects.iter().any(|s| matches!(s, Subject::Step(_))));
     let default = |quick, full| if options.quick { quick } else { full };
     let duration = options
         .duration
@@ -340,13 +322,11 @@ fn select_scenarios(options: &CompareOptions) -> anyhow::Result<Vec<Scenario>> {
 fn subjects(options: &CompareOptions) -> anyhow::Result<Vec<Subject>> {
     let mut subjects: Vec<Subject> = Vec::new();
     if !options.no_steps {
-        let selected = server::select(&options.only);
-        anyhow::ensure!(
-            !selected.is_empty(),
-            "no configuration matches {:?}",
-            options.only
+        subjects.extend(
+            server::select(&options.only)?
+                .into_iter()
+                .map(Subject::Step),
         );
-        subjects.extend(selected.into_iter().map(Subject::Step));
     }
     subjects.extend(
         options
@@ -473,11 +453,7 @@ fn progress_line(record: &RunRecord, round: u32) -> String {
 ///
 /// When `results.json` cannot be read or parsed, or the outputs cannot be written.
 pub fn replot(out: &Path) -> anyhow::Result<()> {
-    let path = out.join("results.json");
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let results: CompareResults =
-        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let results: CompareResults = output::read(out, "results")?;
     let mut scenarios: Vec<Scenario> = Vec::new();
     for run in &results.runs {
         let scenario = Scenario {

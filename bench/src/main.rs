@@ -12,6 +12,7 @@ use std::time::Duration;
 use bench::c10k::{self, C10kOptions};
 use bench::compare::{self, CompareOptions};
 use bench::engine::{self, LoadConfig};
+use bench::output;
 use bench::soak::{self, SoakOptions};
 use clap::{Parser, Subcommand};
 
@@ -101,8 +102,12 @@ fn run(command: Command) -> anyhow::Result<()> {
                 .out
                 .map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
         }
-        Command::Replot { dir } if dir.join("c10k.json").is_file() => c10k::replot(&dir),
-        Command::Replot { dir } if dir.join("soak.json").is_file() => soak::replot(&dir),
+        Command::Replot { dir } if dir.join("c10k.json").is_file() => {
+            output::rewrite_markdown(&dir, "c10k", c10k::markdown)
+        }
+        Command::Replot { dir } if dir.join("soak.json").is_file() => {
+            output::rewrite_markdown(&dir, "soak", soak::markdown)
+        }
         Command::Replot { dir } => compare::replot(&dir),
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Progress over a known number of runs, with an ETA: a bar on a terminal, plain lines otherwise
 /// (a log or a pipe gets one line per run and no escape codes).
@@ -92,6 +93,35 @@ pub fn write(
     Ok(())
 }
 
+/// Reads `STEM.json` in `dir`.
+///
+/// # Errors
+///
+/// When the file cannot be read or parsed.
+pub fn read<T: DeserializeOwned>(dir: &Path, stem: &str) -> anyhow::Result<T> {
+    let path = dir.join(format!("{stem}.json"));
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// Rewrites `STEM.md` in `dir` from its `STEM.json` (after a change to the tables).
+///
+/// # Errors
+///
+/// When the JSON cannot be read or parsed, or the Markdown cannot be written.
+pub fn rewrite_markdown<T: DeserializeOwned>(
+    dir: &Path,
+    stem: &str,
+    markdown: fn(&T) -> String,
+) -> anyhow::Result<()> {
+    let results = read(dir, stem)?;
+    Ok(fs::write(
+        dir.join(format!("{stem}.md")),
+        markdown(&results),
+    )?)
+}
+
 /// The median of some figures (the lower middle one for an even count) and their range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spread {
@@ -139,6 +169,18 @@ pub fn median_index<T>(items: &[T], key: impl Fn(&T) -> f64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewrites_the_markdown_from_the_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = serde_json::json!({ "runs": 3 });
+        write(dir.path(), "soak", &results, "old").unwrap();
+        let markdown = |results: &serde_json::Value| format!("runs: {}", results["runs"]);
+        rewrite_markdown(dir.path(), "soak", markdown).unwrap();
+        let text = fs::read_to_string(dir.path().join("soak.md")).unwrap();
+        assert_eq!(text, "runs: 3");
+        assert!(rewrite_markdown(dir.path(), "c10k", markdown).is_err());
+    }
 
     #[test]
     fn medians_and_spreads() {

@@ -83,12 +83,15 @@ pub const CONFIGURATIONS: &[ServerSpec] = &[
 
 /// Looks configurations up by name (`step07-1`) or by package or step prefix (`step07` gives every
 /// step07 configuration).
-#[must_use]
-pub fn select(names: &[String]) -> Vec<ServerSpec> {
+///
+/// # Errors
+///
+/// When no configuration matches.
+pub fn select(names: &[String]) -> anyhow::Result<Vec<ServerSpec>> {
     if names.is_empty() {
-        return CONFIGURATIONS.to_vec();
+        return Ok(CONFIGURATIONS.to_vec());
     }
-    CONFIGURATIONS
+    let selected: Vec<ServerSpec> = CONFIGURATIONS
         .iter()
         .filter(|spec| {
             names.iter().any(|name| {
@@ -98,7 +101,9 @@ pub fn select(names: &[String]) -> Vec<ServerSpec> {
             })
         })
         .copied()
-        .collect()
+        .collect();
+    anyhow::ensure!(!selected.is_empty(), "no configuration matches {names:?}");
+    Ok(selected)
 }
 
 /// The workspace this crate was built from (where `cargo build` runs and `www/` lives).
@@ -132,6 +137,12 @@ impl Binaries {
     }
 }
 
+/// [`build`] when `needed`, else no binaries (only reference servers are measured).
+#[must_use]
+pub fn build_if(needed: bool) -> Binaries {
+    if needed { build() } else { Binaries::default() }
+}
+
 /// Builds the workspace in release mode with one `cargo build --release --workspace --keep-going`:
 /// after the README's `cargo build --release --workspace` everything is fresh and this takes a second
 /// (building package by package would unify features differently and rebuild every step). A step that
@@ -148,7 +159,7 @@ pub fn build() -> Binaries {
         .output();
     match output {
         Ok(output) => Binaries {
-            built: executables(&output.stdout),
+            built: testkit::server::cargo_executables(&output.stdout),
             failure: (!output.status.success())
                 .then(|| format!("cargo build failed ({})", output.status)),
         },
@@ -157,19 +168,6 @@ pub fn build() -> Binaries {
             failure: Some(format!("cannot run cargo: {error}")),
         },
     }
-}
-
-/// The executables (by target name) in cargo's JSON messages.
-fn executables(messages: &[u8]) -> HashMap<String, PathBuf> {
-    messages
-        .split(|&byte| byte == b'\n')
-        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .filter_map(|message| {
-            let name = message["target"]["name"].as_str()?.to_owned();
-            Some((name, PathBuf::from(message["executable"].as_str()?)))
-        })
-        .collect()
 }
 
 /// Starts `binary --addr 127.0.0.1:0 --quiet --root ROOT ARGS…` in its own process group and waits for
@@ -251,12 +249,16 @@ mod tests {
         let names =
             |selection: Vec<ServerSpec>| selection.iter().map(|s| s.name).collect::<Vec<_>>();
         assert_eq!(
-            names(select(&["step07".into()])),
+            names(select(&["step07".into()]).unwrap()),
             ["step07-1", "step07-per-core"]
         );
-        assert_eq!(names(select(&["step04-pool".into()])), ["step04-pool"]);
-        assert_eq!(names(select(&["step02-files".into()])), ["step02"]);
-        assert_eq!(select(&[]).len(), CONFIGURATIONS.len());
+        assert_eq!(
+            names(select(&["step04-pool".into()]).unwrap()),
+            ["step04-pool"]
+        );
+        assert_eq!(names(select(&["step02-files".into()]).unwrap()), ["step02"]);
+        assert_eq!(select(&[]).unwrap().len(), CONFIGURATIONS.len());
+        assert!(select(&["step9".into()]).is_err());
     }
 
     #[test]
@@ -271,18 +273,9 @@ mod tests {
     }
 
     #[test]
-    fn reads_executables_from_cargo_messages() {
-        let messages = br#"{"reason":"compiler-artifact","target":{"name":"step01-hello"},"executable":"/t/step01-hello"}
-{"reason":"compiler-artifact","target":{"name":"testkit"},"executable":null}
-{"reason":"build-finished","success":true}"#;
-        let found = executables(messages);
-        assert_eq!(
-            found.get("step01-hello"),
-            Some(&PathBuf::from("/t/step01-hello"))
-        );
-        assert_eq!(found.len(), 1);
+    fn a_package_that_did_not_build_says_why() {
         let binaries = Binaries {
-            built: found,
+            built: HashMap::from([("step01-hello".to_owned(), PathBuf::from("/t/step01-hello"))]),
             failure: Some("cargo build failed".into()),
         };
         assert!(binaries.get("step01-hello").is_ok());

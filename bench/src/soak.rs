@@ -3,8 +3,7 @@
 //! baseline: no descriptor, thread or process left behind, and resident memory where it was.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -92,12 +91,7 @@ pub struct SoakResults {
 /// When nothing matches, or the results cannot be written.
 pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
-    let specs = server::select(&options.steps);
-    anyhow::ensure!(
-        !specs.is_empty(),
-        "no configuration matches {:?}",
-        options.steps
-    );
+    let specs = server::select(&options.steps)?;
     let root = DocRoot::create().context("cannot create the document root")?;
     let binaries = server::build();
     let (_, stamp) = machine::utc_now();
@@ -133,18 +127,6 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
         output::write(out, "soak", &results, &markdown(&results))?;
     }
     Ok(results)
-}
-
-/// Rewrites `soak.md` from the `soak.json` in `dir`.
-///
-/// # Errors
-///
-/// When the file cannot be read, parsed or written.
-pub fn replot(dir: &Path) -> anyhow::Result<()> {
-    let path = dir.join("soak.json");
-    let results: SoakResults = serde_json::from_str(&fs::read_to_string(&path)?)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(fs::write(dir.join("soak.md"), markdown(&results))?)
 }
 
 fn soak_one(

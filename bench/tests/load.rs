@@ -76,6 +76,13 @@ fn churn_reopens_connections() {
     assert_eq!(result.tally.connects, 10);
 }
 
+/// `n` errors of one kind, none of the others.
+fn only(n: u64, kind: fn(&mut ErrorCounts) -> &mut u64) -> ErrorCounts {
+    let mut counts = ErrorCounts::default();
+    *kind(&mut counts) = n;
+    counts
+}
+
 /// Runs 20 requests against a server answering `answer` and returns the error counts.
 fn errors_for(answer: Answer) -> ErrorCounts {
     let mut config = config(serve(answer), 2, 20);
@@ -91,69 +98,49 @@ fn errors_for(answer: Answer) -> ErrorCounts {
 
 #[test]
 fn server_errors_count_as_status() {
-    let errors = errors_for(Answer::Write(
-        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
-    ));
     assert_eq!(
-        errors,
-        ErrorCounts {
-            status: 20,
-            ..ErrorCounts::default()
-        }
+        errors_for(Answer::Write(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+        )),
+        only(20, |e| &mut e.status)
     );
 }
 
 #[test]
 fn malformed_responses_count_as_framing() {
-    let errors = errors_for(Answer::Write(
-        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
-    ));
     assert_eq!(
-        errors,
-        ErrorCounts {
-            framing: 20,
-            ..ErrorCounts::default()
-        }
+        errors_for(Answer::Write(
+            b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+        )),
+        only(20, |e| &mut e.framing)
     );
 }
 
 #[test]
 fn truncated_responses_count_as_framing() {
-    let errors = errors_for(Answer::WriteAndClose(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
-    ));
     assert_eq!(
-        errors,
-        ErrorCounts {
-            framing: 20,
-            ..ErrorCounts::default()
-        }
+        errors_for(Answer::WriteAndClose(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+        )),
+        only(20, |e| &mut e.framing)
     );
 }
 
 #[test]
 fn extra_bytes_after_a_response_count_as_framing() {
-    let errors = errors_for(Answer::Write(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
-    ));
     assert_eq!(
-        errors,
-        ErrorCounts {
-            framing: 20,
-            ..ErrorCounts::default()
-        }
+        errors_for(Answer::Write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+        )),
+        only(20, |e| &mut e.framing)
     );
 }
 
 #[test]
 fn closing_without_an_answer_counts_as_reset() {
-    let errors = errors_for(Answer::WriteAndClose(b""));
     assert_eq!(
-        errors,
-        ErrorCounts {
-            reset: 20,
-            ..ErrorCounts::default()
-        }
+        errors_for(Answer::WriteAndClose(b"")),
+        only(20, |e| &mut e.reset)
     );
 }
 
@@ -163,13 +150,7 @@ fn silence_counts_as_timeout() {
     config.timeout = Duration::from_millis(100);
     let result = run(&config);
     assert_eq!(result.tally.requests, 0);
-    assert_eq!(
-        result.tally.errors,
-        ErrorCounts {
-            timeout: 4,
-            ..ErrorCounts::default()
-        }
-    );
+    assert_eq!(result.tally.errors, only(4, |e| &mut e.timeout));
 }
 
 #[test]
@@ -183,13 +164,7 @@ fn refused_connections_count_as_connect() {
     let target = Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
     let result = run(&config(target, 2, 10));
     assert_eq!(result.tally.requests, 0);
-    assert_eq!(
-        result.tally.errors,
-        ErrorCounts {
-            connect: 10,
-            ..ErrorCounts::default()
-        }
-    );
+    assert_eq!(result.tally.errors, only(10, |e| &mut e.connect));
 }
 
 #[test]

@@ -5,15 +5,11 @@
 //! server reads to the blank line first, so the same client gets the page and a clean close.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/first_program.rs"]
-mod first;
-
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use first::FirstProgram;
 use testkit::{PATIENCE, Server};
 
 /// Sends a head in four writes 100 ms apart, as a slow client or a slow network does, then reads
@@ -37,7 +33,7 @@ fn get_in_pieces(addr: SocketAddr) -> io::Result<Vec<u8>> {
 
 #[test]
 fn one_read_then_close_resets_a_client_whose_head_arrives_in_pieces() {
-    let first = FirstProgram::start("step01-hello", "first-hello");
+    let first = Server::example("first-hello");
     let error = get_in_pieces(first.addr())
         .expect_err("the first program should reset this client, not answer it cleanly");
     assert!(

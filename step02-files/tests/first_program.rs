@@ -2,14 +2,10 @@
 //! nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../step01-hello/tests/support/first_program.rs"]
-mod first;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use first::FirstProgram;
 use testkit::{PATIENCE, Server};
 
 const STEP: &str = env!("CARGO_BIN_EXE_step02-files");
@@ -33,17 +29,14 @@ fn get(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn dot_dot_reads_outside_the_root_in_the_first_program_not_in_step_2() {
-    let first = FirstProgram::start("step02-files", "first-files");
+    let first = Server::example("first-files");
     let answer = get(first.addr(), "/../Cargo.toml");
     assert!(
         answer.starts_with("HTTP/1.1 200 OK") && answer.contains("[workspace]"),
         "the first program should send the workspace's Cargo.toml, outside www/: {answer:?}"
     );
     assert!(
-        first
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains("outside")),
+        first.wait_for_stderr("outside", PATIENCE),
         "the first program warns on stderr that it reads outside its root"
     );
 
@@ -73,7 +66,7 @@ fn dot_dot_reads_outside_the_root_in_the_first_program_not_in_step_2() {
 
 #[test]
 fn an_empty_connection_kills_the_first_program_not_step_2() {
-    let mut first = FirstProgram::start("step02-files", "first-files");
+    let mut first = Server::example("first-files");
     drop(TcpStream::connect(first.addr()).unwrap());
     let status = first
         .wait_exit(PATIENCE)

@@ -71,10 +71,7 @@ fn next_client_waits_for_an_idle_one_to_time_out(args: &[&str]) -> Server {
 fn at_max_children_the_next_client_waits_in_the_backlog() {
     let server = next_client_waits_for_an_idle_one_to_time_out(&["--max-children", "2"]);
     assert!(
-        server
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains("--max-children")),
+        server.wait_for_stderr("--max-children", PATIENCE),
         "{:?}",
         server.stderr_lines()
     );

@@ -1,15 +1,11 @@
 //! Step 3's first program against step 3's server: what is left of the children.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../step01-hello/tests/support/first_program.rs"]
-mod first;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use first::FirstProgram;
 use testkit::{PATIENCE, Server, procfs};
 
 const REQUESTS: usize = 5;
@@ -40,7 +36,7 @@ fn zombies_until(pid: u32, done: impl Fn(usize) -> bool) -> usize {
 
 #[test]
 fn the_first_program_leaves_a_zombie_per_client_step_3_none() {
-    let first = FirstProgram::start("step03-process", "first-process");
+    let first = Server::example("first-process");
     for _ in 0..REQUESTS {
         get_index(first.addr());
     }

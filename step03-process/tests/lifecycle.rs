@@ -87,10 +87,7 @@ fn prefork_replaces_a_dead_worker() {
     );
     assert_eq!(server.zombie_count(), 0);
     assert!(
-        server
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains(&format!("worker {victim} killed by SIGKILL"))),
+        server.wait_for_stderr(&format!("worker {victim} killed by SIGKILL"), PATIENCE),
         "{:?}",
         server.stderr_lines()
     );

@@ -1,14 +1,10 @@
 //! Step 4's first program against step 4's server: threads under clients that send nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../step01-hello/tests/support/first_program.rs"]
-mod first;
-
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use first::FirstProgram;
 use testkit::{PATIENCE, Server, procfs};
 
 const SILENT_CLIENTS: usize = 20;
@@ -16,7 +12,7 @@ const POOL: usize = 4;
 
 #[test]
 fn silent_clients_hold_a_thread_each_in_the_first_program_not_in_step_4s_pool() {
-    let first = FirstProgram::start("step04-thread", "first-thread");
+    let first = Server::example("first-thread");
     let before = procfs::thread_count(first.pid());
     let _silent: Vec<TcpStream> = (0..SILENT_CLIENTS)
         .map(|_| TcpStream::connect(first.addr()).unwrap())

@@ -135,10 +135,7 @@ fn shutdown_timeout_bounds_the_wait_for_a_stuck_client() {
         .expect("a stuck client held the shutdown");
     assert_eq!(status.code(), Some(0));
     assert!(
-        server
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains("still busy")),
+        server.wait_for_stderr("still busy", PATIENCE),
         "{:?}",
         server.stderr_lines()
     );

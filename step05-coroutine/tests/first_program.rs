@@ -1,15 +1,11 @@
 //! Step 5's first program against step 5's server: one client that sends nothing, on one worker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../step01-hello/tests/support/first_program.rs"]
-mod first;
-
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use first::FirstProgram;
 use testkit::concurrency::PROMPTLY;
 use testkit::{PATIENCE, Server};
 
@@ -32,7 +28,7 @@ fn silent_client(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn a_blocking_std_read_stalls_the_first_programs_worker_not_step_5s() {
-    let first = FirstProgram::start("step05-coroutine", "first-coroutine");
+    let first = Server::example("first-coroutine");
     let silent = silent_client(first.addr());
     let fresh = thread::spawn({
         let addr = first.addr();

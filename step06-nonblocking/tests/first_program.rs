@@ -10,13 +10,9 @@
 //! is shown in the chapter, not here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../step01-hello/tests/support/first_program.rs"]
-mod first;
-
 use std::thread;
 use std::time::{Duration, Instant};
 
-use first::FirstProgram;
 use testkit::{Server, procfs};
 
 /// Over about a second: the share of one core `pid` used, and the share of the time its main
@@ -45,7 +41,7 @@ fn runnable_time(pid: u32) -> Duration {
 
 #[test]
 fn the_first_program_burns_cpu_with_no_client_step_6_with_a_nap_does_not() {
-    let first = FirstProgram::start("step06-nonblocking", "first-nonblocking");
+    let first = Server::example("first-nonblocking");
     let (share, runnable) = core_and_runnable_shares(first.pid());
     eprintln!(
         "first-nonblocking, no client: {:.0} % of a core, runnable {:.0} % of the time",

@@ -2,15 +2,11 @@
 //! loop does one `read` or one `accept` per event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../step01-hello/tests/support/first_program.rs"]
-mod first;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use first::FirstProgram;
 use testkit::Server;
 use testkit::concurrency::PROMPTLY;
 
@@ -38,7 +34,7 @@ fn answered_within(stream: &mut TcpStream, patience: Duration) -> bool {
 
 #[test]
 fn one_read_per_event_leaves_a_large_head_unanswered_in_the_first_program_not_in_step_7() {
-    let first = FirstProgram::start("step07-epoll", "first-epoll");
+    let first = Server::example("first-epoll");
     let mut stream = send_large_head(first.addr());
     assert!(
         !answered_within(&mut stream, Duration::from_secs(1)),
@@ -83,7 +79,7 @@ fn answered(clients: &mut [TcpStream]) -> usize {
 #[test]
 fn one_accept_per_event_leaves_a_burst_waiting_in_the_first_program_not_in_step_7() {
     const BURST: usize = 20;
-    let mut first = FirstProgram::start("step07-epoll", "first-epoll");
+    let mut first = Server::example("first-epoll");
     let mut clients = burst(first.addr(), BURST, |signal| first.signal(signal));
     let served = answered(&mut clients);
     assert!(

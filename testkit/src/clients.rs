@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::site::TestSite;
-use crate::{PATIENCE, Server, Target};
+use crate::{PATIENCE, Target};
 
 /// Whether tests run in CI, where every external client must be present.
 pub fn in_ci() -> bool {
@@ -38,6 +38,22 @@ pub fn require_program(names: &[&str], test: &str) -> Option<String> {
     }
 }
 
+/// Runs `curl -sS --max-time 20 ARGS` in `dir` and returns its stdout; panics when it fails.
+pub(crate) fn run_curl(curl: &str, args: &[&str], dir: &Path) -> String {
+    let output = Command::new(curl)
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// curl fetches the index page, a file with a space, and a missing one, as a user would; on a
 /// keep-alive server it reuses one connection for two URLs.
 pub fn curl_fetches_site(target: &Target) {
@@ -45,19 +61,7 @@ pub fn curl_fetches_site(target: &Target) {
         return;
     };
     let server = target.start_on(&crate::www_root(), &[]);
-    let run = |args: &[&str]| {
-        let output = Command::new(&curl)
-            .args(["-sS", "--max-time", "20"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "curl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let run = |args: &[&str]| run_curl(&curl, args, Path::new("."));
     let page = run(&[&server.url("/")]);
     assert!(page.contains("Progressive Servers"), "curl got: {page}");
     let spaced = run(&[&server.url("/hello%20world.txt")]);
@@ -201,9 +205,4 @@ fn attribute(html: &str, name: &str) -> Option<String> {
     let start = html.find(&format!("{name}=\""))? + name.len() + 2;
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_owned())
-}
-
-/// Starts `target` on the bundled site; a shorthand for tests of one step.
-pub fn start_on_www(target: &Target, extra: &[&str]) -> Server {
-    target.start_on(&crate::www_root(), extra)
 }

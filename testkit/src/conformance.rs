@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::http::{Conn, RawResponse};
+use crate::http::{Conn, RawResponse, get_request as get};
 use crate::site::{TestSite, fnv1a};
 use crate::{PATIENCE, Target};
 
@@ -33,23 +33,24 @@ pub struct Case {
     pub check: Option<fn(&RawResponse) -> Option<String>>,
 }
 
-fn case(name: &'static str, request: &str, status: u16, closes: Closes) -> Case {
-    Case {
-        name,
-        request: request.as_bytes().to_vec(),
-        status,
-        closes,
-        check: None,
-    }
+/// Rows of the table, one a line: `STATUS CLOSES "name", request [, check];`.
+macro_rules! rows {
+    (@check) => { None };
+    (@check $check:expr) => { Some($check) };
+    ($($status:literal $closes:ident $name:literal, $request:expr $(, $check:expr)?;)*) => {
+        vec![$(Case {
+            name: $name,
+            request: $request.as_bytes().to_vec(),
+            status: $status,
+            closes: Closes::$closes,
+            check: rows!(@check $($check)?),
+        }),*]
+    };
 }
 
-fn checked(mut row: Case, check: fn(&RawResponse) -> Option<String>) -> Case {
-    row.check = Some(check);
-    row
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+/// `GET /` with Host `x` and `headers` (each ending in CRLF), then `body`.
+fn with_headers(headers: &str, body: &str) -> String {
+    format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n{body}")
 }
 
 fn content_type_is(response: &RawResponse, expected: &str) -> Option<String> {
@@ -58,400 +59,134 @@ fn content_type_is(response: &RawResponse, expected: &str) -> Option<String> {
         .then(|| format!("Content-Type {actual:?}, expected {expected:?}"))
 }
 
+fn header_is(response: &RawResponse, name: &str, expected: &str) -> Option<String> {
+    let actual = response.header(name);
+    (actual != Some(expected)).then(|| format!("{name} {actual:?}, expected {expected:?}"))
+}
+
+fn is_index_page(response: &RawResponse) -> Option<String> {
+    content_type_is(response, "text/html; charset=utf-8").or_else(|| {
+        (!response.text().contains("Progressive Servers")).then(|| "not the index page".into())
+    })
+}
+
+fn is_not_found_page(response: &RawResponse) -> Option<String> {
+    content_type_is(response, "text/html")
+        .or_else(|| (!response.text().contains("404")).then(|| "page does not say 404".into()))
+}
+
+/// HEAD announces the length a GET of the same file sends.
+fn head_announces_get_length(response: &RawResponse) -> Option<String> {
+    let get_length = index_bytes().len().to_string();
+    let length = response.header("content-length").unwrap_or("");
+    (length != get_length)
+        .then(|| format!("HEAD announced {length:?}; GET sends {get_length} bytes"))
+}
+
 /// The table. Rows are grouped as in the contract.
 pub fn cases() -> Vec<Case> {
-    use Closes::{Always, Policy};
-    let long_target = format!("/{}", "a".repeat(9 * 1024));
-    let big_header = format!("X-Filler: {}\r\n", "b".repeat(1000));
-    let many_headers: String = (0..101).map(|at| format!("X-{at}: v\r\n")).collect();
-    let mut rows = vec![
+    let long_target = get(&format!("/{}", "a".repeat(9 * 1024)));
+    let big_head = with_headers(
+        &format!("X-Filler: {}\r\n", "b".repeat(1000)).repeat(17),
+        "",
+    );
+    let many_headers = with_headers(
+        &(0..101)
+            .map(|at| format!("X-{at}: v\r\n"))
+            .collect::<String>(),
+        "",
+    );
+    let mut rows = rows! {
         // The request line.
-        checked(
-            case("GET / serves index.html", &get("/"), 200, Policy),
-            |response| {
-                content_type_is(response, "text/html; charset=utf-8").or_else(|| {
-                    (!response.text().contains("Progressive Servers"))
-                        .then(|| "not the index page".into())
-                })
-            },
-        ),
-        case(
-            "bare LF line endings are accepted",
-            "GET / HTTP/1.1\nHost: localhost\n\n",
-            200,
-            Policy,
-        ),
-        case(
-            "empty lines before the request line are skipped",
-            &format!("\r\n{}", get("/")),
-            200,
-            Policy,
-        ),
-        case(
-            "HTTP/1.0 without Host is fine",
-            "GET / HTTP/1.0\r\n\r\n",
-            200,
-            Policy,
-        ),
-        checked(
-            case(
-                "POST is refused with 405 and closes",
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
-                405,
-                Always,
-            ),
-            |response| {
-                (response.header("allow") != Some("GET, HEAD"))
-                    .then(|| format!("Allow: {:?}", response.header("allow")))
-            },
-        ),
-        case(
-            "DELETE is refused with 405",
-            "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n",
-            405,
-            Always,
-        ),
-        case(
-            "a lower-case method is another method: 405",
-            "get / HTTP/1.1\r\nHost: x\r\n\r\n",
-            405,
-            Always,
-        ),
-        case(
-            "HTTP/2.0 on an HTTP/1 connection is 505",
-            "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
-            505,
-            Always,
-        ),
-        case(
-            "HTTP/1.2 is 505",
-            "GET / HTTP/1.2\r\nHost: x\r\n\r\n",
-            505,
-            Always,
-        ),
-        case(
-            "a garbage version is 400",
-            "GET / HTTX/1.1\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a lower-case version is 400",
-            "GET / http/1.1\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a version without minor is 400",
-            "GET / HTTP/1\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a request line with no version is 400",
-            "GET /\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "two spaces in the request line are 400",
-            "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "binary garbage is 400",
-            "\x01\x02\x03\x04\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "an absolute-form target is refused",
-            "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a target without a leading slash is refused",
-            "GET index.html HTTP/1.1\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a raw non-ASCII character in the target is 400",
-            "GET /\u{85}index.html HTTP/1.1\r\nHost: x\r\n\r\n",
-            400,
-            Always,
-        ),
+        200 Policy "GET / serves index.html", get("/"), is_index_page;
+        200 Policy "bare LF line endings are accepted", "GET / HTTP/1.1\nHost: localhost\n\n";
+        200 Policy "empty lines before the request line are skipped", format!("\r\n{}", get("/"));
+        200 Policy "HTTP/1.0 without Host is fine", "GET / HTTP/1.0\r\n\r\n";
+        405 Always "POST is refused with 405 and closes",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+            |r| header_is(r, "allow", "GET, HEAD");
+        405 Always "DELETE is refused with 405", "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n";
+        405 Always "a lower-case method is another method: 405",
+            "get / HTTP/1.1\r\nHost: x\r\n\r\n";
+        505 Always "HTTP/2.0 on an HTTP/1 connection is 505", "GET / HTTP/2.0\r\nHost: x\r\n\r\n";
+        505 Always "HTTP/1.2 is 505", "GET / HTTP/1.2\r\nHost: x\r\n\r\n";
+        400 Always "a garbage version is 400", "GET / HTTX/1.1\r\nHost: x\r\n\r\n";
+        400 Always "a lower-case version is 400", "GET / http/1.1\r\nHost: x\r\n\r\n";
+        400 Always "a version without minor is 400", "GET / HTTP/1\r\nHost: x\r\n\r\n";
+        400 Always "a request line with no version is 400", "GET /\r\nHost: x\r\n\r\n";
+        400 Always "two spaces in the request line are 400", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n";
+        400 Always "binary garbage is 400", "\x01\x02\x03\x04\r\n\r\n";
+        400 Always "an absolute-form target is refused",
+            "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n";
+        400 Always "a target without a leading slash is refused",
+            "GET index.html HTTP/1.1\r\nHost: x\r\n\r\n";
+        400 Always "a raw non-ASCII character in the target is 400",
+            "GET /\u{85}index.html HTTP/1.1\r\nHost: x\r\n\r\n";
         // Limits.
-        case(
-            "a target over 8 KiB is 414",
-            &get(&long_target),
-            414,
-            Always,
-        ),
-        case(
-            "a head over 16 KiB is 431",
-            &format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", big_header.repeat(17)),
-            431,
-            Always,
-        ),
-        case(
-            "more than 100 header lines is 431",
-            &format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
-            431,
-            Always,
-        ),
+        414 Always "a target over 8 KiB is 414", long_target;
+        431 Always "a head over 16 KiB is 431", big_head;
+        431 Always "more than 100 header lines is 431", many_headers;
         // Header syntax.
-        case(
-            "white space before the colon is 400",
-            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "obsolete line folding is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a control character in a value is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\x01c\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a bare CR inside a header line is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\rc\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a header line without a colon is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "an empty header name is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "HTTP/1.1 without Host is 400",
-            "GET / HTTP/1.1\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "two Host headers are 400",
-            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            400,
-            Always,
-        ),
+        400 Always "white space before the colon is 400", "GET / HTTP/1.1\r\nHost : x\r\n\r\n";
+        400 Always "obsolete line folding is 400", with_headers("X-A: b\r\n c\r\n", "");
+        400 Always "a control character in a value is 400", with_headers("X-A: b\x01c\r\n", "");
+        400 Always "a bare CR inside a header line is 400", with_headers("X-A: b\rc\r\n", "");
+        400 Always "a header line without a colon is 400", with_headers("NoColonHere\r\n", "");
+        400 Always "an empty header name is 400", with_headers(": v\r\n", "");
+        400 Always "HTTP/1.1 without Host is 400", "GET / HTTP/1.1\r\n\r\n";
+        400 Always "two Host headers are 400", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
         // Framing.
-        case(
-            "Transfer-Encoding is 501",
-            "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            501,
-            Always,
-        ),
-        case(
-            "Content-Length beside Transfer-Encoding is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a non-numeric Content-Length is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a negative Content-Length is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-            400,
-            Always,
-        ),
-        case(
-            "a Content-Length with a sign is 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
-            400,
-            Always,
-        ),
-        case(
-            "two different Content-Lengths are 400",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-            400,
-            Always,
-        ),
-        case(
-            "a repeated, equal Content-Length is fine",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
-            200,
-            Policy,
-        ),
-        case(
-            "a small body on GET is read and dropped",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-            200,
-            Policy,
-        ),
-        case(
-            "a body over the limit is 413",
-            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n",
-            413,
-            Always,
-        ),
+        501 Always "Transfer-Encoding is 501",
+            with_headers("Transfer-Encoding: chunked\r\n", "0\r\n\r\n");
+        400 Always "Content-Length beside Transfer-Encoding is 400",
+            with_headers("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", "");
+        400 Always "a non-numeric Content-Length is 400",
+            with_headers("Content-Length: abc\r\n", "");
+        400 Always "a negative Content-Length is 400", with_headers("Content-Length: -1\r\n", "");
+        400 Always "a Content-Length with a sign is 400",
+            with_headers("Content-Length: +3\r\n", "abc");
+        400 Always "two different Content-Lengths are 400",
+            with_headers("Content-Length: 3\r\nContent-Length: 4\r\n", "abcd");
+        200 Policy "a repeated, equal Content-Length is fine",
+            with_headers("Content-Length: 3\r\nContent-Length: 3\r\n", "abc");
+        200 Policy "a small body on GET is read and dropped",
+            with_headers("Content-Length: 5\r\n", "hello");
+        413 Always "a body over the limit is 413",
+            with_headers("Content-Length: 100000000\r\n", "");
         // The target.
-        case("%20 is decoded", &get("/hello%20world.txt"), 200, Policy),
-        checked(
-            case(
-                "UTF-8 escapes are decoded",
-                &get("/caf%C3%A9.html"),
-                200,
-                Policy,
-            ),
-            |response| (!response.text().contains("Café")).then(|| "not café.html".into()),
-        ),
-        case("an invalid escape is 400", &get("/%zz"), 400, Policy),
-        case(
-            "a truncated escape is 400",
-            &get("/index.html%4"),
-            400,
-            Policy,
-        ),
-        case(
-            "a decoded NUL is 400",
-            &get("/index.html%00.txt"),
-            400,
-            Policy,
-        ),
-        case(
-            "escapes that are not UTF-8 are 400",
-            &get("/%ff%fe"),
-            400,
-            Policy,
-        ),
-        case(
-            "the query is ignored for the lookup",
-            &get("/index.html?x=1&y=%zz"),
-            200,
-            Policy,
-        ),
-        case(
-            "an encoded ? is part of the name",
-            &get("/index.html%3Fx=1"),
-            404,
-            Policy,
-        ),
+        200 Policy "%20 is decoded", get("/hello%20world.txt");
+        200 Policy "UTF-8 escapes are decoded", get("/caf%C3%A9.html"),
+            |r| (!r.text().contains("Café")).then(|| "not café.html".into());
+        400 Policy "an invalid escape is 400", get("/%zz");
+        400 Policy "a truncated escape is 400", get("/index.html%4");
+        400 Policy "a decoded NUL is 400", get("/index.html%00.txt");
+        400 Policy "escapes that are not UTF-8 are 400", get("/%ff%fe");
+        200 Policy "the query is ignored for the lookup", get("/index.html?x=1&y=%zz");
+        404 Policy "an encoded ? is part of the name", get("/index.html%3Fx=1");
         // The document root.
-        case("/docs/ serves its index.html", &get("/docs/"), 200, Policy),
-        checked(
-            case("/docs redirects to /docs/", &get("/docs"), 301, Policy),
-            |response| {
-                (response.header("location") != Some("/docs/"))
-                    .then(|| format!("Location {:?}", response.header("location")))
-            },
-        ),
-        checked(
-            case(
-                "the redirect keeps the query",
-                &get("/docs?page=2"),
-                301,
-                Policy,
-            ),
-            |response| {
-                (response.header("location") != Some("/docs/?page=2"))
-                    .then(|| format!("Location {:?}", response.header("location")))
-            },
-        ),
-        case(
-            "a folder without index.html is 404",
-            &get("/empty/"),
-            404,
-            Policy,
-        ),
-        checked(
-            case(
-                "a missing file is 404 with a small page",
-                &get("/no-such-file.html"),
-                404,
-                Policy,
-            ),
-            |response| {
-                content_type_is(response, "text/html").or_else(|| {
-                    (!response.text().contains("404")).then(|| "page does not say 404".into())
-                })
-            },
-        ),
-        case(
-            "a file named as a folder is 404",
-            &get("/index.html/"),
-            404,
-            Policy,
-        ),
-        case(
-            "a symlink that stays inside the root is served",
-            &get("/inside.html"),
-            200,
-            Policy,
-        ),
-        checked(
-            case(
-                "HEAD sends the head without the body",
-                "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
-                200,
-                Policy,
-            ),
-            |response| {
-                let index = crate::www_root().join("index.html");
-                let get_length = std::fs::metadata(index).unwrap().len().to_string();
-                let length = response.header("content-length").unwrap_or("");
-                (length != get_length)
-                    .then(|| format!("HEAD announced {length:?}; GET sends {get_length} bytes"))
-            },
-        ),
+        200 Policy "/docs/ serves its index.html", get("/docs/");
+        301 Policy "/docs redirects to /docs/",
+            get("/docs"), |r| header_is(r, "location", "/docs/");
+        301 Policy "the redirect keeps the query", get("/docs?page=2"),
+            |r| header_is(r, "location", "/docs/?page=2");
+        404 Policy "a folder without index.html is 404", get("/empty/");
+        404 Policy "a missing file is 404 with a small page",
+            get("/no-such-file.html"), is_not_found_page;
+        404 Policy "a file named as a folder is 404", get("/index.html/");
+        200 Policy "a symlink that stays inside the root is served", get("/inside.html");
+        200 Policy "HEAD sends the head without the body", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+            head_announces_get_length;
         // Content types.
-        checked(
-            case("CSS is text/css", &get("/style.css"), 200, Policy),
-            |response| content_type_is(response, "text/css"),
-        ),
-        checked(
-            case(
-                "JavaScript is text/javascript",
-                &get("/app.js"),
-                200,
-                Policy,
-            ),
-            |response| content_type_is(response, "text/javascript"),
-        ),
-        checked(
-            case("SVG is image/svg+xml", &get("/img/logo.svg"), 200, Policy),
-            |response| content_type_is(response, "image/svg+xml"),
-        ),
-        checked(
-            case(
-                "text is text/plain; charset=utf-8",
-                &get("/hello%20world.txt"),
-                200,
-                Policy,
-            ),
-            |response| content_type_is(response, "text/plain; charset=utf-8"),
-        ),
-        checked(
-            case(
-                "an unknown extension is application/octet-stream",
-                &get("/data.unknownext"),
-                200,
-                Policy,
-            ),
-            |response| content_type_is(response, "application/octet-stream"),
-        ),
-    ];
+        200 Policy "CSS is text/css", get("/style.css"), |r| content_type_is(r, "text/css");
+        200 Policy "JavaScript is text/javascript",
+            get("/app.js"), |r| content_type_is(r, "text/javascript");
+        200 Policy "SVG is image/svg+xml",
+            get("/img/logo.svg"), |r| content_type_is(r, "image/svg+xml");
+        200 Policy "text is text/plain; charset=utf-8", get("/hello%20world.txt"),
+            |r| content_type_is(r, "text/plain; charset=utf-8");
+        200 Policy "an unknown extension is application/octet-stream", get("/data.unknownext"),
+            |r| content_type_is(r, "application/octet-stream");
+    };
     rows.extend(host_cases());
     rows.extend(validator_cases());
     rows.extend(range_cases());
@@ -460,151 +195,67 @@ pub fn cases() -> Vec<Case> {
 
 /// `Host` must be `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2).
 fn host_cases() -> Vec<Case> {
-    use Closes::{Always, Policy};
-    let with_host = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-    let mut rows = Vec::new();
-    for (name, host) in [
-        ("a Host with a space inside is 400", "exa mple.com"),
-        ("a Host with a path is 400", "localhost/index.html"),
-        ("a Host with userinfo is 400", "user@localhost"),
-        (
-            "a Host with a port that is not digits is 400",
-            "localhost:http",
-        ),
-        ("a Host with two ports is 400", "localhost:80:80"),
-        ("a Host with an unclosed IPv6 literal is 400", "[::1"),
-        ("a Host with a bare IPv6 address is 400", "::1"),
-        ("a Host with a bad escape is 400", "local%zzhost"),
-    ] {
-        rows.push(case(name, &with_host(host), 400, Always));
+    let host = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    rows! {
+        400 Always "a Host with a space inside is 400", host("exa mple.com");
+        400 Always "a Host with a path is 400", host("localhost/index.html");
+        400 Always "a Host with userinfo is 400", host("user@localhost");
+        400 Always "a Host with a port that is not digits is 400", host("localhost:http");
+        400 Always "a Host with two ports is 400", host("localhost:80:80");
+        400 Always "a Host with an unclosed IPv6 literal is 400", host("[::1");
+        400 Always "a Host with a bare IPv6 address is 400", host("::1");
+        400 Always "a Host with a bad escape is 400", host("local%zzhost");
+        400 Always "an HTTP/1.0 request with an invalid Host is 400",
+            "GET / HTTP/1.0\r\nHost: a b\r\n\r\n";
+        200 Policy "a Host with a port is fine", host("localhost:7080");
+        200 Policy "an IPv4 Host with a port is fine", host("127.0.0.1:7080");
+        200 Policy "an IPv6 literal Host is fine", host("[::1]");
+        200 Policy "an IPv6 literal Host with a port is fine", host("[::1]:7080");
+        200 Policy "an empty Host is fine", host("");
     }
-    rows.push(case(
-        "an HTTP/1.0 request with an invalid Host is 400",
-        "GET / HTTP/1.0\r\nHost: a b\r\n\r\n",
-        400,
-        Always,
-    ));
-    for (name, host) in [
-        ("a Host with a port is fine", "localhost:7080"),
-        ("an IPv4 Host with a port is fine", "127.0.0.1:7080"),
-        ("an IPv6 literal Host is fine", "[::1]"),
-        ("an IPv6 literal Host with a port is fine", "[::1]:7080"),
-        ("an empty Host is fine", ""),
-    ] {
-        rows.push(case(name, &with_host(host), 200, Policy));
-    }
-    rows
 }
 
 /// Revalidation (RFC 9110 §13). `{etag}` and `{last-modified}` in a request are replaced by what
 /// a plain GET of the same path answered a moment before, as a client's cache would send them.
 fn validator_cases() -> Vec<Case> {
-    use Closes::Policy;
-    let conditional = |method: &str, headers: &str| {
-        format!("{method} /index.html HTTP/1.1\r\nHost: x\r\n{headers}\r\n")
-    };
-    vec![
-        checked(
-            case(
-                "a file has ETag, Last-Modified and Accept-Ranges",
-                &get("/index.html"),
-                200,
-                Policy,
-            ),
-            |response| {
-                let etag = response.header("etag").unwrap_or("");
-                let ok = etag.starts_with('"')
-                    && etag.ends_with('"')
-                    && response.header("last-modified").is_some()
-                    && response.header("accept-ranges") == Some("bytes");
-                (!ok).then(|| format!("validators missing: {:?}", response.headers))
-            },
-        ),
-        checked(
-            case(
-                "If-None-Match with the current ETag is 304",
-                &conditional("GET", "If-None-Match: {etag}\r\n"),
-                304,
-                Policy,
-            ),
-            |response| (response.header("etag").is_none()).then(|| "a 304 without its ETag".into()),
-        ),
-        case(
-            "If-None-Match compares weakly: W/ matches",
-            &conditional("GET", "If-None-Match: W/{etag}\r\n"),
-            304,
-            Policy,
-        ),
-        case(
-            "If-None-Match finds the ETag in a list",
-            &conditional("GET", "If-None-Match: \"other\", {etag}\r\n"),
-            304,
-            Policy,
-        ),
-        case(
-            "If-None-Match: * is 304 for a file that exists",
-            &conditional("GET", "If-None-Match: *\r\n"),
-            304,
-            Policy,
-        ),
-        case(
-            "If-None-Match with another ETag is 200",
-            &conditional("GET", "If-None-Match: \"other\"\r\n"),
-            200,
-            Policy,
-        ),
-        case(
-            "If-Modified-Since the Last-Modified is 304",
-            &conditional("GET", "If-Modified-Since: {last-modified}\r\n"),
-            304,
-            Policy,
-        ),
-        case(
-            "If-Modified-Since an earlier date is 200",
-            &conditional(
-                "GET",
-                "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n",
-            ),
-            200,
-            Policy,
-        ),
-        case(
-            "an unparsable If-Modified-Since is ignored",
-            &conditional("GET", "If-Modified-Since: yesterday\r\n"),
-            200,
-            Policy,
-        ),
-        case(
-            "If-None-Match wins over If-Modified-Since (no match: 200)",
-            &conditional(
-                "GET",
-                "If-None-Match: \"other\"\r\nIf-Modified-Since: {last-modified}\r\n",
-            ),
-            200,
-            Policy,
-        ),
-        case(
-            "If-None-Match wins over If-Modified-Since (match: 304)",
-            &conditional(
-                "GET",
-                "If-None-Match: {etag}\r\nIf-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n",
-            ),
-            304,
-            Policy,
-        ),
-        case(
-            "HEAD with If-None-Match is 304 like GET",
-            &conditional("HEAD", "If-None-Match: {etag}\r\n"),
-            304,
-            Policy,
-        ),
-        case(
-            "a missing file with If-None-Match: * is 404",
-            "GET /no-such-file HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n",
-            404,
-            Policy,
-        ),
-    ]
+    let get_if = |headers: &str| format!("GET /index.html HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let old_date = "Sat, 01 Jan 2000 00:00:00 GMT";
+    rows! {
+        200 Policy "a file has ETag, Last-Modified and Accept-Ranges",
+            get("/index.html"), has_validators;
+        304 Policy "If-None-Match with the current ETag is 304",
+            get_if("If-None-Match: {etag}\r\n"),
+            |r| r.header("etag").is_none().then(|| "a 304 without its ETag".into());
+        304 Policy "If-None-Match compares weakly: W/ matches",
+            get_if("If-None-Match: W/{etag}\r\n");
+        304 Policy "If-None-Match finds the ETag in a list",
+            get_if("If-None-Match: \"other\", {etag}\r\n");
+        304 Policy "If-None-Match: * is 304 for a file that exists", get_if("If-None-Match: *\r\n");
+        200 Policy "If-None-Match with another ETag is 200", get_if("If-None-Match: \"other\"\r\n");
+        304 Policy "If-Modified-Since the Last-Modified is 304",
+            get_if("If-Modified-Since: {last-modified}\r\n");
+        200 Policy "If-Modified-Since an earlier date is 200",
+            get_if(&format!("If-Modified-Since: {old_date}\r\n"));
+        200 Policy "an unparsable If-Modified-Since is ignored",
+            get_if("If-Modified-Since: yesterday\r\n");
+        200 Policy "If-None-Match wins over If-Modified-Since (no match: 200)",
+            get_if("If-None-Match: \"other\"\r\nIf-Modified-Since: {last-modified}\r\n");
+        304 Policy "If-None-Match wins over If-Modified-Since (match: 304)",
+            get_if(&format!("If-None-Match: {{etag}}\r\nIf-Modified-Since: {old_date}\r\n"));
+        304 Policy "HEAD with If-None-Match is 304 like GET",
+            "HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n";
+        404 Policy "a missing file with If-None-Match: * is 404",
+            "GET /no-such-file HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n";
+    }
+}
+
+fn has_validators(response: &RawResponse) -> Option<String> {
+    let etag = response.header("etag").unwrap_or("");
+    let ok = etag.starts_with('"')
+        && etag.ends_with('"')
+        && response.header("last-modified").is_some()
+        && response.header("accept-ranges") == Some("bytes");
+    (!ok).then(|| format!("validators missing: {:?}", response.headers))
 }
 
 /// The bytes of `www/index.html`, which every test site copies.
@@ -621,13 +272,15 @@ fn is_part(response: &RawResponse, expected: std::ops::Range<usize>) -> Option<S
         expected.end - 1,
         file.len()
     );
-    if response.header("content-range") != Some(wanted.as_str()) {
-        return Some(format!(
-            "Content-Range {:?}, expected {wanted:?}",
-            response.header("content-range")
-        ));
-    }
-    (response.body != file[expected]).then(|| "the body is not those bytes of the file".into())
+    header_is(response, "content-range", &wanted).or_else(|| {
+        (response.body != file[expected]).then(|| "the body is not those bytes of the file".into())
+    })
+}
+
+/// Checks a 206 of the last `n` bytes, or of the whole file when it is shorter.
+fn is_tail(response: &RawResponse, n: usize) -> Option<String> {
+    let len = index_bytes().len();
+    is_part(response, len - n.min(len)..len)
 }
 
 fn is_whole_file(response: &RawResponse) -> Option<String> {
@@ -639,125 +292,32 @@ fn is_whole_file(response: &RawResponse) -> Option<String> {
 
 /// Byte ranges (RFC 9110 §14), on `/index.html` (more than 100 bytes).
 fn range_cases() -> Vec<Case> {
-    use Closes::Policy;
     let ranged =
         |range: &str| format!("GET /index.html HTTP/1.1\r\nHost: x\r\nRange: {range}\r\n\r\n");
-    vec![
-        checked(
-            case("Range a-b is 206", &ranged("bytes=0-9"), 206, Policy),
-            |response| is_part(response, 0..10),
-        ),
-        checked(
-            case(
-                "Range a- is 206 to the end",
-                &ranged("bytes=10-"),
-                206,
-                Policy,
-            ),
-            |response| is_part(response, 10..index_bytes().len()),
-        ),
-        checked(
-            case(
-                "Range -n is 206 with the last n",
-                &ranged("bytes=-7"),
-                206,
-                Policy,
-            ),
-            |response| {
-                let len = index_bytes().len();
-                is_part(response, len - 7..len)
-            },
-        ),
-        checked(
-            case(
-                "an end past the file is clamped",
-                &ranged("bytes=5-999999999"),
-                206,
-                Policy,
-            ),
-            |response| is_part(response, 5..index_bytes().len()),
-        ),
-        checked(
-            case(
-                "a suffix longer than the file is the whole file, as 206",
-                &ranged("bytes=-999999999"),
-                206,
-                Policy,
-            ),
-            |response| is_part(response, 0..index_bytes().len()),
-        ),
-        checked(
-            case(
-                "a range past the end is 416",
-                &ranged("bytes=999999999-"),
-                416,
-                Policy,
-            ),
-            |response| {
-                let wanted = format!("bytes */{}", index_bytes().len());
-                (response.header("content-range") != Some(wanted.as_str()))
-                    .then(|| format!("Content-Range {:?}", response.header("content-range")))
-            },
-        ),
-        checked(
-            case(
-                "several ranges get the whole file, 200",
-                &ranged("bytes=0-1,5-6"),
-                200,
-                Policy,
-            ),
-            is_whole_file,
-        ),
-        checked(
-            case(
-                "a unit other than bytes is ignored",
-                &ranged("items=0-1"),
-                200,
-                Policy,
-            ),
-            is_whole_file,
-        ),
-        checked(
-            case(
-                "an invalid range is ignored",
-                &ranged("bytes=9-1"),
-                200,
-                Policy,
-            ),
-            is_whole_file,
-        ),
-        checked(
-            case(
-                "If-Range with a stale ETag gets the whole file",
-                "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nIf-Range: \"stale\"\r\n\r\n",
-                200,
-                Policy,
-            ),
-            is_whole_file,
-        ),
-        checked(
-            case(
-                "If-Range with the current ETag gets the range",
-                "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nIf-Range: {etag}\r\n\r\n",
-                206,
-                Policy,
-            ),
-            |response| is_part(response, 0..10),
-        ),
-        checked(
-            case(
-                "HEAD ignores Range",
-                "HEAD /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n",
-                200,
-                Policy,
-            ),
-            |response| {
-                let len = index_bytes().len().to_string();
-                (response.header("content-length") != Some(len.as_str()))
-                    .then(|| format!("Content-Length {:?}", response.header("content-length")))
-            },
-        ),
-    ]
+    let if_range = |validator: &str| ranged(&format!("bytes=0-9\r\nIf-Range: {validator}"));
+    rows! {
+        206 Policy "Range a-b is 206", ranged("bytes=0-9"), |r| is_part(r, 0..10);
+        206 Policy "Range a- is 206 to the end",
+            ranged("bytes=10-"), |r| is_part(r, 10..index_bytes().len());
+        206 Policy "Range -n is 206 with the last n", ranged("bytes=-7"), |r| is_tail(r, 7);
+        206 Policy "an end past the file is clamped", ranged("bytes=5-999999999"),
+            |r| is_part(r, 5..index_bytes().len());
+        206 Policy "a suffix longer than the file is the whole file, as 206",
+            ranged("bytes=-999999999"),
+            |r| is_tail(r, usize::MAX);
+        416 Policy "a range past the end is 416", ranged("bytes=999999999-"),
+            |r| header_is(r, "content-range", &format!("bytes */{}", index_bytes().len()));
+        200 Policy "several ranges get the whole file, 200", ranged("bytes=0-1,5-6"), is_whole_file;
+        200 Policy "a unit other than bytes is ignored", ranged("items=0-1"), is_whole_file;
+        200 Policy "an invalid range is ignored", ranged("bytes=9-1"), is_whole_file;
+        200 Policy "If-Range with a stale ETag gets the whole file",
+            if_range("\"stale\""), is_whole_file;
+        206 Policy "If-Range with the current ETag gets the range",
+            if_range("{etag}"), |r| is_part(r, 0..10);
+        200 Policy "HEAD ignores Range",
+            "HEAD /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n",
+            |r| header_is(r, "content-length", &index_bytes().len().to_string());
+    }
 }
 
 /// Replaces `{etag}` and `{last-modified}` in `request` with what a GET of its target answered.
@@ -1005,21 +565,10 @@ pub fn conditional_answers_keep_framing(target: &Target) {
     );
 }
 
-/// Runs curl with `args`; returns its stdout, or `None` (reported) when curl is missing.
+/// Runs curl with `args` in `dir`; returns its stdout, or `None` (reported) when curl is missing.
 fn run_curl(test: &str, args: &[&str], dir: &std::path::Path) -> Option<String> {
     let curl = crate::clients::require_program(&["curl"], test)?;
-    let output = std::process::Command::new(curl)
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+    Some(crate::clients::run_curl(&curl, args, dir))
 }
 
 /// `curl -C -` resumes an interrupted download of a multi-MiB file, and the result is the file.

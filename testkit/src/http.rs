@@ -224,6 +224,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
+/// A `GET path` request that keeps the connection.
+pub fn get_request(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+}
+
 /// Opens a connection, sends `request`, reads one response.
 pub fn send_raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
     let head_request = request.starts_with(b"HEAD ");

@@ -2,12 +2,8 @@
 
 use std::time::Duration;
 
-use crate::http::Conn;
+use crate::http::{Conn, get_request as get};
 use crate::{PATIENCE, Target};
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
-}
 
 /// Three requests in one write come back as three responses, in order, on an open connection.
 pub fn answers_pipelined_requests_in_order(target: &Target) {

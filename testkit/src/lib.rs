@@ -63,6 +63,24 @@ pub fn www_root() -> PathBuf {
 /// How long any single wait in a test may take before the test fails rather than hangs.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// One `#[test]` per `module::function [as test_name]`, each calling the function with `TARGET`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! tests_calling_target {
+    ($($module:ident :: $function:ident $(as $test:ident)?),* $(,)?) => {
+        $($crate::tests_calling_target!(@one $module $function $($test)?);)*
+    };
+    (@one $module:ident $function:ident) => {
+        $crate::tests_calling_target!(@one $module $function $function);
+    };
+    (@one $module:ident $function:ident $test:ident) => {
+        #[test]
+        fn $test() {
+            $crate::$module::$function(&TARGET);
+        }
+    };
+}
+
 /// Generates the conformance tests for one server binary, in a module (default `conformance`).
 ///
 /// ```ignore
@@ -77,70 +95,20 @@ macro_rules! conformance_tests {
     (mod $name:ident, bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
         mod $name {
             const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive };
-
-            #[test]
-            fn contract_table() {
-                $crate::conformance::contract_table(&TARGET);
-            }
-
-            #[test]
-            fn request_cut_short_gets_408() {
-                $crate::conformance::request_cut_short_gets_408(&TARGET);
-            }
-
-            #[test]
-            fn partial_head_is_not_an_error() {
-                $crate::conformance::partial_head_is_not_an_error(&TARGET);
-            }
-
-            #[test]
-            fn body_after_refused_request_is_never_parsed() {
-                $crate::conformance::body_after_refused_request_is_never_parsed(&TARGET);
-            }
-
-            #[test]
-            fn streams_a_large_file_intact() {
-                $crate::conformance::streams_a_large_file_intact(&TARGET);
-            }
-
-            #[test]
-            fn traversal_corpus_never_escapes_the_root() {
-                $crate::traversal::traversal_corpus(&TARGET);
-            }
-
-            #[test]
-            fn serves_curl() {
-                $crate::clients::curl_fetches_site(&TARGET);
-            }
-
-            #[test]
-            fn serves_a_rust_http_client() {
-                $crate::clients::ureq_fetches_site(&TARGET);
-            }
-
-            #[test]
-            fn headless_chromium_loads_the_whole_site() {
-                $crate::clients::chromium_loads_site(&TARGET);
-            }
-
-            #[test]
-            fn access_log_has_one_line_per_request() {
-                $crate::conformance::access_log_has_one_line_per_request(&TARGET);
-            }
-
-            #[test]
-            fn file_cache_follows_the_disk() {
-                $crate::conformance::file_cache_follows_the_disk(&TARGET);
-            }
-
-            #[test]
-            fn curl_resumes_a_download() {
-                $crate::conformance::curl_resumes_a_download(&TARGET);
-            }
-
-            #[test]
-            fn curl_revalidates_its_copy() {
-                $crate::conformance::curl_revalidates_its_copy(&TARGET);
+            $crate::tests_calling_target! {
+                conformance::contract_table,
+                conformance::request_cut_short_gets_408,
+                conformance::partial_head_is_not_an_error,
+                conformance::body_after_refused_request_is_never_parsed,
+                conformance::streams_a_large_file_intact,
+                traversal::traversal_corpus as traversal_corpus_never_escapes_the_root,
+                clients::curl_fetches_site as serves_curl,
+                clients::ureq_fetches_site as serves_a_rust_http_client,
+                clients::chromium_loads_site as headless_chromium_loads_the_whole_site,
+                conformance::access_log_has_one_line_per_request,
+                conformance::file_cache_follows_the_disk,
+                conformance::curl_resumes_a_download,
+                conformance::curl_revalidates_its_copy,
             }
         }
     };
@@ -155,35 +123,13 @@ macro_rules! keep_alive_tests {
     (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
         mod $name {
             const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: true };
-
-            #[test]
-            fn answers_pipelined_requests_in_order() {
-                $crate::keep_alive::answers_pipelined_requests_in_order(&TARGET);
-            }
-
-            #[test]
-            fn connection_close_is_honoured() {
-                $crate::keep_alive::connection_close_is_honoured(&TARGET);
-            }
-
-            #[test]
-            fn http10_closes_unless_asked_to_keep_alive() {
-                $crate::keep_alive::http10_closes_unless_asked_to_keep_alive(&TARGET);
-            }
-
-            #[test]
-            fn idle_timeout_closes_the_connection() {
-                $crate::keep_alive::idle_timeout_closes_the_connection(&TARGET);
-            }
-
-            #[test]
-            fn head_and_bodies_keep_framing() {
-                $crate::keep_alive::head_and_bodies_keep_framing(&TARGET);
-            }
-
-            #[test]
-            fn conditional_answers_keep_framing() {
-                $crate::conformance::conditional_answers_keep_framing(&TARGET);
+            $crate::tests_calling_target! {
+                keep_alive::answers_pipelined_requests_in_order,
+                keep_alive::connection_close_is_honoured,
+                keep_alive::http10_closes_unless_asked_to_keep_alive,
+                keep_alive::idle_timeout_closes_the_connection,
+                keep_alive::head_and_bodies_keep_framing,
+                conformance::conditional_answers_keep_framing,
             }
         }
     };
@@ -199,35 +145,13 @@ macro_rules! convention_tests {
     (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
         mod $name {
             const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: false };
-
-            #[test]
-            fn help_lists_common_flags() {
-                $crate::conventions::help_lists_common_flags(&TARGET);
-            }
-
-            #[test]
-            fn port_in_use_is_a_one_line_error() {
-                $crate::conventions::port_in_use_is_a_one_line_error(&TARGET);
-            }
-
-            #[test]
-            fn missing_root_is_a_one_line_error() {
-                $crate::conventions::missing_root_is_a_one_line_error(&TARGET);
-            }
-
-            #[test]
-            fn sigterm_exits_zero() {
-                $crate::conventions::sigterm_exits_zero(&TARGET);
-            }
-
-            #[test]
-            fn ctrl_c_exits_zero() {
-                $crate::conventions::ctrl_c_exits_zero(&TARGET);
-            }
-
-            #[test]
-            fn quiet_silences_the_log() {
-                $crate::conventions::quiet_silences_the_log(&TARGET);
+            $crate::tests_calling_target! {
+                conventions::help_lists_common_flags,
+                conventions::port_in_use_is_a_one_line_error,
+                conventions::missing_root_is_a_one_line_error,
+                conventions::sigterm_exits_zero,
+                conventions::ctrl_c_exits_zero,
+                conventions::quiet_silences_the_log,
             }
         }
     };
@@ -243,20 +167,10 @@ macro_rules! fault_tests {
     (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
         mod $name {
             const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: true };
-
-            #[test]
-            fn deleted_file_is_still_sent_whole() {
-                $crate::faults::deleted_file_is_still_sent_whole(&TARGET);
-            }
-
-            #[test]
-            fn truncated_file_ends_the_connection_not_the_server() {
-                $crate::faults::truncated_file_ends_the_connection_not_the_server(&TARGET);
-            }
-
-            #[test]
-            fn vanishing_clients_never_kill_the_server() {
-                $crate::faults::vanishing_clients_never_kill_the_server(&TARGET);
+            $crate::tests_calling_target! {
+                faults::deleted_file_is_still_sent_whole,
+                faults::truncated_file_ends_the_connection_not_the_server,
+                faults::vanishing_clients_never_kill_the_server,
             }
         }
     };

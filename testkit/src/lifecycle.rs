@@ -60,10 +60,7 @@ pub fn serves_again_after_running_out_of_descriptors(bin: &str) {
     let server = Server::launch(bin, &["--idle-timeout", "1s", "--quiet"], &launch);
     let flood: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();
     assert!(
-        eventually(|| server
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains("Too many open files"))),
+        server.wait_for_stderr("Too many open files", PATIENCE),
         "the flood never exhausted the descriptors"
     );
     drop(flood);

@@ -12,14 +12,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::http::Conn;
+use crate::http::{Conn, get_request as get};
 use crate::server::Launch;
 use crate::{PATIENCE, Server, Target, TestSite};
-
-/// A request for `path` that keeps the connection.
-pub fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
-}
 
 /// While a fresh client asks for a page, 25 clients sit idle and 25 trickle a request a byte at a
 /// time, and one has asked for a large file and stopped reading. A server that waited for any of
@@ -269,7 +264,7 @@ pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
     let crowd: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(server.addr()).unwrap())
         .collect();
-    let said_so = wait_for_stderr(&server, "Too many open files", PATIENCE);
+    let said_so = server.wait_for_stderr("Too many open files", PATIENCE);
     assert!(said_so, "no `accept failed: Too many open files` on stderr");
     // A connection accepted before the limit was hit is still answered. Not necessarily with the
     // file: opening it needs a descriptor too, and there is none left (the core then answers 404,
@@ -305,21 +300,6 @@ pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
             "the server never served again after the clients left"
         );
     }
-}
-
-fn wait_for_stderr(server: &Server, needle: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if server
-            .stderr_lines()
-            .iter()
-            .any(|line| line.contains(needle))
-        {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// SIGTERM while one client is downloading slowly and another sits idle: the download finishes

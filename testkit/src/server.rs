@@ -2,17 +2,20 @@
 //! It is the one harness of the tests and of `bench`: start on `127.0.0.1:0`, read the first line,
 //! hold the process in its own process group, read it from `/proc`, and stop and reap it.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -63,6 +66,8 @@ pub struct Server {
     addr: SocketAddr,
     stdout: Arc<Lines>,
     stderr: Arc<Lines>,
+    /// With [`Launch::unread_stdout`], the pipe, once the listening line is read.
+    unread_stdout: Arc<Mutex<Option<ChildStdout>>>,
 }
 
 /// How to start a [`Server`] beyond its flags.
@@ -72,6 +77,9 @@ pub struct Launch {
     pub nofile_limit: Option<u64>,
     /// The server announces nothing (nginx): it is ready once this address accepts a connection.
     pub silent_on: Option<SocketAddr>,
+    /// Read nothing of stdout after the listening line, as when a user pipes the log into `less`
+    /// and stops scrolling: the pipe fills. [`Server::read_stdout_now`] reads what it holds.
+    pub unread_stdout: bool,
 }
 
 /// Why a server did not start, with what it wrote on stderr.
@@ -130,6 +138,18 @@ impl Server {
         })
     }
 
+    /// Builds the cargo example `example` (a step's first program) and starts it the way a reader
+    /// does, with a plain address argument: `NAME 127.0.0.1:0`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the example does not build, start, or print its listening line.
+    pub fn example(example: &str) -> Server {
+        let binary = build_example(example);
+        Server::spawn(&binary, &["127.0.0.1:0"], &Launch::default())
+            .unwrap_or_else(|error| panic!("example {example}: {error}"))
+    }
+
     /// Starts `program` with exactly `args` in its own process group and waits until it listens.
     /// The server gets `SIGTERM` if the thread that started it exits first (a harness that dies
     /// leaves no server running unseen).
@@ -170,14 +190,17 @@ impl Server {
             reason: format!("cannot start {}: {error}", program.to_string_lossy()),
             stderr: Vec::new(),
         })?;
+        let unread_stdout = Arc::new(Mutex::new(None));
         let (first_line, stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
             (Some(out), Some(err)) => {
                 let (sender, receiver) = mpsc::channel();
-                (
-                    receiver,
-                    collect_lines(out, Some(sender)),
-                    collect_lines(err, None),
-                )
+                let stdout = if launch.unread_stdout {
+                    read_first_line_only(out, sender, Arc::clone(&unread_stdout));
+                    Arc::new(Lines::default())
+                } else {
+                    collect_lines(out, Some(sender))
+                };
+                (receiver, stdout, collect_lines(err, None))
             }
             _ => unreachable!("stdout and stderr are piped"),
         };
@@ -186,6 +209,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stdout,
             stderr,
+            unread_stdout,
         };
         let ready = match launch.silent_on {
             Some(addr) => server.wait_until_accepting(addr),
@@ -269,6 +293,19 @@ impl Server {
         self.stdout.snapshot()
     }
 
+    /// With [`Launch::unread_stdout`]: what the stdout pipe holds now, without waiting for more.
+    pub fn read_stdout_now(&self) -> String {
+        let mut text = Vec::new();
+        if let Ok(mut held) = self.unread_stdout.lock()
+            && let Some(stdout) = held.as_mut()
+            && fcntl(&*stdout, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_ok()
+        {
+            // Ends with WouldBlock once the pipe is empty; what was read stays in `text`.
+            let _ = stdout.read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
     /// Every stderr line so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.snapshot()
@@ -278,6 +315,14 @@ impl Server {
     pub fn wait_for_log(&self, predicate: impl Fn(&str) -> bool, timeout: Duration) -> bool {
         self.stdout
             .wait(|lines| lines.iter().any(|line| predicate(line)), timeout)
+    }
+
+    /// Waits until some stderr line contains `needle`; false if none did within `timeout`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        self.stderr.wait(
+            |lines| lines.iter().any(|line| line.contains(needle)),
+            timeout,
+        )
     }
 
     /// Waits until the access log has at least `count` lines; false on timeout.
@@ -409,6 +454,26 @@ impl Drop for Server {
     }
 }
 
+/// Reads the first line of `stdout` one byte at a time, so nothing after it leaves the pipe, and
+/// sends it to `first`; then leaves `stdout` in `held`, unread.
+fn read_first_line_only(
+    mut stdout: ChildStdout,
+    first: mpsc::Sender<String>,
+    held: Arc<Mutex<Option<ChildStdout>>>,
+) {
+    thread::spawn(move || {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while matches!(stdout.read(&mut byte), Ok(1)) && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        if let Ok(mut held) = held.lock() {
+            *held = Some(stdout);
+        }
+        let _ = first.send(String::from_utf8_lossy(&line).into_owned());
+    });
+}
+
 /// Collects the lines of `stream` until it ends; the first one goes to `first` instead, if given.
 fn collect_lines(
     stream: impl Read + Send + 'static,
@@ -438,6 +503,66 @@ fn collect_lines(
     lines
 }
 
+/// Variables cargo sets for a test binary, not for a cargo run from a shell.
+const TEST_ONLY_VARIABLES: &[&str] = &[
+    "CARGO_MANIFEST_",
+    "CARGO_PKG_",
+    "CARGO_CRATE_",
+    "CARGO_BIN_",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+];
+
+/// `cargo build --workspace --example EXAMPLE`, then the binary cargo reports: an example gets
+/// no `CARGO_BIN_EXE_*` variable.
+///
+/// Under `cargo test --workspace` the examples are already built, with the same features
+/// (`--workspace` resolves them as that command does), and this is quick; it also makes
+/// `cargo test -p PACKAGE --test first_program` work alone.
+fn build_example(example: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    // Drop what cargo set for this test: a build script that watches one of these variables
+    // (ring's watches CARGO_MANIFEST_DIR) would rebuild, and the next plain build again.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if TEST_ONLY_VARIABLES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let output = command
+        .args(["build", "--quiet", "--message-format=json", "--workspace"])
+        .args(["--example", example])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo build --workspace --example {example} failed"
+    );
+    cargo_executables(&output.stdout)
+        .remove(example)
+        .unwrap_or_else(|| panic!("cargo reported no executable for example {example}"))
+}
+
+/// The executables (by target name) in the JSON messages of `cargo build --message-format=json`.
+pub fn cargo_executables(messages: &[u8]) -> HashMap<String, PathBuf> {
+    messages
+        .split(|&byte| byte == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_owned();
+            Some((name, PathBuf::from(message["executable"].as_str()?)))
+        })
+        .collect()
+}
+
 /// `Listening on http://127.0.0.1:PORT/` → the address.
 pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
     line.trim_end()
@@ -462,6 +587,19 @@ mod tests {
             Some("[::1]:80".parse().unwrap())
         );
         assert_eq!(parse_listening_line("hello"), None);
+    }
+
+    #[test]
+    fn reads_executables_from_cargo_messages() {
+        let messages = br#"{"reason":"compiler-artifact","target":{"name":"step01-hello"},"executable":"/t/step01-hello"}
+{"reason":"compiler-artifact","target":{"name":"testkit"},"executable":null}
+{"reason":"build-finished","success":true}"#;
+        let found = cargo_executables(messages);
+        assert_eq!(
+            found.get("step01-hello"),
+            Some(&PathBuf::from("/t/step01-hello"))
+        );
+        assert_eq!(found.len(), 1);
     }
 
     #[test]
