@@ -601,7 +601,65 @@ pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
             scenario.key()
         );
     }
+    text.push_str(&server_tables(results, scenarios));
     text
+}
+
+/// One table per server and file size, the scenarios as rows: what a step's chapter shows of its
+/// own server. Anchored `SERVER-small` and `SERVER-1mib`.
+fn server_tables(results: &CompareResults, scenarios: &[Scenario]) -> String {
+    let mut servers: Vec<&str> = Vec::new();
+    for run in &results.runs {
+        if !servers.contains(&run.server.as_str()) {
+            servers.push(&run.server);
+        }
+    }
+    let mut text = String::from("## Server by server\n\n");
+    for server in servers {
+        for big in [false, true] {
+            let mut table = String::from(
+                "| scenario | req/s | p99 | server CPU µs/req | errors | starved |\n|---|---:|---:|---:|---:|---:|\n",
+            );
+            for scenario in scenarios.iter().filter(|scenario| scenario.big == big) {
+                let rows = summarize(results, scenario);
+                let Some(row) = rows.iter().find(|row| row.server == server) else {
+                    continue;
+                };
+                let _ = writeln!(table, "{}", server_row(&scenario.title(), row));
+            }
+            let key = format!("{server}-{}", if big { "1mib" } else { "small" });
+            let _ = writeln!(text, "### {key}\n");
+            text.push_str(&output::anchored(&key, &table));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn server_row(title: &str, row: &Row<'_>) -> String {
+    let (Some(_), Some(load)) = (row.median_run(), row.median()) else {
+        return format!("| {title} | — | — | — | — | — |");
+    };
+    let measured = row.measured();
+    let spread = |figure: fn(&RunRecord) -> Option<f64>, format: fn(f64) -> String| {
+        Spread::of(measured.iter().filter_map(|run| figure(run)))
+            .map_or_else(|| "—".to_owned(), |s| s.show(measured.len(), format))
+    };
+    format!(
+        "| {title} | {} | {} | {} | {} | {} |",
+        spread(
+            |run| Some(run.load.as_ref()?.requests_per_s),
+            |v| format!("{v:.0}")
+        ),
+        stats::us(load.latency.p99_us),
+        spread(
+            |run| Some(run.server_cost?.cpu_us_per_request),
+            |v| format!("{v:.1}")
+        ),
+        error_cell(load),
+        load.starved_connections
+            .map_or_else(|| "—".to_owned(), |n| n.to_string()),
+    )
 }
 
 fn table_row(row: &Row<'_>) -> String {
@@ -709,6 +767,20 @@ mod tests {
         let text = markdown(&results, &[scenario]);
         assert!(text.contains("| step09 | — |"), "{text}");
         assert!(text.contains("exited before listening"));
+        // The server-by-server table names the scenario on its row, under the server's own anchor.
+        let own = text
+            .split("<!-- ANCHOR: step09-small -->")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            own.starts_with("\n| scenario |") || own.starts_with("| scenario |"),
+            "{text}"
+        );
+        assert!(
+            own.contains(&format!("| {} | — |", scenario.title())),
+            "{text}"
+        );
+        assert!(text.contains("<!-- ANCHOR_END: step09-small -->"));
     }
 
     #[test]
