@@ -4,14 +4,14 @@
 # 25 minutes on 2 cores. Each figure is the median of three interleaved rounds, with its min–max.
 #
 #   bash bench/reference-run.sh            # everything
-#   bash bench/reference-run.sh nginx      # one part: nginx | c10k | compare | wrk
+#   bash bench/reference-run.sh nginx      # one part: nginx | c10k | compare | wrk | log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --workspace
 bench=target/release/bench
 results=book/src/results
-parts=("${@:-nginx c10k compare wrk}")
+parts=("${@:-nginx c10k compare wrk log}")
 
 # Step 7 against nginx tuned as its documentation says for static files (bench/nginx/nginx.sh):
 # the small page and a 1 MiB file with keep-alive, and a connection per request; one loop against
@@ -48,12 +48,47 @@ wrk_vs_bench() {
     done
 }
 
+# What the access log costs step 7 per request: --quiet, stdout to /dev/null, to a file, to a pipe
+# that is read. Server CPU per request is utime + stime from /proc/PID/stat over the run.
+log_cost() {
+    local port=7181 tick
+    tick=$(getconf CLK_TCK)
+    for round in 1 2 3; do
+        for mode in quiet devnull file pipe; do
+            local flags=() sink=/dev/null
+            case "$mode" in
+                quiet) flags=(--quiet) ;;
+                file) sink="$(mktemp)" ;;
+            esac
+            if [ "$mode" = pipe ]; then
+                target/release/step07-epoll --addr "127.0.0.1:$port" | cat >/dev/null &
+                sleep 0.5
+                pid=$(pgrep -n -f "step07-epoll --addr 127.0.0.1:$port")
+            else
+                target/release/step07-epoll --addr "127.0.0.1:$port" "${flags[@]}" >"$sink" &
+                pid=$!
+                sleep 0.5
+            fi
+            local before after requests
+            before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+            requests=$("$bench" load -c 64 -t 1 -d 5s --json "http://127.0.0.1:$port/index.html" |
+                python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])')
+            after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+            kill "$pid"
+            wait 2>/dev/null || true
+            [ "$sink" != /dev/null ] && rm -f "$sink"
+            python3 -c "print('round $round, $mode: %d requests, %.1f µs server CPU per request' % ($requests, ($after - $before) / $tick * 1e6 / $requests))"
+        done
+    done
+}
+
 for part in ${parts[*]}; do
     case "$part" in
         nginx) nginx ;;
         c10k) c10k ;;
         compare) compare ;;
         wrk) wrk_vs_bench ;;
-        *) echo "reference-run.sh: unknown part $part (nginx, c10k, compare, wrk)" >&2; exit 2 ;;
+        log) log_cost ;;
+        *) echo "reference-run.sh: unknown part $part (nginx, c10k, compare, wrk, log)" >&2; exit 2 ;;
     esac
 done
