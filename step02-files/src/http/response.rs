@@ -144,7 +144,23 @@ pub struct Wire {
 impl Response {
     /// Starts a response with its status line and the headers every response carries.
     pub fn build(status: StatusCode, now: &Now, framing: Framing) -> ResponseBuilder {
-        ResponseBuilder::new(status, now, framing)
+        ResponseBuilder::new(status, now, framing, 0)
+    }
+
+    /// As [`Response::build`], for a body of `body_len` bytes that [`Response::into_wire`] will
+    /// append to the head (one in memory, or a file part up to [`SMALL_BODY`]): the head is
+    /// allocated once, with room for it, instead of grown to fit it.
+    pub fn build_for_body(
+        status: StatusCode,
+        now: &Now,
+        framing: Framing,
+        body_len: u64,
+    ) -> ResponseBuilder {
+        let room = match framing.sending {
+            Sending::HeadAndBody => usize::try_from(body_len).unwrap_or(0),
+            Sending::HeadOnly => 0,
+        };
+        ResponseBuilder::new(status, now, framing, room)
     }
 
     /// The status, for logs and tests.
@@ -195,16 +211,19 @@ impl Response {
         let rest = match body {
             Body::None => None,
             Body::Bytes(bytes) => {
+                head.reserve_exact(bytes.len());
                 head.extend_from_slice(&bytes);
                 None
             }
             Body::Shared(shared) => {
+                head.reserve_exact(shared.range.len());
                 head.extend_from_slice(&shared.bytes[shared.range]);
                 None
             }
             Body::File(range) if range.len <= SMALL_BODY => {
                 let head_len = head.len();
                 // range.len <= SMALL_BODY, so it fits a usize.
+                head.reserve_exact(range.len as usize);
                 head.resize(head_len + range.len as usize, 0);
                 range
                     .file
@@ -240,8 +259,16 @@ pub struct ResponseBuilder {
 }
 
 impl ResponseBuilder {
-    fn new(status: StatusCode, now: &Now, framing: Framing) -> Self {
-        let mut head = Vec::with_capacity(256);
+    fn new(status: StatusCode, now: &Now, framing: Framing, body_room: usize) -> Self {
+        // A file's head is about 260 bytes (more with Content-Range or Connection).
+        const HEAD_ROOM: usize = 384;
+        // A larger body is streamed after the head, not copied into it.
+        let body_room = if body_room as u64 <= SMALL_BODY {
+            body_room
+        } else {
+            0
+        };
+        let mut head = Vec::with_capacity(HEAD_ROOM + body_room);
         // Writing into a Vec cannot fail.
         let _ = write!(
             head,
