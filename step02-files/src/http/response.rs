@@ -6,6 +6,7 @@
 //! of how the response is sent ([`Sending`]), not a second length; and the `Connection` header is
 //! written from the same [`Connection`] the shell later asks about.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::ops::Range;
@@ -238,6 +239,26 @@ impl Response {
     // ANCHOR_END: into_wire
 }
 
+/// Hands the buffer of a response that has been sent ([`Wire::first`]) back to this thread's
+/// response builder, which writes the next head into it instead of allocating one. Optional:
+/// dropping the buffer frees it.
+pub fn recycle_buffer(buf: Vec<u8>) {
+    // A buffer grown for a large chunk of a file is not worth keeping.
+    if buf.capacity() <= HEAD_ROOM + SMALL_BODY as usize {
+        // During thread exit the slot may be gone: the buffer is then simply freed.
+        let _ = SPARE_BUFFER.try_with(|slot| slot.set(buf));
+    }
+}
+
+thread_local! {
+    /// The buffer of the last response sent on this thread, if its shell recycled it.
+    static SPARE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The room a head is given: a file's head is about 260 bytes (more with `Content-Range` or
+/// `Connection`).
+const HEAD_ROOM: usize = 384;
+
 /// The error for a file that ended before the length its response head promised.
 pub fn file_shrank() -> io::Error {
     io::Error::new(
@@ -260,15 +281,15 @@ pub struct ResponseBuilder {
 
 impl ResponseBuilder {
     fn new(status: StatusCode, now: &Now, framing: Framing, body_room: usize) -> Self {
-        // A file's head is about 260 bytes (more with Content-Range or Connection).
-        const HEAD_ROOM: usize = 384;
         // A larger body is streamed after the head, not copied into it.
         let body_room = if body_room as u64 <= SMALL_BODY {
             body_room
         } else {
             0
         };
-        let mut head = Vec::with_capacity(HEAD_ROOM + body_room);
+        let mut head = SPARE_BUFFER.try_with(Cell::take).unwrap_or_default();
+        head.clear();
+        head.reserve_exact(HEAD_ROOM + body_room);
         // Writing into a Vec cannot fail.
         let _ = write!(
             head,
