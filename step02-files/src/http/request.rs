@@ -76,16 +76,56 @@ pub struct Headers {
     /// The lines as sent, each ending in LF or CRLF; bytes that are not UTF-8 (RFC 9110's
     /// obs-text) are replaced by U+FFFD.
     text: String,
+    /// Which of the [`LOOKED_UP`] names appear: looking up one that does not costs no scan.
+    present: u16,
+}
+
+/// The header names the server itself looks up, for every request or for most.
+const LOOKED_UP: [&str; 8] = [
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "if-none-match",
+    "if-modified-since",
+    "range",
+    "if-range",
+];
+
+/// The `(name, value)` of each line of a checked header text.
+fn fields(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines().filter_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        Some((name, value.trim_ascii()))
+    })
+}
+
+/// The bit of `name` among [`LOOKED_UP`], compared without regard to case; 0 for any other.
+fn looked_up_bit(name: &[u8]) -> u16 {
+    LOOKED_UP
+        .iter()
+        .position(|known| known.len() == name.len() && known.as_bytes().eq_ignore_ascii_case(name))
+        .map_or(0, |index| 1 << index)
 }
 
 impl Headers {
     /// Every header line as `(name, value)`, in order: the name as sent (compare it with
     /// [`str::eq_ignore_ascii_case`]), the value without its surrounding white space.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.text.lines().filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            Some((name, value.trim_ascii()))
-        })
+        fields(&self.text)
+    }
+
+    /// The lines that may be called `name`: none when it is a looked-up name not present.
+    fn named<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        let bit = looked_up_bit(name.as_bytes());
+        let text = if bit != 0 && self.present & bit == 0 {
+            ""
+        } else {
+            &self.text
+        };
+        fields(text)
+            .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
     }
 
     /// How many header lines there are.
@@ -122,10 +162,7 @@ pub struct Request {
 impl Request {
     /// The value of the first header called `name`, compared without regard to case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value)
+        self.headers.named(name).next()
     }
 
     /// The values of every header called `name`, in order, compared without regard to case.
@@ -312,14 +349,17 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, HttpError> {
     if n_lines - 1 > limits.max_headers {
         return Err(HttpError::HeadTooLarge);
     }
+    let mut present = 0;
     for line in lines {
-        parse_header(line)?;
+        let (name, _) = parse_header(line)?;
+        present |= looked_up_bit(name);
     }
     let spare = SPARE_STRINGS.try_with(Cell::take).unwrap_or_default();
     // The regex admits only visible ASCII, so this never replaces a byte.
     let target = refill(spare.target, &String::from_utf8_lossy(raw_target));
     let headers = Headers {
         text: refill(spare.headers, &String::from_utf8_lossy(header_block(head))),
+        present,
     };
     check_host(&headers, version)?;
     let content_length = content_length(&headers)?;
@@ -418,10 +458,7 @@ fn is_forbidden_in_value(byte: u8) -> bool {
 }
 
 fn headers_named<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value)
+    headers.named(name)
 }
 
 /// HTTP/1.1 requires exactly one `Host`, and any `Host` must be `uri-host [ ":" port ]`
