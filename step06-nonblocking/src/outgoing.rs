@@ -9,7 +9,7 @@
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use step02_files::http::response::{FileRange, file_shrank};
+use step02_files::http::response::{FileRange, file_shrank, recycle_buffer};
 use step02_files::server::blocking::COPY_CHUNK;
 use step02_files::server::stream::{Stream, send_file, send_head};
 use step02_files::{Request, Response, StatusCode};
@@ -188,6 +188,18 @@ impl Outgoing {
             self.file = None;
         }
         Ok(())
+    }
+}
+
+/// Once the response is out (or abandoned), its request's strings and its buffer go back to the
+/// core on this thread, so the next request on any connection of this loop is parsed and
+/// answered without allocating.
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        if let Some(request) = self.request.take() {
+            request.recycle();
+        }
+        recycle_buffer(std::mem::take(&mut self.buf));
     }
 }
 

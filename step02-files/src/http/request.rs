@@ -4,6 +4,7 @@
 //! line that ends the head has not arrived yet it answers [`Parsed::Partial`], and the caller (a
 //! blocking loop or an event loop) decides how to get more.
 
+use std::cell::Cell;
 use std::sync::LazyLock;
 
 use percent_encoding::percent_decode;
@@ -68,13 +69,74 @@ impl Version {
     }
 }
 
-/// One header line, with the value's surrounding white space removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// The field name as sent; compare it with [`str::eq_ignore_ascii_case`].
-    pub name: String,
-    /// The field value; bytes that are not UTF-8 (RFC 9110's obs-text) are replaced by U+FFFD.
-    pub value: String,
+/// The header lines of a request, checked, kept as one text: one allocation however many
+/// there are, rather than two strings per line. A lookup scans the lines; a head holds few.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    /// The lines as sent, each ending in LF or CRLF; bytes that are not UTF-8 (RFC 9110's
+    /// obs-text) are replaced by U+FFFD.
+    text: String,
+    /// Which of the [`LOOKED_UP`] names appear: looking up one that does not costs no scan.
+    present: u16,
+}
+
+/// The header names the server itself looks up, for every request or for most.
+const LOOKED_UP: [&str; 8] = [
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "if-none-match",
+    "if-modified-since",
+    "range",
+    "if-range",
+];
+
+/// The `(name, value)` of each line of a checked header text.
+fn fields(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines().filter_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        Some((name, value.trim_ascii()))
+    })
+}
+
+/// The bit of `name` among [`LOOKED_UP`], compared without regard to case; 0 for any other.
+fn looked_up_bit(name: &[u8]) -> u16 {
+    LOOKED_UP
+        .iter()
+        .position(|known| known.len() == name.len() && known.as_bytes().eq_ignore_ascii_case(name))
+        .map_or(0, |index| 1 << index)
+}
+
+impl Headers {
+    /// Every header line as `(name, value)`, in order: the name as sent (compare it with
+    /// [`str::eq_ignore_ascii_case`]), the value without its surrounding white space.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        fields(&self.text)
+    }
+
+    /// The lines that may be called `name`: none when it is a looked-up name not present.
+    fn named<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        let bit = looked_up_bit(name.as_bytes());
+        let text = if bit != 0 && self.present & bit == 0 {
+            ""
+        } else {
+            &self.text
+        };
+        fields(text)
+            .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// How many header lines there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
 }
 
 /// A parsed request head.
@@ -89,7 +151,7 @@ pub struct Request {
     /// The protocol version.
     pub version: Version,
     /// The header lines in the order they came.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// The body length announced by `Content-Length`, 0 when absent.
     pub content_length: u64,
     /// Whether the client is willing to send another request on this connection
@@ -100,16 +162,65 @@ pub struct Request {
 impl Request {
     /// The value of the first header called `name`, compared without regard to case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|header| header.name.eq_ignore_ascii_case(name))
-            .map(|header| header.value.as_str())
+        self.headers.named(name).next()
     }
 
     /// The values of every header called `name`, in order, compared without regard to case.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         headers_named(&self.headers, name)
     }
+
+    /// Hands this request's strings back to the parser on this thread, which refills them for
+    /// the next request instead of allocating new ones. Optional: dropping a request frees them.
+    ///
+    /// An event loop that recycles each request once its response is out parses without
+    /// allocating: the strings of the last request answered are the next one's.
+    pub fn recycle(self) {
+        let spare = SpareStrings {
+            target: self.target,
+            path: self.path,
+            headers: self.headers.text,
+        };
+        if spare.is_small() {
+            // During thread exit the slot may be gone: the strings are then simply freed.
+            let _ = SPARE_STRINGS.try_with(|slot| slot.set(spare));
+        }
+    }
+}
+
+/// The strings of a request already answered, kept for the next parse on the same thread.
+#[derive(Default)]
+struct SpareStrings {
+    target: String,
+    path: String,
+    headers: String,
+}
+
+impl SpareStrings {
+    /// A request with a huge head does not leave its strings behind.
+    fn is_small(&self) -> bool {
+        const MAX_SPARE: usize = 4096;
+        [&self.target, &self.path, &self.headers]
+            .iter()
+            .all(|text| text.capacity() <= MAX_SPARE)
+    }
+}
+
+thread_local! {
+    static SPARE_STRINGS: Cell<SpareStrings> = const {
+        Cell::new(SpareStrings {
+            target: String::new(),
+            path: String::new(),
+            headers: String::new(),
+        })
+    };
+}
+
+/// `spare`, emptied, then holding `text`: an allocation only when `spare` is too small.
+fn refill(mut spare: String, text: &str) -> String {
+    spare.clear();
+    spare.push_str(text);
+    spare
 }
 
 /// The outcome of parsing a buffer that may hold only part of a request head.
@@ -211,39 +322,51 @@ fn check_partial_head(buf: &[u8], start: usize, limits: &Limits) -> Result<(), H
     Ok(())
 }
 
-/// Splits a complete head into lines, dropping the line terminators and the final blank line.
-fn head_lines(head: &[u8]) -> Result<Vec<&[u8]>, HttpError> {
-    let mut lines = Vec::new();
-    for raw in head.split(|&byte| byte == b'\n') {
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+/// The lines of a complete head without their terminators, up to (not including) the blank line.
+fn head_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
+    head.split(|&byte| byte == b'\n')
+        .map(|raw| raw.strip_suffix(b"\r").unwrap_or(raw))
+        .take_while(|line| !line.is_empty())
+}
+
+/// Refuses a CR anywhere but right before an LF, and counts the lines.
+fn count_lines(head: &[u8]) -> Result<usize, HttpError> {
+    let mut n_lines = 0;
+    for line in head_lines(head) {
         if line.contains(&b'\r') {
             return Err(HttpError::BadLineEnding);
         }
-        if line.is_empty() {
-            break;
-        }
-        lines.push(line);
+        n_lines += 1;
     }
-    Ok(lines)
+    Ok(n_lines)
 }
 
 fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, HttpError> {
-    let lines = head_lines(head)?;
-    let (request_line, header_lines) = lines.split_first().ok_or(HttpError::BadRequestLine)?;
-    let (method, target, version) = parse_request_line(request_line, limits)?;
-    if header_lines.len() > limits.max_headers {
+    let n_lines = count_lines(head)?;
+    let mut lines = head_lines(head);
+    let request_line = lines.next().ok_or(HttpError::BadRequestLine)?;
+    let (method, raw_target, version) = parse_request_line(request_line, limits)?;
+    if n_lines - 1 > limits.max_headers {
         return Err(HttpError::HeadTooLarge);
     }
-    let headers = header_lines
-        .iter()
-        .map(|line| parse_header(line))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut present = 0;
+    for line in lines {
+        let (name, _) = parse_header(line)?;
+        present |= looked_up_bit(name);
+    }
+    let spare = SPARE_STRINGS.try_with(Cell::take).unwrap_or_default();
+    // The regex admits only visible ASCII, so this never replaces a byte.
+    let target = refill(spare.target, &String::from_utf8_lossy(raw_target));
+    let headers = Headers {
+        text: refill(spare.headers, &String::from_utf8_lossy(header_block(head))),
+        present,
+    };
     check_host(&headers, version)?;
     let content_length = content_length(&headers)?;
     if method.is_supported() && content_length > limits.max_body_bytes {
         return Err(HttpError::BodyTooLarge);
     }
-    let path = decode_path(&target)?;
+    let path = decode_path(&target, spare.path)?;
     let keep_alive = wants_keep_alive(&headers, version);
     Ok(Request {
         method,
@@ -256,27 +379,41 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, HttpError> {
     })
 }
 
+/// The header lines of a complete head, terminators included: what lies between the request
+/// line and the blank line.
+fn header_block(head: &[u8]) -> &[u8] {
+    let start = head
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map_or(head.len(), |at| at + 1);
+    let blank_line = if head.ends_with(b"\n\r\n") { 2 } else { 1 };
+    &head[start.min(head.len())..head.len().saturating_sub(blank_line).max(start)]
+}
+
 // ANCHOR: parse_request_line
-fn parse_request_line(
-    line: &[u8],
+fn parse_request_line<'a>(
+    line: &'a [u8],
     limits: &Limits,
-) -> Result<(Method, String, Version), HttpError> {
-    let captures = REQUEST_LINE
-        .captures(line)
-        .ok_or_else(|| request_line_error(line, limits))?;
-    let target = &captures["target"];
+) -> Result<(Method, &'a [u8], Version), HttpError> {
+    if !REQUEST_LINE.is_match(line) {
+        return Err(request_line_error(line, limits));
+    }
+    // No group of the pattern admits a space, so the line's two spaces separate them: splitting
+    // finds what captures would, without allocating the capture slots on every request.
+    let mut words = line.splitn(3, |&byte| byte == b' ');
+    let (Some(method), Some(target), Some(version)) = (words.next(), words.next(), words.next())
+    else {
+        return Err(HttpError::BadRequestLine);
+    };
     if target.len() > limits.max_target_bytes {
         return Err(HttpError::UriTooLong);
     }
-    let version = match &captures["version"] {
+    let version = match version {
         b"HTTP/1.1" => Version::Http11,
         b"HTTP/1.0" => Version::Http10,
         _ => return Err(HttpError::VersionNotSupported),
     };
-    let method = Method::from_token(&captures["method"]);
-    // The regex admits only visible ASCII, so this never replaces a byte.
-    let target = String::from_utf8_lossy(target).into_owned();
-    Ok((method, target, version))
+    Ok((Method::from_token(method), target, version))
 }
 // ANCHOR_END: parse_request_line
 
@@ -294,7 +431,7 @@ fn request_line_error(line: &[u8], limits: &Limits) -> HttpError {
 /// `field-name ":" OWS field-value OWS` (RFC 9112 §5). No white space is allowed before the colon
 /// (§5.1: a server MUST reject it), and a line that starts with white space is an obsolete line
 /// folding (§5.2), which this server rejects rather than unfolds.
-fn parse_header(line: &[u8]) -> Result<Header, HttpError> {
+fn parse_header(line: &[u8]) -> Result<(&[u8], &[u8]), HttpError> {
     let colon = line
         .iter()
         .position(|&byte| byte == b':')
@@ -307,10 +444,7 @@ fn parse_header(line: &[u8]) -> Result<Header, HttpError> {
     if value.iter().any(|&byte| is_forbidden_in_value(byte)) {
         return Err(HttpError::BadHeader);
     }
-    Ok(Header {
-        name: String::from_utf8_lossy(name).into_owned(),
-        value: String::from_utf8_lossy(value).into_owned(),
-    })
+    Ok((name, value))
 }
 
 /// `tchar` from RFC 9110 §5.6.2.
@@ -323,17 +457,14 @@ fn is_forbidden_in_value(byte: u8) -> bool {
     (byte < 0x20 && byte != b'\t') || byte == 0x7f
 }
 
-fn headers_named<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |header| header.name.eq_ignore_ascii_case(name))
-        .map(|header| header.value.as_str())
+fn headers_named<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers.named(name)
 }
 
 /// HTTP/1.1 requires exactly one `Host`, and any `Host` must be `uri-host [ ":" port ]`
 /// (RFC 9112 §3.2: a server "MUST respond with a 400" to a request without one, with more than
 /// one, or with an invalid value).
-fn check_host(headers: &[Header], version: Version) -> Result<(), HttpError> {
+fn check_host(headers: &Headers, version: Version) -> Result<(), HttpError> {
     let mut hosts = headers_named(headers, "host");
     let (first, second) = (hosts.next(), hosts.next());
     match (version, first, second) {
@@ -354,7 +485,7 @@ fn check_host(headers: &[Header], version: Version) -> Result<(), HttpError> {
 /// Production note: RFC 9112 §7.1 says a recipient must be able to parse chunked bodies. A server
 /// that only serves files with GET and HEAD never needs a body, so this one answers 501 and
 /// closes instead; a real server would decode (and discard) the chunks.
-fn content_length(headers: &[Header]) -> Result<u64, HttpError> {
+fn content_length(headers: &Headers) -> Result<u64, HttpError> {
     let has_transfer_encoding = headers_named(headers, "transfer-encoding").next().is_some();
     let mut lengths = headers_named(headers, "content-length").peekable();
     if has_transfer_encoding {
@@ -383,7 +514,7 @@ fn parse_decimal(value: &str) -> Option<u64> {
     value.parse().ok()
 }
 
-fn wants_keep_alive(headers: &[Header], version: Version) -> bool {
+fn wants_keep_alive(headers: &Headers, version: Version) -> bool {
     let mut close = false;
     let mut keep_alive = false;
     for token in headers_named(headers, "connection").flat_map(|value| value.split(',')) {
@@ -402,8 +533,9 @@ fn wants_keep_alive(headers: &[Header], version: Version) -> bool {
 ///
 /// Only origin form (`/path?query`) is accepted. `percent_decode` passes a malformed escape such
 /// as `%zz` through unchanged; that would let `%2` followed by `e` mean different things to
-/// different layers, so malformed escapes are refused first.
-fn decode_path(target: &str) -> Result<String, HttpError> {
+/// different layers, so malformed escapes are refused first. The path is written into `into`, a
+/// string reused from an earlier request.
+fn decode_path(target: &str, into: String) -> Result<String, HttpError> {
     let raw_path = target.split_once('?').map_or(target, |(path, _query)| path);
     if !raw_path.starts_with('/') || !has_valid_escapes(raw_path.as_bytes()) {
         return Err(HttpError::BadTarget);
@@ -414,7 +546,7 @@ fn decode_path(target: &str) -> Result<String, HttpError> {
     if decoded.contains('\0') {
         return Err(HttpError::BadTarget);
     }
-    Ok(decoded.into_owned())
+    Ok(refill(into, &decoded))
 }
 // ANCHOR_END: decode_path
 

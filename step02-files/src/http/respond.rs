@@ -145,7 +145,7 @@ impl Reply<'_> {
         len: Option<u64>,
     ) -> Response {
         let len_sent = len.unwrap_or(found.len);
-        let mut builder = Response::build(status, self.now, self.framing)
+        let mut builder = Response::build_for_body(status, self.now, self.framing, len_sent)
             .header("Last-Modified", found.validators.last_modified_text)
             .header("ETag", found.validators.etag)
             .header("Accept-Ranges", "bytes");
@@ -188,7 +188,8 @@ impl Reply<'_> {
              <body><h1>{status}</h1></body></html>\n"
         )
         .into_bytes();
-        let mut builder = Response::build(status, self.now, self.framing);
+        let mut builder =
+            Response::build_for_body(status, self.now, self.framing, page.len() as u64);
         for (name, value) in headers {
             builder = builder.header(name, value);
         }

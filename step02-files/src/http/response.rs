@@ -6,6 +6,7 @@
 //! of how the response is sent ([`Sending`]), not a second length; and the `Connection` header is
 //! written from the same [`Connection`] the shell later asks about.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::ops::Range;
@@ -144,7 +145,23 @@ pub struct Wire {
 impl Response {
     /// Starts a response with its status line and the headers every response carries.
     pub fn build(status: StatusCode, now: &Now, framing: Framing) -> ResponseBuilder {
-        ResponseBuilder::new(status, now, framing)
+        ResponseBuilder::new(status, now, framing, 0)
+    }
+
+    /// As [`Response::build`], for a body of `body_len` bytes that [`Response::into_wire`] will
+    /// append to the head (one in memory, or a file part up to [`SMALL_BODY`]): the head is
+    /// allocated once, with room for it, instead of grown to fit it.
+    pub fn build_for_body(
+        status: StatusCode,
+        now: &Now,
+        framing: Framing,
+        body_len: u64,
+    ) -> ResponseBuilder {
+        let room = match framing.sending {
+            Sending::HeadAndBody => usize::try_from(body_len).unwrap_or(0),
+            Sending::HeadOnly => 0,
+        };
+        ResponseBuilder::new(status, now, framing, room)
     }
 
     /// The status, for logs and tests.
@@ -195,16 +212,19 @@ impl Response {
         let rest = match body {
             Body::None => None,
             Body::Bytes(bytes) => {
+                head.reserve_exact(bytes.len());
                 head.extend_from_slice(&bytes);
                 None
             }
             Body::Shared(shared) => {
+                head.reserve_exact(shared.range.len());
                 head.extend_from_slice(&shared.bytes[shared.range]);
                 None
             }
             Body::File(range) if range.len <= SMALL_BODY => {
                 let head_len = head.len();
                 // range.len <= SMALL_BODY, so it fits a usize.
+                head.reserve_exact(range.len as usize);
                 head.resize(head_len + range.len as usize, 0);
                 range
                     .file
@@ -218,6 +238,26 @@ impl Response {
     }
     // ANCHOR_END: into_wire
 }
+
+/// Hands the buffer of a response that has been sent ([`Wire::first`]) back to this thread's
+/// response builder, which writes the next head into it instead of allocating one. Optional:
+/// dropping the buffer frees it.
+pub fn recycle_buffer(buf: Vec<u8>) {
+    // A buffer grown for a large chunk of a file is not worth keeping.
+    if buf.capacity() <= HEAD_ROOM + SMALL_BODY as usize {
+        // During thread exit the slot may be gone: the buffer is then simply freed.
+        let _ = SPARE_BUFFER.try_with(|slot| slot.set(buf));
+    }
+}
+
+thread_local! {
+    /// The buffer of the last response sent on this thread, if its shell recycled it.
+    static SPARE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The room a head is given: a file's head is about 260 bytes (more with `Content-Range` or
+/// `Connection`).
+const HEAD_ROOM: usize = 384;
 
 /// The error for a file that ended before the length its response head promised.
 pub fn file_shrank() -> io::Error {
@@ -240,8 +280,16 @@ pub struct ResponseBuilder {
 }
 
 impl ResponseBuilder {
-    fn new(status: StatusCode, now: &Now, framing: Framing) -> Self {
-        let mut head = Vec::with_capacity(256);
+    fn new(status: StatusCode, now: &Now, framing: Framing, body_room: usize) -> Self {
+        // A larger body is streamed after the head, not copied into it.
+        let body_room = if body_room as u64 <= SMALL_BODY {
+            body_room
+        } else {
+            0
+        };
+        let mut head = SPARE_BUFFER.try_with(Cell::take).unwrap_or_default();
+        head.clear();
+        head.reserve_exact(HEAD_ROOM + body_room);
         // Writing into a Vec cannot fail.
         let _ = write!(
             head,
