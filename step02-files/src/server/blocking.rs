@@ -12,7 +12,7 @@ use crate::http::decoder::RequestDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::Request;
 use crate::http::respond::{error_response, respond, status_page};
-use crate::http::response::{FileRange, Persistence, Response, file_shrank};
+use crate::http::response::{FileRange, Persistence, Response, file_shrank, recycle_buffer};
 use crate::http::status::StatusCode;
 use crate::server::clock::wall_clock;
 use crate::server::startup::Site;
@@ -85,6 +85,10 @@ pub fn handle_connection<T: Stream>(
         }
         if !keep_alive {
             return close_gracefully(stream);
+        }
+        // The next request on this thread parses into this one's strings: no allocation.
+        if let Some(request) = request {
+            request.recycle();
         }
     }
 }
@@ -183,6 +187,7 @@ pub fn write_response<S: Stream + ?Sized>(stream: &mut S, response: Response) ->
         }
     }
     stream.flush()?;
+    recycle_buffer(wire.first);
     Ok(body_len)
 }
 // ANCHOR_END: write_response
