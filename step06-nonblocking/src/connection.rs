@@ -135,6 +135,7 @@ pub struct Connection<S> {
 // ANCHOR_END: connection
 
 impl<S: Stream> Connection<S> {
+    // ANCHOR: connection_new
     /// A connection just accepted at `now`; it waits up to `site.idle_timeout` for a request.
     pub fn new(socket: S, peer: SocketAddr, site: &Site, now: Instant) -> Self {
         Connection {
@@ -182,6 +183,7 @@ impl<S: Stream> Connection<S> {
             State::Closed => Next::Close,
         }
     }
+    // ANCHOR_END: connection_new
 
     // ANCHOR: on_ready
     /// The socket may have become readable and/or writable: make all the progress it allows.
@@ -224,6 +226,7 @@ impl<S: Stream> Connection<S> {
     }
     // ANCHOR_END: on_deadline
 
+    // ANCHOR: begin_shutdown
     /// The server is stopping: finish the response in flight (if any) within `grace`, answer no
     /// further request, and close.
     pub fn begin_shutdown(&mut self, grace: Duration, site: &Site, now: Instant) -> Next {
@@ -232,6 +235,7 @@ impl<S: Stream> Connection<S> {
         self.deadline = self.deadline.min(shutdown_deadline);
         self.advance(site, now)
     }
+    // ANCHOR_END: begin_shutdown
 
     // ANCHOR: advance
     /// Moves the connection forward until it has to wait for the socket, or is closed.
@@ -362,6 +366,7 @@ impl<S: Stream> Connection<S> {
     }
     // ANCHOR_END: read_some
 
+    // ANCHOR: queue
     /// Makes `response` the pending output; the client then has the idle timeout to take it.
     fn queue(&mut self, response: Response, request: Option<Request>, site: &Site, now: Instant) {
         match Outgoing::new(response, request) {
@@ -372,6 +377,7 @@ impl<S: Stream> Connection<S> {
             Err(error) => self.fail(site, &error),
         }
     }
+    // ANCHOR_END: queue
 
     // ANCHOR: start_closing
     /// Sends FIN and starts draining what the client still sends, for at most [`LINGER_TIME`].
@@ -420,6 +426,7 @@ impl<S: Stream> Connection<S> {
     }
     // ANCHOR_END: start_closing
 
+    // ANCHOR: fail
     /// Ends the connection after an I/O error, which is logged: it ends only this connection.
     fn fail(&mut self, site: &Site, error: &io::Error) {
         site.log.connection_error(self.peer, error);
@@ -433,6 +440,7 @@ impl<S: Stream> Connection<S> {
             None => deadline,
         };
     }
+    // ANCHOR_END: fail
 }
 
 #[cfg(test)]

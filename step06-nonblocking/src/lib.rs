@@ -44,6 +44,7 @@ pub struct Options {
     pub stats: bool,
 }
 
+// ANCHOR: server
 /// The listener and every open connection: all the state of the server, owned by one thread.
 struct Server {
     /// `None` once shutting down: no new connections are accepted.
@@ -52,6 +53,7 @@ struct Server {
     /// While out of descriptors, accepting waits until this instant.
     accept_paused_until: Option<Instant>,
 }
+// ANCHOR_END: server
 
 // ANCHOR: serve
 /// Serves every client from this thread until SIGINT or SIGTERM, then lets the responses in
@@ -158,6 +160,7 @@ impl Server {
     }
     // ANCHOR_END: poll_every_connection
 
+    // ANCHOR: server_begin_shutdown
     /// Stops accepting (closing the listener, so new clients are refused at once) and asks every
     /// connection to finish its response in flight within the idle timeout.
     fn begin_shutdown(&mut self, site: &Site, now: Instant) {
@@ -165,6 +168,7 @@ impl Server {
         self.connections
             .retain_mut(|conn| conn.begin_shutdown(site.idle_timeout, site, now) != Next::Close);
     }
+    // ANCHOR_END: server_begin_shutdown
 }
 
 /// Counts passes of the loop and prints a line a second (`--stats`).

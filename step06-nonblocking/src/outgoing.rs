@@ -14,6 +14,7 @@ use step02_files::server::blocking::COPY_CHUNK;
 use step02_files::server::stream::{Stream, send_file, send_head};
 use step02_files::{Request, Response, StatusCode};
 
+// ANCHOR: outgoing
 /// A response being sent: a buffer of bytes not yet written (the head, with a small body), then,
 /// for a large file, the part of the file not yet sent.
 ///
@@ -46,6 +47,7 @@ pub enum Flow {
     /// The socket took less than offered, or nothing: its send buffer is full.
     Blocked,
 }
+// ANCHOR_END: outgoing
 
 impl Outgoing {
     // ANCHOR: outgoing_new
@@ -122,6 +124,7 @@ impl Outgoing {
     }
     // ANCHOR_END: write_to
 
+    // ANCHOR: outgoing_steps
     /// One `write` (or `send` with `MSG_MORE`, when a file follows) of the buffered bytes.
     fn write_buffered<S: Stream + ?Sized>(&mut self, socket: &mut S) -> io::Result<Progress> {
         let pending = &self.buf[self.sent..self.filled];
@@ -210,6 +213,7 @@ enum Progress {
     /// The socket took only part of the buffer: it is full.
     Partial(usize),
 }
+// ANCHOR_END: outgoing_steps
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,7 @@ pub struct EventLoop<'a, P> {
 // ANCHOR_END: event_loop
 
 impl<'a, P: Poller> EventLoop<'a, P> {
+    // ANCHOR: event_loop_new
     /// A loop that will serve `listener` with `poller`, until `shutdown` is signalled.
     ///
     /// # Errors
@@ -81,6 +82,7 @@ impl<'a, P: Poller> EventLoop<'a, P> {
             events: Vec::new(),
         })
     }
+    // ANCHOR_END: event_loop_new
 
     // ANCHOR: run
     /// Serves until the shutdown signal, then until the responses in flight are done (each within
@@ -117,6 +119,7 @@ impl<'a, P: Poller> EventLoop<'a, P> {
     }
     // ANCHOR_END: run
 
+    // ANCHOR: next_wake_up
     /// When the loop must wake even if no socket is ready: the earliest deadline, or the end of a
     /// pause in accepting.
     fn next_wake_up(&self) -> Option<Instant> {
@@ -125,6 +128,7 @@ impl<'a, P: Poller> EventLoop<'a, P> {
             (timer, pause) => timer.or(pause),
         }
     }
+    // ANCHOR_END: next_wake_up
 
     // ANCHOR: accept_all
     /// Accepts until the backlog is empty (`WouldBlock`). Edge-triggered, the listener reports a
@@ -219,6 +223,7 @@ impl<'a, P: Poller> EventLoop<'a, P> {
     }
     // ANCHOR_END: settle
 
+    // ANCHOR: stale_timers
     /// Drops timers of connections that have closed (or that a newer timer replaced) from the top
     /// of the heap, so the loop does not wake up for them: an idle server sleeps until a deadline
     /// that matters.
@@ -237,6 +242,7 @@ impl<'a, P: Poller> EventLoop<'a, P> {
             .get(timer.key)
             .is_some_and(|slot| slot.serial == timer.serial && slot.timer_at == Some(timer.at))
     }
+    // ANCHOR_END: stale_timers
 
     // ANCHOR: expire_timers
     /// Handles every timer that is due: a connection whose deadline has really passed is timed out;

@@ -23,6 +23,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use step06_nonblocking::Readiness;
 
+// ANCHOR: event_watch
 /// What a registered descriptor should report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Watch {
@@ -40,6 +41,7 @@ pub struct Event {
     /// What the socket may do now.
     pub readiness: Readiness,
 }
+// ANCHOR_END: event_watch
 
 // ANCHOR: poller_trait
 /// A source of readiness events for registered descriptors: `epoll`, directly or through `mio`.
