@@ -45,6 +45,7 @@ install_nginx() {
 }
 
 # Writes $prefix/nginx.conf.
+# ANCHOR: nginx_conf
 write_conf() {
     root="$(cd "$root" && pwd)"
     mkdir -p "$prefix/logs" "$prefix/tmp"
@@ -83,6 +84,7 @@ http {
     }
 }
 CONF
+# ANCHOR_END: nginx_conf
 }
 
 start() {
