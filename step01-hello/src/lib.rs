@@ -28,6 +28,7 @@ Connection: close\r\n\
 <h1>hello world</h1>";
 // ANCHOR_END: page
 
+// ANCHOR: limits
 /// A head larger than this is refused; a client cannot make the server buffer without end.
 pub const MAX_HEAD: usize = 16 * 1024;
 
@@ -38,6 +39,7 @@ Content-Length: 24\r\n\
 Connection: close\r\n\
 \r\n\
 request head too large.\n";
+// ANCHOR_END: limits
 
 /// How the server behaves.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +163,7 @@ pub fn close_gracefully(stream: &mut TcpStream) -> io::Result<()> {
 }
 // ANCHOR_END: close_gracefully
 
+// ANCHOR: head
 /// What arrived before the blank line, the size cap, or the deadline.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Head {
@@ -171,6 +174,7 @@ pub enum Head {
     /// The client closed, or sent nothing more before the deadline.
     Incomplete,
 }
+// ANCHOR_END: head
 
 // ANCHOR: read_head
 /// Reads until the blank line that ends a request head.
@@ -238,6 +242,7 @@ fn blank_line_end(bytes: &[u8]) -> Option<usize> {
 }
 // ANCHOR_END: blank_line_end
 
+// ANCHOR: set_timeout
 /// A stream whose reads can be bounded in time; implemented for `TcpStream`.
 pub trait SetTimeout {
     /// Bounds how long the next read may block.
@@ -253,7 +258,9 @@ impl SetTimeout for TcpStream {
         self.set_read_timeout(Some(timeout))
     }
 }
+// ANCHOR_END: set_timeout
 
+// ANCHOR: log_request
 /// Prints the request: its first line, or with `--show-headers` the whole head.
 fn log_request(peer: SocketAddr, head: &[u8], options: &Options) {
     if options.quiet {
@@ -269,6 +276,7 @@ fn log_request(peer: SocketAddr, head: &[u8], options: &Options) {
         }
     }
 }
+// ANCHOR_END: log_request
 
 #[cfg(test)]
 mod tests {
