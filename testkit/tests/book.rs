@@ -6,8 +6,8 @@
 //!
 //! - an `{{#include path}}`, `{{#include path:anchor}}`, `{{#include path:N:M}}`, `{{#rustdoc_include …}}`
 //!   or `{{#playground …}}` names a file that does not exist, an anchor that is missing, empty,
-//!   unterminated or declared twice, or a line range outside the file; a generated Markdown file
-//!   (`results/…`) must be included by anchor, since a rerun moves its lines;
+//!   unterminated or declared twice, or a line range outside the file; Rust code and a generated
+//!   Markdown file (`results/…`) must be included by anchor, since an edit or a rerun moves lines;
 //! - a relative link or image (Markdown, as `pulldown-cmark` reads it, or an HTML `src=`/`href=`)
 //!   points at a file that does not exist;
 //! - a page or a committed results file holds the absolute path of this checkout or of its parent
@@ -128,6 +128,11 @@ fn check_include(files: &Files, page: &Path, path: &str, selector: &str) -> Resu
     if path.ends_with(".md") && path.contains("results/") {
         return Err(format!(
             "`{path}:{selector}`: include a generated table by anchor, not by lines"
+        ));
+    }
+    if path.ends_with(".rs") {
+        return Err(format!(
+            "`{path}:{selector}`: include code by anchor, not by lines: an edit above it moves them"
         ));
     }
     let (start, end) = selector
@@ -380,6 +385,10 @@ fn each_broken_include_and_link_is_reported_once() {
              // ANCHOR: empty\n\n// ANCHOR_END: empty\n// ANCHOR: twice\nfn a() {}\n// ANCHOR_END: twice\n\
              // ANCHOR: twice\nfn b() {}\n// ANCHOR_END: twice\n// ANCHOR: open\nfn c() {}\n",
         ),
+        (
+            "crate/notes.txt",
+            "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n",
+        ),
         ("book/src/img/model.svg", "<svg/>"),
         ("book/src/other.md", "# Other\n"),
         (
@@ -396,7 +405,7 @@ fn each_broken_include_and_link_is_reported_once() {
              {{#rustdoc_include ../../crate/src/lib.rs:twice}}\n\
              {{ #include ../../crate/src/lib.rs:open }}\n\
              {{#include ../../crate/src/lib.rs:2:4}}\n\
-             {{#include ../../crate/src/lib.rs:2:99}}\n\
+             {{#include ../../crate/notes.txt:2:99}}\n\
              \\{{#include ../../crate/src/escaped.rs}}\n\
              ![model](img/model.svg) ![gone](img/gone.svg)\n\
              [ok](other.md#top) [ok](other.html) [bad](nowhere.md#top) [frag](#here)\n\
@@ -416,6 +425,7 @@ fn each_broken_include_and_link_is_reported_once() {
         ("chapter.md:5:", "anchor `empty` is empty"),
         ("chapter.md:6:", "anchor `twice` declared 2 times"),
         ("chapter.md:7:", "anchor `open` has no `ANCHOR_END"),
+        ("chapter.md:8:", "include code by anchor, not by lines"),
         ("chapter.md:9:", "lines 2..=99 are not within its 15 lines"),
         ("chapter.md:11:", "img/gone.svg`: no such file"),
         ("chapter.md:12:", "nowhere.md#top`: no such file"),
@@ -451,11 +461,12 @@ fn a_correct_sample_has_no_problems() {
             "crate/src/lib.rs",
             "// ANCHOR: all\n// ANCHOR: inner\nfn f() {}\n// ANCHOR_END: inner\n// ANCHOR_END: all\n",
         ),
+        ("crate/notes.txt", "1\n2\n3\n"),
         ("book/src/img/a.svg", "<svg/>"),
         (
             "book/src/ok.md",
             "{{#include ../../crate/src/lib.rs:all}} {{#include ../../crate/src/lib.rs:inner}}\n\
-             {{#include ../../crate/src/lib.rs}} {{#include ../../crate/src/lib.rs:3}}\n\
+             {{#include ../../crate/src/lib.rs}} {{#include ../../crate/notes.txt:3}}\n\
              ![a](img/a.svg \"title\") [self](ok.md) [top](/ok.md) [pct](img/%61.svg)\n",
         ),
     ]);
