@@ -262,6 +262,10 @@ impl SetTimeout for TcpStream {
 
 // ANCHOR: log_request
 /// Prints the request: its first line, or with `--show-headers` the whole head.
+///
+/// Production note: this is a blocking write to stdout, so a stdout nobody reads (a pipe into a
+/// paused `less`) stops this server once the pipe's 64 KiB are full. From step 2 on, the core's
+/// access log never waits: lines it cannot write are dropped and counted.
 fn log_request(peer: SocketAddr, head: &[u8], options: &Options) {
     if options.quiet {
         return;
