@@ -7,7 +7,6 @@
 //! live in this value between calls.
 
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use step02_files::http::response::{FileRange, file_shrank, recycle_buffer};
 use step02_files::server::blocking::COPY_CHUNK;
@@ -169,19 +168,9 @@ impl Outgoing {
         let Some(range) = self.file.as_mut() else {
             return Err(file_shrank());
         };
-        let wanted = usize::try_from(range.len)
-            .unwrap_or(usize::MAX)
-            .min(COPY_CHUNK);
-        if self.buf.len() < wanted {
-            self.buf.resize(wanted, 0);
-        }
-        let n_read = loop {
-            match range.file.read_at(&mut self.buf[..wanted], range.offset) {
-                Ok(0) => return Err(file_shrank()),
-                Ok(n_read) => break n_read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
+        let n_read = match range.read_chunk(0, COPY_CHUNK, &mut self.buf)? {
+            0 => return Err(file_shrank()),
+            n_read => n_read,
         };
         self.sent = 0;
         self.filled = n_read;

@@ -121,6 +121,30 @@ pub struct FileRange {
     pub len: u64,
 }
 
+impl FileRange {
+    /// Reads the range's bytes that follow its first `skip`, at most `max` of them, into the front
+    /// of `buf` (grown as needed), at an explicit offset; returns how many, 0 when the file ended
+    /// early. The copying path of every sender where `sendfile` is not available.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the file cannot be read.
+    pub fn read_chunk(&self, skip: u64, max: usize, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let wanted = usize::try_from(self.len.saturating_sub(skip))
+            .unwrap_or(usize::MAX)
+            .min(max);
+        if buf.len() < wanted {
+            buf.resize(wanted, 0);
+        }
+        loop {
+            match self.file.read_at(&mut buf[..wanted], self.offset + skip) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                read => return read,
+            }
+        }
+    }
+}
+
 /// A response ready to send: its head, and a body that agrees with it by construction.
 #[derive(Debug)]
 pub struct Response {

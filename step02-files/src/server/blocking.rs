@@ -5,7 +5,6 @@
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use crate::http::decoder::RequestDecoder;
@@ -234,10 +233,10 @@ fn send_range<S: Stream + ?Sized>(stream: &mut S, range: &FileRange) -> io::Resu
             Some(Err(error))
                 if error.kind() == io::ErrorKind::WouldBlock && stream.blocking_is_emulated() =>
             {
-                copy_chunk(stream, range, offset, remaining, &mut chunk)?
+                copy_chunk(stream, range, n_sent, &mut chunk)?
             }
             Some(Err(error)) => return Err(error),
-            None => copy_chunk(stream, range, offset, remaining, &mut chunk)?,
+            None => copy_chunk(stream, range, n_sent, &mut chunk)?,
         };
         if n_bytes == 0 {
             return Err(file_shrank());
@@ -248,8 +247,8 @@ fn send_range<S: Stream + ?Sized>(stream: &mut S, range: &FileRange) -> io::Resu
 }
 // ANCHOR_END: send_range
 
-/// Copies up to one [`COPY_CHUNK`] of `range` from `offset` to `sink` through `chunk`, which is
-/// allocated on first use. Returns the bytes copied; 0 when the file ended early.
+/// Copies up to one [`COPY_CHUNK`] of `range`, after its first `n_sent` bytes, to `sink` through
+/// `chunk`, which is allocated on first use. Returns the bytes copied; 0 when the file ended early.
 ///
 /// Not `io::copy`: that keeps an 8 KiB buffer on the stack, a quarter of a `may` coroutine's
 /// default stack, and (where it uses `sendfile`) reads from the file's own position, which a
@@ -257,23 +256,10 @@ fn send_range<S: Stream + ?Sized>(stream: &mut S, range: &FileRange) -> io::Resu
 fn copy_chunk<W: Write + ?Sized>(
     sink: &mut W,
     range: &FileRange,
-    offset: u64,
-    remaining: u64,
+    n_sent: u64,
     chunk: &mut Vec<u8>,
 ) -> io::Result<u64> {
-    let wanted = usize::try_from(remaining)
-        .unwrap_or(usize::MAX)
-        .min(COPY_CHUNK);
-    if chunk.len() < wanted {
-        chunk.resize(wanted, 0);
-    }
-    let n_read = loop {
-        match range.file.read_at(&mut chunk[..wanted], offset) {
-            Ok(n_read) => break n_read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    };
+    let n_read = range.read_chunk(n_sent, COPY_CHUNK, chunk)?;
     sink.write_all(&chunk[..n_read])?;
     Ok(n_read as u64)
 }
