@@ -1,4 +1,4 @@
-//! Defines [`Server`]: a server binary (or nginx) running as a child process, as a user would start it.
+//! [`Server`]: a server binary (or nginx) running as a child process, as a user would start it.
 //! It is the one harness of the tests and of `bench`: start on `127.0.0.1:0`, read the first line,
 //! hold the process in its own process group, read it from `/proc`, and stop and reap it.
 
@@ -10,8 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,42 +20,46 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::PATIENCE;
-use crate::procfs::{self, TreeSample};
+use crate::procfs;
 
-/// Lines a child printed, with a condition variable to wait for new ones (or for the end).
+/// What a child printed on one stream so far.
 #[derive(Default)]
-struct Lines {
-    lines: Mutex<Vec<String>>,
-    grew: Condvar,
-    /// The stream has ended (set with `lines` locked, so a waiter cannot miss it).
-    ended: AtomicBool,
+struct Printed {
+    lines: Vec<String>,
+    /// The stream has ended.
+    ended: bool,
 }
 
-impl Lines {
-    fn snapshot(&self) -> Vec<String> {
-        self.lines
+/// A stream's [`Printed`], with a condition variable to wait for more lines (or for the end).
+#[derive(Default)]
+struct Output {
+    printed: Mutex<Printed>,
+    grew: Condvar,
+}
+
+impl Output {
+    fn update(&self, change: impl FnOnce(&mut Printed)) {
+        if let Ok(mut printed) = self.printed.lock() {
+            change(&mut printed);
+        }
+        self.grew.notify_all();
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.printed
             .lock()
-            .map(|lines| lines.clone())
+            .map(|printed| printed.lines.clone())
             .unwrap_or_default()
     }
 
-    /// Waits until `done` holds for the lines; false if it did not within `timeout`.
-    fn wait(&self, done: impl Fn(&[String]) -> bool, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let Ok(mut lines) = self.lines.lock() else {
+    /// Waits until `done` holds; false if it did not within `timeout`.
+    fn wait(&self, timeout: Duration, done: impl Fn(&Printed) -> bool) -> bool {
+        let Ok(printed) = self.printed.lock() else {
             return false;
         };
-        while !done(&lines) {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return false;
-            }
-            lines = match self.grew.wait_timeout(lines, remaining) {
-                Ok((lines, _)) => lines,
-                Err(_) => return false,
-            };
-        }
-        true
+        self.grew
+            .wait_timeout_while(printed, timeout, |printed| !done(printed))
+            .is_ok_and(|(_, wait)| !wait.timed_out())
     }
 }
 
@@ -64,8 +67,9 @@ impl Lines {
 pub struct Server {
     child: Child,
     addr: SocketAddr,
-    stdout: Arc<Lines>,
-    stderr: Arc<Lines>,
+    /// Every stdout line, the listening line first.
+    stdout: Arc<Output>,
+    stderr: Arc<Output>,
     /// With [`Launch::unread_stdout`], the pipe, once the listening line is read.
     unread_stdout: Arc<Mutex<Option<ChildStdout>>>,
 }
@@ -82,7 +86,7 @@ pub struct Launch {
     pub unread_stdout: bool,
 }
 
-/// Why a server did not start, with what it wrote on stderr.
+/// Why a server did not start (or stopped), with what it wrote on stderr.
 #[derive(Debug, Clone)]
 pub struct StartError {
     /// What went wrong, on one line.
@@ -94,12 +98,12 @@ pub struct StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)?;
-        match self
+        let last_words = self
             .stderr
             .iter()
             .rev()
-            .find(|line| !line.trim().is_empty())
-        {
+            .find(|line| !line.trim().is_empty());
+        match last_words {
             Some(line) => write!(f, ": {}", line.trim()),
             None => Ok(()),
         }
@@ -130,11 +134,8 @@ impl Server {
         }
         all.extend_from_slice(args);
         Server::spawn(bin, &all, launch).unwrap_or_else(|error| {
-            panic!(
-                "{bin} {args:?}: {}; stderr:\n{}",
-                error.reason,
-                error.stderr.join("\n")
-            )
+            let stderr = error.stderr.join("\n");
+            panic!("{bin} {args:?}: {}; stderr:\n{stderr}", error.reason)
         })
     }
 
@@ -190,83 +191,73 @@ impl Server {
             reason: format!("cannot start {}: {error}", program.to_string_lossy()),
             stderr: Vec::new(),
         })?;
-        let unread_stdout = Arc::new(Mutex::new(None));
-        let (first_line, stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
-            (Some(out), Some(err)) => {
-                let (sender, receiver) = mpsc::channel();
-                let stdout = if launch.unread_stdout {
-                    read_first_line_only(out, sender, Arc::clone(&unread_stdout));
-                    Arc::new(Lines::default())
-                } else {
-                    collect_lines(out, Some(sender))
-                };
-                (receiver, stdout, collect_lines(err, None))
-            }
-            _ => unreachable!("stdout and stderr are piped"),
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            unreachable!("stdout and stderr are piped");
         };
         let mut server = Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stdout,
-            stderr,
-            unread_stdout,
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            unread_stdout: Arc::default(),
         };
+        let hold = launch
+            .unread_stdout
+            .then(|| Arc::clone(&server.unread_stdout));
+        read_lines(stdout, Arc::clone(&server.stdout), hold);
+        read_lines(stderr, Arc::clone(&server.stderr), None);
         let ready = match launch.silent_on {
             Some(addr) => server.wait_until_accepting(addr),
-            None => server.read_listening_line(&first_line),
+            None => server.listening_addr(),
         };
         match ready {
             Ok(addr) => {
                 server.addr = addr;
                 Ok(server)
             }
-            Err(reason) => {
-                let status = server.wait_exit(Duration::from_millis(500));
-                // Its last words may still be in the pipe: read stderr to its end first.
-                let stderr = &server.stderr;
-                stderr.wait(
-                    |_| stderr.ended.load(Ordering::SeqCst),
-                    Duration::from_millis(500),
-                );
-                let reason = match status {
-                    Some(status) => format!("{reason} ({status})"),
-                    None => reason,
-                };
-                Err(StartError {
-                    reason,
-                    stderr: server.stderr_lines(),
-                })
-            }
+            Err(reason) => Err(server.failure(reason)),
         }
     }
 
-    fn read_listening_line(
-        &self,
-        first_line: &mpsc::Receiver<String>,
-    ) -> Result<SocketAddr, String> {
-        match first_line.recv_timeout(PATIENCE) {
-            Ok(line) => {
-                parse_listening_line(&line).ok_or_else(|| format!("unexpected first line {line:?}"))
+    fn listening_addr(&self) -> Result<SocketAddr, String> {
+        let settled = self.stdout.wait(PATIENCE, |printed| {
+            printed.ended || !printed.lines.is_empty()
+        });
+        match self.stdout.lines().first() {
+            Some(line) => {
+                parse_listening_line(line).ok_or_else(|| format!("unexpected first line {line:?}"))
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err("exited before listening".to_owned()),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(format!("no `Listening on` line within {PATIENCE:?}"))
-            }
+            None if settled => Err("exited before listening".to_owned()),
+            None => Err(format!("no `Listening on` line within {PATIENCE:?}")),
         }
     }
 
     fn wait_until_accepting(&mut self, addr: SocketAddr) -> Result<SocketAddr, String> {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
+        poll(PATIENCE, || {
             if TcpStream::connect(addr).is_ok() {
-                return Ok(addr);
+                Some(Ok(addr))
+            } else if let Ok(Some(_)) = self.child.try_wait() {
+                Some(Err("exited before listening".to_owned()))
+            } else {
+                None
             }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return Err("exited before listening".to_owned());
-            }
-            thread::sleep(Duration::from_millis(20));
+        })
+        .unwrap_or_else(|| Err(format!("not accepting on {addr} within {PATIENCE:?}")))
+    }
+
+    /// `reason`, with the server's exit status and everything it wrote on stderr (read to the end
+    /// first: its last words may still be in the pipe).
+    fn failure(&mut self, reason: String) -> StartError {
+        let status = self.wait_exit(Duration::from_millis(500));
+        self.stderr
+            .wait(Duration::from_millis(500), |printed| printed.ended);
+        StartError {
+            reason: match status {
+                Some(status) => format!("{reason} ({status})"),
+                None => reason,
+            },
+            stderr: self.stderr_lines(),
         }
-        Err(format!("not accepting on {addr} within {PATIENCE:?}"))
     }
 
     /// Where the server listens.
@@ -290,7 +281,7 @@ impl Server {
 
     /// Every stdout line after the listening line (the access log).
     pub fn log_lines(&self) -> Vec<String> {
-        self.stdout.snapshot()
+        self.stdout.lines().into_iter().skip(1).collect()
     }
 
     /// With [`Launch::unread_stdout`]: what the stdout pipe holds now, without waiting for more.
@@ -308,54 +299,49 @@ impl Server {
 
     /// Every stderr line so far.
     pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.snapshot()
+        self.stderr.lines()
     }
 
-    /// Waits until some stdout line satisfies `predicate`; false if none did within `timeout`.
+    /// Waits until some access-log line satisfies `predicate`; false if none did within `timeout`.
     pub fn wait_for_log(&self, predicate: impl Fn(&str) -> bool, timeout: Duration) -> bool {
-        self.stdout
-            .wait(|lines| lines.iter().any(|line| predicate(line)), timeout)
+        self.stdout.wait(timeout, |printed| {
+            printed.lines.iter().skip(1).any(|line| predicate(line))
+        })
     }
 
     /// Waits until some stderr line contains `needle`; false if none did within `timeout`.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
-        self.stderr.wait(
-            |lines| lines.iter().any(|line| line.contains(needle)),
-            timeout,
-        )
+        self.stderr.wait(timeout, |printed| {
+            printed.lines.iter().any(|line| line.contains(needle))
+        })
     }
 
     /// Waits until the access log has at least `count` lines; false on timeout.
     pub fn wait_for_log_count(&self, count: usize, timeout: Duration) -> bool {
-        self.stdout.wait(|lines| lines.len() >= count, timeout)
+        // The listening line comes first and is not part of the log.
+        self.stdout
+            .wait(timeout, |printed| printed.lines.len() > count)
     }
 
     /// Sends `signal` to the server process alone, as `kill PID` does.
     pub fn signal(&self, signal: i32) {
-        let signal = Signal::try_from(signal).expect("a valid signal number");
-        kill(self.nix_pid(), signal)
-            .unwrap_or_else(|error| panic!("kill({}, {signal}): {error}", self.pid()));
+        self.send(signal, kill::<Signal>);
     }
 
     /// Sends `signal` to the server's whole process group, as Ctrl-C in a terminal does.
     pub fn signal_group(&self, signal: i32) {
+        self.send(signal, killpg::<Signal>);
+    }
+
+    fn send(&self, signal: i32, to: fn(Pid, Signal) -> nix::Result<()>) {
         let signal = Signal::try_from(signal).expect("a valid signal number");
-        killpg(self.nix_pid(), signal)
-            .unwrap_or_else(|error| panic!("killpg({}, {signal}): {error}", self.pid()));
+        to(self.nix_pid(), signal)
+            .unwrap_or_else(|error| panic!("{signal} to {}: {error}", self.pid()));
     }
 
     /// Waits for the server to exit, reaping it; `None` if it is still running after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        poll(timeout, || self.child.try_wait().ok().flatten())
     }
 
     /// Whether the process still runs; if not, why it stopped (its status and last stderr line).
@@ -366,14 +352,8 @@ impl Server {
     pub fn check_alive(&mut self) -> Result<(), StartError> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(StartError {
-                reason: format!("server exited ({status})"),
-                stderr: self.stderr_lines(),
-            }),
-            Err(error) => Err(StartError {
-                reason: format!("server state unknown: {error}"),
-                stderr: Vec::new(),
-            }),
+            Ok(Some(_)) => Err(self.failure("server exited".to_owned())),
+            Err(error) => Err(self.failure(format!("server state unknown: {error}"))),
         }
     }
 
@@ -391,11 +371,6 @@ impl Server {
                 .is_some_and(|status| status.success())
     }
 
-    /// The server's whole process tree now (CPU, memory, threads, processes, descriptors).
-    pub fn sample(&self) -> TreeSample {
-        procfs::sample_tree(self.pid())
-    }
-
     /// Open descriptors of the server process (`/proc/PID/fd`).
     pub fn fd_count(&self) -> usize {
         procfs::fd_count(self.pid())
@@ -404,11 +379,6 @@ impl Server {
     /// Threads of the server process.
     pub fn thread_count(&self) -> usize {
         procfs::thread_count(self.pid())
-    }
-
-    /// Resident memory of the server process, in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        procfs::rss_kib(self.pid())
     }
 
     /// CPU time the server process has used (user + system), its threads included.
@@ -434,14 +404,12 @@ impl Server {
         timeout: Duration,
         probe: impl Fn(&Server) -> usize,
     ) -> usize {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let value = probe(self);
-            if value <= target || Instant::now() >= deadline {
-                return value;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let mut last = probe(self);
+        poll(timeout, || {
+            last = probe(self);
+            (last <= target).then_some(())
+        });
+        last
     }
 }
 
@@ -454,53 +422,46 @@ impl Drop for Server {
     }
 }
 
-/// Reads the first line of `stdout` one byte at a time, so nothing after it leaves the pipe, and
-/// sends it to `first`; then leaves `stdout` in `held`, unread.
-fn read_first_line_only(
-    mut stdout: ChildStdout,
-    first: mpsc::Sender<String>,
-    held: Arc<Mutex<Option<ChildStdout>>>,
-) {
-    thread::spawn(move || {
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while matches!(stdout.read(&mut byte), Ok(1)) && byte[0] != b'\n' {
-            line.push(byte[0]);
+/// Calls `probe` every 10 ms until it gives a value, or `timeout` has passed.
+fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
         }
-        if let Ok(mut held) = held.lock() {
-            *held = Some(stdout);
+        if Instant::now() >= deadline {
+            return None;
         }
-        let _ = first.send(String::from_utf8_lossy(&line).into_owned());
-    });
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
-/// Collects the lines of `stream` until it ends; the first one goes to `first` instead, if given.
-fn collect_lines(
-    stream: impl Read + Send + 'static,
-    first: Option<mpsc::Sender<String>>,
-) -> Arc<Lines> {
-    let lines = Arc::new(Lines::default());
-    let sink = Arc::clone(&lines);
+/// Reads the lines of `stream` into `output` until it ends. With `hold`, reads only the first line,
+/// one byte at a time so nothing after it leaves the pipe, and leaves the stream in `hold`, unread.
+fn read_lines<S: Read + Send + 'static>(
+    mut stream: S,
+    output: Arc<Output>,
+    hold: Option<Arc<Mutex<Option<S>>>>,
+) {
     thread::spawn(move || {
-        let mut first = first;
-        // Reading to the end matters: a server blocked on a full stdout pipe would look hung.
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Some(sender) = first.take() {
-                let _ = sender.send(line);
-                continue;
+        if let Some(hold) = hold {
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while matches!(stream.read(&mut byte), Ok(1)) && byte[0] != b'\n' {
+                line.push(byte[0]);
             }
-            if let Ok(mut lines) = sink.lines.lock() {
-                lines.push(line);
+            if let Ok(mut hold) = hold.lock() {
+                *hold = Some(stream);
             }
-            sink.grew.notify_all();
+            output.update(|printed| printed.lines.push(String::from_utf8_lossy(&line).into()));
+        } else {
+            // Reading to the end matters: a server blocked on a full stdout pipe would look hung.
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                output.update(|printed| printed.lines.push(line));
+            }
         }
-        if let Ok(_lines) = sink.lines.lock() {
-            sink.ended.store(true, Ordering::SeqCst);
-        }
-        sink.grew.notify_all();
+        output.update(|printed| printed.ended = true);
     });
-    lines
 }
 
 /// Variables cargo sets for a test binary, not for a cargo run from a shell.
@@ -640,9 +601,9 @@ mod tests {
         .unwrap();
         assert_eq!(server.addr(), "127.0.0.1:9".parse().unwrap());
         assert!(
-            crate::lifecycle::eventually(|| server.sample().processes >= 2),
+            crate::lifecycle::eventually(|| procfs::sample_tree(server.pid()).processes >= 2),
             "{:?}",
-            server.sample()
+            procfs::sample_tree(server.pid())
         );
         let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
         assert!(
