@@ -63,21 +63,31 @@ pub fn www_root() -> PathBuf {
 /// How long any single wait in a test may take before the test fails rather than hangs.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// One `#[test]` per `module::function [as test_name]`, each calling the function with `TARGET`.
+/// A module of tests for one server binary (named `mod NAME,` by the caller, else the suite's
+/// default): one `#[test]` per `module::function [as test_name]`, calling the function with `TARGET`.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! tests_calling_target {
-    ($($module:ident :: $function:ident $(as $test:ident)?),* $(,)?) => {
-        $($crate::tests_calling_target!(@one $module $function $($test)?);)*
+macro_rules! target_tests {
+    (@module $name:ident, $target:expr, [$($module:ident :: $function:ident $(as $test:ident)?),* $(,)?]) => {
+        mod $name {
+            const TARGET: $crate::Target = $target;
+            $($crate::target_tests!(@test $module $function $($test)?);)*
+        }
     };
-    (@one $module:ident $function:ident) => {
-        $crate::tests_calling_target!(@one $module $function $function);
+    (@test $module:ident $function:ident) => {
+        $crate::target_tests!(@test $module $function $function);
     };
-    (@one $module:ident $function:ident $test:ident) => {
+    (@test $module:ident $function:ident $test:ident) => {
         #[test]
         fn $test() {
             $crate::$module::$function(&TARGET);
         }
+    };
+    ($default:ident $name:ident, $($rest:tt)*) => {
+        $crate::target_tests!(@module $name, $($rest)*);
+    };
+    ($default:ident, $($rest:tt)*) => {
+        $crate::target_tests!(@module $default, $($rest)*);
     };
 }
 
@@ -89,49 +99,37 @@ macro_rules! tests_calling_target {
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
-    (bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
-        $crate::conformance_tests!(mod conformance, bin = $bin, args = $args, keep_alive = $keep_alive);
-    };
-    (mod $name:ident, bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
-        mod $name {
-            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive };
-            $crate::tests_calling_target! {
-                conformance::contract_table,
-                conformance::request_cut_short_gets_408,
-                conformance::partial_head_is_not_an_error,
-                conformance::body_after_refused_request_is_never_parsed,
-                conformance::streams_a_large_file_intact,
-                traversal::traversal_corpus as traversal_corpus_never_escapes_the_root,
-                clients::curl_fetches_site as serves_curl,
-                clients::ureq_fetches_site as serves_a_rust_http_client,
-                clients::chromium_loads_site as headless_chromium_loads_the_whole_site,
-                conformance::access_log_has_one_line_per_request,
-                conformance::file_cache_follows_the_disk,
-                conformance::curl_resumes_a_download,
-                conformance::curl_revalidates_its_copy,
-            }
-        }
+    ($(mod $name:ident,)? bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
+        $crate::target_tests!(conformance $($name)?, $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive }, [
+            conformance::contract_table,
+            conformance::request_cut_short_gets_408,
+            conformance::partial_head_is_not_an_error,
+            conformance::body_after_refused_request_is_never_parsed,
+            conformance::streams_a_large_file_intact,
+            traversal::traversal_corpus as traversal_corpus_never_escapes_the_root,
+            clients::curl_fetches_site as serves_curl,
+            clients::ureq_fetches_site as serves_a_rust_http_client,
+            clients::chromium_loads_site as headless_chromium_loads_the_whole_site,
+            conformance::access_log_has_one_line_per_request,
+            conformance::file_cache_follows_the_disk,
+            conformance::curl_resumes_a_download,
+            conformance::curl_revalidates_its_copy,
+        ]);
     };
 }
 
 /// Generates the keep-alive tests (steps 3–7) for one server binary, in a module (default `keep_alive`).
 #[macro_export]
 macro_rules! keep_alive_tests {
-    (bin = $bin:expr, args = $args:expr $(,)?) => {
-        $crate::keep_alive_tests!(mod keep_alive, bin = $bin, args = $args);
-    };
-    (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
-        mod $name {
-            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: true };
-            $crate::tests_calling_target! {
-                keep_alive::answers_pipelined_requests_in_order,
-                keep_alive::connection_close_is_honoured,
-                keep_alive::http10_closes_unless_asked_to_keep_alive,
-                keep_alive::idle_timeout_closes_the_connection,
-                keep_alive::head_and_bodies_keep_framing,
-                conformance::conditional_answers_keep_framing,
-            }
-        }
+    ($(mod $name:ident,)? bin = $bin:expr, args = $args:expr $(,)?) => {
+        $crate::target_tests!(keep_alive $($name)?, $crate::Target { bin: $bin, args: $args, keep_alive: true }, [
+            keep_alive::answers_pipelined_requests_in_order,
+            keep_alive::connection_close_is_honoured,
+            keep_alive::http10_closes_unless_asked_to_keep_alive,
+            keep_alive::idle_timeout_closes_the_connection,
+            keep_alive::head_and_bodies_keep_framing,
+            conformance::conditional_answers_keep_framing,
+        ]);
     };
 }
 
@@ -139,21 +137,15 @@ macro_rules! keep_alive_tests {
 /// signals, `--quiet`), in a module (default `conventions`).
 #[macro_export]
 macro_rules! convention_tests {
-    (bin = $bin:expr, args = $args:expr $(,)?) => {
-        $crate::convention_tests!(mod conventions, bin = $bin, args = $args);
-    };
-    (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
-        mod $name {
-            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: false };
-            $crate::tests_calling_target! {
-                conventions::help_lists_common_flags,
-                conventions::port_in_use_is_a_one_line_error,
-                conventions::missing_root_is_a_one_line_error,
-                conventions::sigterm_exits_zero,
-                conventions::ctrl_c_exits_zero,
-                conventions::quiet_silences_the_log,
-            }
-        }
+    ($(mod $name:ident,)? bin = $bin:expr, args = $args:expr $(,)?) => {
+        $crate::target_tests!(conventions $($name)?, $crate::Target { bin: $bin, args: $args, keep_alive: false }, [
+            conventions::help_lists_common_flags,
+            conventions::port_in_use_is_a_one_line_error,
+            conventions::missing_root_is_a_one_line_error,
+            conventions::sigterm_exits_zero,
+            conventions::ctrl_c_exits_zero,
+            conventions::quiet_silences_the_log,
+        ]);
     };
 }
 
@@ -161,17 +153,11 @@ macro_rules! convention_tests {
 /// response, clients vanishing mid-response), in a module (default `faults`).
 #[macro_export]
 macro_rules! fault_tests {
-    (bin = $bin:expr, args = $args:expr $(,)?) => {
-        $crate::fault_tests!(mod faults, bin = $bin, args = $args);
-    };
-    (mod $name:ident, bin = $bin:expr, args = $args:expr $(,)?) => {
-        mod $name {
-            const TARGET: $crate::Target = $crate::Target { bin: $bin, args: $args, keep_alive: true };
-            $crate::tests_calling_target! {
-                faults::deleted_file_is_still_sent_whole,
-                faults::truncated_file_ends_the_connection_not_the_server,
-                faults::vanishing_clients_never_kill_the_server,
-            }
-        }
+    ($(mod $name:ident,)? bin = $bin:expr, args = $args:expr $(,)?) => {
+        $crate::target_tests!(faults $($name)?, $crate::Target { bin: $bin, args: $args, keep_alive: true }, [
+            faults::deleted_file_is_still_sent_whole,
+            faults::truncated_file_ends_the_connection_not_the_server,
+            faults::vanishing_clients_never_kill_the_server,
+        ]);
     };
 }
