@@ -11,8 +11,7 @@
 //! count once per process, so this overstates a forking server); the peak of one process is `VmHWM`.
 
 use std::fs;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -54,21 +53,14 @@ fn stat(pid: u32) -> Option<Stat> {
     })
 }
 
-fn ticks_to_seconds(ticks: u64) -> f64 {
-    let per_second = sysconf(SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|&t| t > 0)
-        .unwrap_or(100);
-    ticks as f64 / per_second as f64
+/// A `sysconf` value, or `default` where the system gives none.
+fn sysconf_or(variable: SysconfVar, default: i64) -> u64 {
+    let value = sysconf(variable).ok().flatten().filter(|&value| value > 0);
+    value.unwrap_or(default).unsigned_abs()
 }
 
-fn page_kib() -> u64 {
-    let bytes = sysconf(SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096);
-    u64::try_from(bytes).unwrap_or(4096).max(1024) / 1024
+fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / sysconf_or(SysconfVar::CLK_TCK, 100) as f64
 }
 
 fn status_field(pid: u32, field: &str) -> Option<u64> {
@@ -105,8 +97,7 @@ pub fn reset_peak_rss(pid: u32) {
 
 /// User + system CPU time of `pid` (all its threads, not its children).
 pub fn cpu_time(pid: u32) -> Duration {
-    let seconds = stat(pid).map_or(0.0, |stat| ticks_to_seconds(stat.own_ticks));
-    Duration::from_secs_f64(seconds)
+    Duration::from_secs_f64(stat(pid).map_or(0.0, |stat| ticks_to_seconds(stat.own_ticks)))
 }
 
 /// `(pid, stat)` of every process on the machine.
@@ -188,7 +179,7 @@ impl TreeSample {
 
 /// Samples the tree rooted at `root` now.
 pub fn sample_tree(root: u32) -> TreeSample {
-    let page_kib = page_kib();
+    let page_kib = sysconf_or(SysconfVar::PAGE_SIZE, 4096) / 1024;
     let mut sample = TreeSample::default();
     for pid in process_tree(root) {
         let Some(stat) = stat(pid) else { continue };
@@ -204,46 +195,31 @@ pub fn sample_tree(root: u32) -> TreeSample {
 /// Samples a process tree periodically on a background thread and keeps the maxima.
 #[derive(Debug)]
 pub struct Sampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<Mutex<TreeSample>>,
-    handle: Option<JoinHandle<()>>,
+    /// Dropping it stops the thread (at its next sample).
+    stop: mpsc::Sender<()>,
+    peak: JoinHandle<TreeSample>,
 }
 
 impl Sampler {
     /// Starts sampling the tree rooted at `root` every `period`.
     pub fn start(root: u32, period: Duration) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(Mutex::new(TreeSample::default()));
-        let (stopping, peaks) = (Arc::clone(&stop), Arc::clone(&peak));
-        let handle = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                let now = sample_tree(root);
-                if let Ok(mut peak) = peaks.lock() {
-                    *peak = peak.max(now);
+        let (stop, stopped) = mpsc::channel();
+        let peak = std::thread::spawn(move || {
+            let mut peak = TreeSample::default();
+            loop {
+                peak = peak.max(sample_tree(root));
+                if stopped.recv_timeout(period) != Err(mpsc::RecvTimeoutError::Timeout) {
+                    return peak;
                 }
-                std::thread::sleep(period);
             }
         });
-        Self {
-            stop,
-            peak,
-            handle: Some(handle),
-        }
+        Self { stop, peak }
     }
 
     /// Stops sampling and returns the maxima seen (each field's own maximum).
-    pub fn finish(mut self) -> TreeSample {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-        self.peak.lock().map(|peak| *peak).unwrap_or_default()
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+    pub fn finish(self) -> TreeSample {
+        drop(self.stop);
+        self.peak.join().unwrap_or_default()
     }
 }
 
