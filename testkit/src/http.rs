@@ -80,14 +80,6 @@ impl Conn {
         self.stream.write_all(bytes)
     }
 
-    /// Sends bytes in pieces of `piece` bytes, pausing `pause` between them.
-    pub fn trickle(&mut self, bytes: &[u8], piece: usize, pause: Duration) {
-        for chunk in bytes.chunks(piece) {
-            self.send(chunk);
-            std::thread::sleep(pause);
-        }
-    }
-
     /// Reads one response; `head_request` says the request was HEAD, so no body follows.
     ///
     /// # Panics
@@ -106,15 +98,10 @@ impl Conn {
     /// Reads one response, or says why none came.
     pub fn try_read_response(&mut self, head_request: bool) -> io::Result<RawResponse> {
         let head_end = loop {
-            if let Some(at) = find(&self.buf, b"\r\n\r\n") {
+            if let Some(at) = self.buf.windows(4).position(|four| four == b"\r\n\r\n") {
                 break at + 4;
             }
-            if self.fill()? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed before a whole head",
-                ));
-            }
+            self.fill_or_eof("closed before a whole head")?;
         };
         let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
         self.buf.drain(..head_end);
@@ -123,15 +110,14 @@ impl Conn {
         let status = status_line
             .split(' ')
             .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad status line {status_line:?}"),
-                )
-            })?;
-        let headers: Vec<(String, String)> = lines
-            .filter(|line| !line.is_empty())
+            .and_then(|code| code.parse().ok());
+        let status = status.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
+        })?;
+        let headers = lines
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
             .collect();
@@ -142,33 +128,33 @@ impl Conn {
             body: Vec::new(),
         };
         // A 304 (like 1xx and 204) never has a body, whatever its headers (RFC 9112 §6.3).
-        let bodiless = matches!(response.status, 100..=199 | 204 | 304);
-        if !head_request && !bodiless {
-            response.body = self.read_body(&response)?;
+        if head_request || matches!(status, 100..=199 | 204 | 304) {
+            return Ok(response);
         }
-        Ok(response)
-    }
-
-    fn read_body(&mut self, response: &RawResponse) -> io::Result<Vec<u8>> {
         match response.header("content-length") {
             Some(length) => {
                 let length: usize = length.parse().map_err(|_| {
                     io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length")
                 })?;
                 while self.buf.len() < length {
-                    if self.fill()? == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "body cut short",
-                        ));
-                    }
+                    self.fill_or_eof("body cut short")?;
                 }
-                Ok(self.buf.drain(..length).collect())
+                response.body = self.buf.drain(..length).collect();
             }
+            // No length: the body runs to the end of the connection.
             None => {
                 while self.fill()? > 0 {}
-                Ok(std::mem::take(&mut self.buf))
+                response.body = std::mem::take(&mut self.buf);
             }
+        }
+        Ok(response)
+    }
+
+    /// [`Conn::fill`], with an `UnexpectedEof` saying `message` if the server has closed.
+    fn fill_or_eof(&mut self, message: &str) -> io::Result<()> {
+        match self.fill()? {
+            0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, message)),
+            _ => Ok(()),
         }
     }
 
@@ -216,12 +202,6 @@ impl Conn {
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
 }
 
 /// A `GET path` request that keeps the connection.
