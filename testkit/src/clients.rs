@@ -3,21 +3,14 @@
 //! curl and Chromium are external programs. Under `CI=true` a missing one fails the test (CI
 //! installs them); elsewhere the test says plainly that it skipped.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::site::TestSite;
 use crate::{PATIENCE, Target};
 
-/// Whether tests run in CI, where every external client must be present.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
-
-/// The first of `names` found on PATH, or `None` after reporting the skip (panics under CI).
+/// The first of `names` found on PATH, or `None` after reporting the skip; under `CI=true` (or `1`)
+/// a missing program fails the test instead.
 pub fn require_program(names: &[&str], test: &str) -> Option<String> {
     let found = names.iter().find(|name| {
         Command::new("sh")
@@ -26,9 +19,10 @@ pub fn require_program(names: &[&str], test: &str) -> Option<String> {
             .status()
             .is_ok_and(|status| status.success())
     });
+    let in_ci = std::env::var("CI").is_ok_and(|value| value == "true" || value == "1");
     match found {
         Some(name) => Some((*name).to_owned()),
-        None if in_ci() => panic!(
+        None if in_ci => panic!(
             "{test}: none of {names:?} is installed, and CI must have it (.ci/run installs it)"
         ),
         None => {
@@ -62,38 +56,24 @@ pub fn curl_fetches_site(target: &Target) {
     };
     let server = target.start_on(&crate::www_root(), &[]);
     let run = |args: &[&str]| run_curl(&curl, args, Path::new("."));
+    // What curl saw (`-w FORMAT`), each body going to /dev/null.
+    let write_out = |options: &[&str], paths: &[&str]| {
+        let urls: Vec<String> = paths.iter().map(|path| server.url(path)).collect();
+        let mut args = options.to_vec();
+        for url in &urls {
+            args.extend(["-o", "/dev/null", url]);
+        }
+        run(&args)
+    };
     let page = run(&[&server.url("/")]);
     assert!(page.contains("Progressive Servers"), "curl got: {page}");
     let spaced = run(&[&server.url("/hello%20world.txt")]);
     assert!(spaced.contains("space"));
-    let status = run(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &server.url("/missing"),
-    ]);
-    assert_eq!(status, "404");
-    let redirect = run(&[
-        "-L",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{num_redirects}",
-        &server.url("/docs"),
-    ]);
+    assert_eq!(write_out(&["-w", "%{http_code}"], &["/missing"]), "404");
+    let redirect = write_out(&["-L", "-w", "%{http_code} %{num_redirects}"], &["/docs"]);
     assert_eq!(redirect, "200 1");
     if target.keep_alive {
-        let connects = run(&[
-            "-o",
-            "/dev/null",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{num_connects}\n",
-            &server.url("/"),
-            &server.url("/style.css"),
-        ]);
+        let connects = write_out(&["-w", "%{num_connects}\n"], &["/", "/style.css"]);
         assert_eq!(
             connects.lines().collect::<Vec<_>>(),
             ["1", "0"],
@@ -161,10 +141,12 @@ pub fn chromium_loads_site(target: &Target) {
     }
 }
 
-/// Runs headless Chromium on `url` and returns the DOM after the page's scripts ran.
-pub fn dump_dom(browser: &str, url: &str, scratch: &Path) -> String {
+/// Runs headless Chromium on `url` (for at most 60 s) and returns the DOM after the page's
+/// scripts ran.
+fn dump_dom(browser: &str, url: &str, scratch: &Path) -> String {
     let profile = scratch.join("chromium-profile");
-    let mut child = Command::new(browser)
+    let output = Command::new("timeout")
+        .args(["60", browser])
         .args([
             "--headless",
             "--no-sandbox",
@@ -178,26 +160,16 @@ pub fn dump_dom(browser: &str, url: &str, scratch: &Path) -> String {
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--dump-dom", url])
-        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
+        .output()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut dom = String::new();
-        let _ = stdout.read_to_string(&mut dom);
-        dom
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("Chromium did not finish loading {url} within 60 s");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    reader.join().unwrap()
+    // `timeout` exits 124 when it had to stop the browser.
+    assert_ne!(
+        output.status.code(),
+        Some(124),
+        "Chromium did not finish loading {url} within 60 s"
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The value of the first `name="…"` attribute in `html`.
