@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+use percent_encoding::percent_decode_str;
 use pulldown_cmark::{Event, Parser, Tag};
 
 /// The files the checks read: the disk, or a few in memory for the tests of the checks themselves.
@@ -73,37 +74,34 @@ fn includes(markdown: &str) -> Vec<(usize, String, String)> {
 
 /// The text of anchor `name` in `source`, without marker lines, as mdBook includes it.
 fn anchor_region(source: &str, name: &str) -> Result<String, String> {
-    let names = |line: &str, marker: &str| {
-        let rest = &line[line.find(marker)? + marker.len()..];
-        rest.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+    // Whether `line` is a `marker` of this anchor: the first word after the marker is its name.
+    let marks = |line: &str, marker: &str| {
+        let Some(at) = line.find(marker) else {
+            return false;
+        };
+        line[at + marker.len()..]
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
             .find(|word| !word.is_empty())
-            .map(str::to_owned)
+            == Some(name)
     };
-    let starts = source
-        .lines()
-        .filter(|line| names(line, "ANCHOR:").as_deref() == Some(name))
-        .count();
-    if starts != 1 {
-        return Err(if starts == 0 {
-            format!("anchor `{name}` not found")
-        } else {
-            format!("anchor `{name}` declared {starts} times")
-        });
-    }
-    let body: Vec<&str> = source
-        .lines()
-        .skip_while(|line| names(line, "ANCHOR:").as_deref() != Some(name))
-        .skip(1)
-        .take_while(|line| names(line, "ANCHOR_END:").as_deref() != Some(name))
+    let lines: Vec<&str> = source.lines().collect();
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&at| marks(lines[at], "ANCHOR:"))
         .collect();
-    if !source
-        .lines()
-        .any(|line| names(line, "ANCHOR_END:").as_deref() == Some(name))
-    {
+    let start = match starts[..] {
+        [start] => start + 1,
+        [] => return Err(format!("anchor `{name}` not found")),
+        _ => return Err(format!("anchor `{name}` declared {} times", starts.len())),
+    };
+    let Some(length) = lines[start..]
+        .iter()
+        .position(|line| marks(line, "ANCHOR_END:"))
+    else {
         return Err(format!("anchor `{name}` has no `ANCHOR_END: {name}`"));
-    }
-    let kept: Vec<&str> = body
-        .into_iter()
+    };
+    let kept: Vec<&str> = lines[start..start + length]
+        .iter()
+        .copied()
         .filter(|line| !line.contains("ANCHOR"))
         .collect();
     if kept.iter().all(|line| line.trim().is_empty()) {
@@ -184,8 +182,8 @@ fn check_link(files: &Files, src: &Path, page: &Path, destination: &str) -> Resu
     {
         return Ok(());
     }
-    let path = destination.split('#').next().unwrap_or("");
-    let path = percent_encoding_decode(path);
+    // `%XX` escapes (as in `my%20file.md`) decoded; anything malformed is kept as written.
+    let path = percent_decode_str(destination.split('#').next().unwrap_or("")).decode_utf8_lossy();
     let base = if path.starts_with('/') {
         src.to_path_buf()
     } else {
@@ -200,29 +198,6 @@ fn check_link(files: &Files, src: &Path, page: &Path, destination: &str) -> Resu
     } else {
         Err(format!("`{destination}`: no such file"))
     }
-}
-
-/// Decodes `%XX` escapes (as in `my%20file.md`); anything malformed is kept as written.
-fn percent_encoding_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = text
-            .get(at + 1..at + 3)
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[at], hex) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                at += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// Every broken include and link in the given pages, as `page:line: reason`.
