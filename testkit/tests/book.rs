@@ -18,7 +18,7 @@
 //! with `cargo test -p testkit --test book`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -26,7 +26,7 @@ use percent_encoding::percent_decode_str;
 use pulldown_cmark::{Event, Parser, Tag};
 
 /// The files the checks read: the disk, or a few in memory for the tests of the checks themselves.
-type Files = HashMap<PathBuf, String>;
+type Files = BTreeMap<PathBuf, String>;
 
 /// Removes `.` and folds `..` lexically, so `src/../../a.rs` and `a.rs` compare equal.
 fn normalize(path: &Path) -> PathBuf {
@@ -116,12 +116,11 @@ fn check_include(files: &Files, page: &Path, path: &str, selector: &str) -> Resu
     let source = files
         .get(&target)
         .ok_or_else(|| format!("`{path}`: no such file"))?;
-    let number = |text: &str| text.parse::<usize>().ok();
     if selector.is_empty() {
         return Ok(());
     }
     if !selector.starts_with(|c: char| c.is_ascii_digit() || c == ':') {
-        return anchor_region(source, selector).map(|_| ());
+        return anchor_region(source, selector).map(drop);
     }
     if path.ends_with(".md") && path.contains("results/") {
         return Err(format!(
@@ -133,13 +132,9 @@ fn check_include(files: &Files, page: &Path, path: &str, selector: &str) -> Resu
             "`{path}:{selector}`: include code by anchor, not by lines: an edit above it moves them"
         ));
     }
-    let (start, end) = selector
-        .split_once(':')
-        .map_or((number(selector), number(selector)), |(a, b)| {
-            (number(a), number(b))
-        });
     let lines = source.lines().count();
-    let (first, last) = (start.unwrap_or(1), end.unwrap_or(lines));
+    let (first, last) = selector.split_once(':').unwrap_or((selector, selector));
+    let (first, last) = (first.parse().unwrap_or(1), last.parse().unwrap_or(lines));
     if first == 0 || first > last || last > lines {
         return Err(format!(
             "`{path}`: lines {first}..={last} are not within its {lines} lines"
@@ -206,13 +201,14 @@ fn check_book(files: &Files, src: &Path, pages: &[PathBuf]) -> Vec<String> {
     for page in pages {
         let markdown = &files[page];
         let shown = page.strip_prefix(src).unwrap_or(page).display().to_string();
-        for (line, path, selector) in includes(markdown) {
-            if let Err(reason) = check_include(files, page, &path, &selector) {
-                problems.push(format!("{shown}:{line}: {reason}"));
-            }
-        }
-        for (line, destination) in links(markdown) {
-            if let Err(reason) = check_link(files, src, page, &destination) {
+        let include_checks = includes(markdown)
+            .into_iter()
+            .map(|(line, path, selector)| (line, check_include(files, page, &path, &selector)));
+        let link_checks = links(markdown)
+            .into_iter()
+            .map(|(line, destination)| (line, check_link(files, src, page, &destination)));
+        for (line, check) in include_checks.chain(link_checks) {
+            if let Err(reason) = check {
                 problems.push(format!("{shown}:{line}: {reason}"));
             }
         }
@@ -269,17 +265,16 @@ fn checkout() -> PathBuf {
     normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
-/// `book/src`, its pages (sorted), and every file of the repository a page may include or link to.
+/// `book/src`, its pages (in order), and every file of the repository a page may include or link to.
 fn book() -> (PathBuf, Vec<PathBuf>, Files) {
     let src = checkout().join("book/src");
     let mut files = Files::new();
     read_tree(&checkout(), &mut files);
-    let mut pages: Vec<PathBuf> = files
+    let pages: Vec<PathBuf> = files
         .keys()
         .filter(|path| path.starts_with(&src) && path.extension().is_some_and(|e| e == "md"))
         .cloned()
         .collect();
-    pages.sort();
     (src, pages, files)
 }
 
