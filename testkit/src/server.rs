@@ -98,13 +98,9 @@ pub struct StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)?;
-        let last_words = self
-            .stderr
-            .iter()
-            .rev()
-            .find(|line| !line.trim().is_empty());
-        match last_words {
-            Some(line) => write!(f, ": {}", line.trim()),
+        let mut stderr = self.stderr.iter().rev().map(|line| line.trim());
+        match stderr.find(|line| !line.is_empty()) {
+            Some(last_words) => write!(f, ": {last_words}"),
             None => Ok(()),
         }
     }
@@ -537,6 +533,10 @@ pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
 mod tests {
     use super::*;
 
+    fn shell(script: &str, launch: Launch) -> Result<Server, StartError> {
+        Server::spawn("sh", &["-c", script], &launch)
+    }
+
     #[test]
     fn parses_the_listening_line() {
         assert_eq!(
@@ -572,13 +572,9 @@ mod tests {
             error.reason.starts_with("exited before listening"),
             "{error}"
         );
-        let error = Server::spawn(
-            "sh",
-            &["-c", "echo oops >&2; echo hello"],
-            &Launch::default(),
-        )
-        .err()
-        .unwrap();
+        let error = shell("echo oops >&2; echo hello", Launch::default())
+            .err()
+            .unwrap();
         assert!(
             error.reason.contains("unexpected first line \"hello\""),
             "{error}"
@@ -590,15 +586,11 @@ mod tests {
     fn holds_the_group_samples_it_and_stops_it_whole() {
         // A shell that announces a port, forks a grandchild into its group, and exits 0 on SIGTERM.
         let script = "trap 'exit 0' TERM; sleep 30 & echo 'Listening on http://127.0.0.1:9/'; while :; do sleep 0.05; done";
-        let server = Server::spawn(
-            "sh",
-            &["-c", script],
-            &Launch {
-                nofile_limit: Some(100),
-                ..Launch::default()
-            },
-        )
-        .unwrap();
+        let launch = Launch {
+            nofile_limit: Some(100),
+            ..Launch::default()
+        };
+        let server = shell(script, launch).unwrap();
         assert_eq!(server.addr(), "127.0.0.1:9".parse().unwrap());
         assert!(
             crate::lifecycle::eventually(|| procfs::sample_tree(server.pid()).processes >= 2),
@@ -633,7 +625,7 @@ mod tests {
             ..Launch::default()
         };
         let program = format!("sleep 0.2; exec nc -l 127.0.0.1 {}", port.port());
-        let server = Server::spawn("sh", &["-c", &program], &launch).unwrap();
+        let server = shell(&program, launch).unwrap();
         assert_eq!(server.addr(), port);
     }
 }
