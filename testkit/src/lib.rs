@@ -48,10 +48,7 @@ impl Target {
     /// Starts the server on `root` with the target's flags and `extra` ones.
     pub fn start_on(&self, root: &std::path::Path, extra: &[&str]) -> Server {
         let root = root.to_str().expect("temp paths are UTF-8");
-        let mut args: Vec<&str> = vec!["--root", root];
-        args.extend_from_slice(self.args);
-        args.extend_from_slice(extra);
-        Server::start(self.bin, &args)
+        Server::start(self.bin, &[&["--root", root], self.args, extra].concat())
     }
 }
 
