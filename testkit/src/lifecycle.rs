@@ -41,12 +41,9 @@ pub fn ctrl_c_with_an_idle_connection_exits_promptly(bin: &str, args: &[&str]) {
     let status = server
         .wait_exit(PATIENCE)
         .expect("still running after Ctrl-C");
+    let took = started.elapsed();
     assert_eq!(status.code(), Some(0));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     assert!(idle.is_closed_by_peer(PATIENCE));
 }
 
@@ -71,15 +68,5 @@ pub fn serves_again_after_running_out_of_descriptors(bin: &str) {
 
 /// `bin --help` mentions each of the model's own `flags`.
 pub fn help_mentions(bin: &str, flags: &[&str]) {
-    let output = std::process::Command::new(bin)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&output.stdout);
-    for flag in flags {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
-    }
+    crate::conventions::assert_help_mentions(bin, &[], flags);
 }

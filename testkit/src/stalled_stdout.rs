@@ -15,17 +15,15 @@ pub const CLIENTS: usize = 8;
 /// and the server's own queue hold.
 pub const REQUESTS_PER_CLIENT: usize = 500;
 
+const GET_PAGE: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n";
+
 /// Starts `target` on the bundled site with the access log on and its stdout never read.
 fn start_stalled(target: &Target) -> Server {
-    let mut args = vec!["--idle-timeout", "5s", "--root"];
-    let root = crate::www_root();
-    args.push(root.to_str().expect("UTF-8 path"));
-    args.extend_from_slice(target.args);
     let launch = Launch {
         unread_stdout: true,
         ..Launch::default()
     };
-    Server::launch(target.bin, &args, &launch)
+    crate::load::launch_on_www(target, &["--idle-timeout", "5s"], &launch)
 }
 
 /// Sends SIGTERM, then reads the pipe as a reader who came back would, until the server has
@@ -34,19 +32,19 @@ fn stop_and_read_the_rest(server: &mut Server) -> (Option<i32>, String) {
     server.signal(libc::SIGTERM);
     let deadline = Instant::now() + PATIENCE;
     let mut text = String::new();
-    loop {
-        let exited = server.wait_exit(Duration::ZERO);
+    let status = loop {
         text.push_str(&server.read_stdout_now());
-        if let Some(status) = exited {
-            text.push_str(&server.read_stdout_now());
-            return (status.code(), text);
+        if let Some(status) = server.wait_exit(Duration::ZERO) {
+            break status;
         }
         assert!(
             Instant::now() < deadline,
             "still running 10 s after SIGTERM"
         );
         thread::sleep(Duration::from_millis(5));
-    }
+    };
+    text.push_str(&server.read_stdout_now());
+    (status.code(), text)
 }
 
 /// With stdout a pipe nobody reads, [`CLIENTS`] clients (keep-alive where the server keeps
@@ -57,13 +55,11 @@ pub fn keeps_answering(target: &Target) {
     let server = start_stalled(target);
     let addr = server.addr();
     let started = Instant::now();
-    let keep_alive = target.keep_alive;
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| thread::spawn(move || run_client(addr, keep_alive)))
-        .collect();
-    for client in clients {
-        client.join().expect("a client failed");
-    }
+    thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            scope.spawn(|| run_client(addr, target.keep_alive));
+        }
+    });
     let mut n_requests = CLIENTS * REQUESTS_PER_CLIENT;
     let took = started.elapsed();
     assert!(took < PATIENCE * 3, "{n_requests} requests took {took:?}");
@@ -104,7 +100,7 @@ pub fn queued_lines_go_out_at_a_clean_exit(target: &Target) {
     let mut server = start_stalled(target);
     let mut conn = Conn::open(server.addr());
     for _ in 0..N_REQUESTS {
-        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
+        conn.send(GET_PAGE);
         assert_eq!(conn.read_response(false).status, 200);
     }
     drop(conn);
@@ -139,9 +135,8 @@ fn run_client(addr: SocketAddr, keep_alive: bool) {
         if !keep_alive {
             conn = Conn::open(addr);
         }
-        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
-        let response = conn.read_response(false);
-        assert_eq!(response.status, 200);
+        conn.send(GET_PAGE);
+        assert_eq!(conn.read_response(false).status, 200);
     }
 }
 
@@ -156,10 +151,8 @@ macro_rules! stalled_stdout_tests {
         mod $name {
             const TARGET: $crate::Target =
                 $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive };
-
-            #[test]
-            fn a_stdout_nobody_reads_never_stops_the_server() {
-                $crate::stalled_stdout::keeps_answering(&TARGET);
+            $crate::tests_calling_target! {
+                stalled_stdout::keeps_answering as a_stdout_nobody_reads_never_stops_the_server,
             }
         }
     };
