@@ -3,7 +3,7 @@
 //! Each row of the HTTP contract (issue 2, appendix of the book) is one [`Case`] here or one
 //! function below. One server serves the whole table, a fresh connection per row.
 
-use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::http::{Conn, RawResponse, get_request as get};
@@ -85,10 +85,8 @@ fn announces_index_length(response: &RawResponse) -> Option<String> {
 /// The table. Rows are grouped as in the contract.
 fn cases() -> Vec<Case> {
     let long_target = get(&format!("/{}", "a".repeat(9 * 1024)));
-    let big_head = with_headers(
-        &format!("X-Filler: {}\r\n", "b".repeat(1000)).repeat(17),
-        "",
-    );
+    let filler = format!("X-Filler: {}\r\n", "b".repeat(1000));
+    let big_head = with_headers(&filler.repeat(17), "");
     let many_headers: String = (0..101).map(|at| format!("X-{at}: v\r\n")).collect();
     let mut rows = rows! {
         // The request line.
@@ -212,31 +210,25 @@ fn host_cases() -> Vec<Case> {
 /// Revalidation (RFC 9110 §13). `{etag}` and `{last-modified}` in a request are replaced by what
 /// a plain GET of the same path answered a moment before, as a client's cache would send them.
 fn validator_cases() -> Vec<Case> {
+    let none_match = |tags: &str| index_with(&format!("If-None-Match: {tags}\r\n"));
+    let since = |date: &str| index_with(&format!("If-Modified-Since: {date}\r\n"));
     let old_date = "Sat, 01 Jan 2000 00:00:00 GMT";
     rows! {
         200 Policy "a file has ETag, Last-Modified and Accept-Ranges",
             get("/index.html"), has_validators;
-        304 Policy "If-None-Match with the current ETag is 304",
-            index_with("If-None-Match: {etag}\r\n"),
+        304 Policy "If-None-Match with the current ETag is 304", none_match("{etag}"),
             |r| r.header("etag").is_none().then(|| "a 304 without its ETag".into());
-        304 Policy "If-None-Match compares weakly: W/ matches",
-            index_with("If-None-Match: W/{etag}\r\n");
-        304 Policy "If-None-Match finds the ETag in a list",
-            index_with("If-None-Match: \"other\", {etag}\r\n");
-        304 Policy "If-None-Match: * is 304 for a file that exists",
-            index_with("If-None-Match: *\r\n");
-        200 Policy "If-None-Match with another ETag is 200",
-            index_with("If-None-Match: \"other\"\r\n");
-        304 Policy "If-Modified-Since the Last-Modified is 304",
-            index_with("If-Modified-Since: {last-modified}\r\n");
-        200 Policy "If-Modified-Since an earlier date is 200",
-            index_with(&format!("If-Modified-Since: {old_date}\r\n"));
-        200 Policy "an unparsable If-Modified-Since is ignored",
-            index_with("If-Modified-Since: yesterday\r\n");
+        304 Policy "If-None-Match compares weakly: W/ matches", none_match("W/{etag}");
+        304 Policy "If-None-Match finds the ETag in a list", none_match("\"other\", {etag}");
+        304 Policy "If-None-Match: * is 304 for a file that exists", none_match("*");
+        200 Policy "If-None-Match with another ETag is 200", none_match("\"other\"");
+        304 Policy "If-Modified-Since the Last-Modified is 304", since("{last-modified}");
+        200 Policy "If-Modified-Since an earlier date is 200", since(old_date);
+        200 Policy "an unparsable If-Modified-Since is ignored", since("yesterday");
         200 Policy "If-None-Match wins over If-Modified-Since (no match: 200)",
-            index_with("If-None-Match: \"other\"\r\nIf-Modified-Since: {last-modified}\r\n");
+            none_match("\"other\"\r\nIf-Modified-Since: {last-modified}");
         304 Policy "If-None-Match wins over If-Modified-Since (match: 304)",
-            index_with(&format!("If-None-Match: {{etag}}\r\nIf-Modified-Since: {old_date}\r\n"));
+            none_match(&format!("{{etag}}\r\nIf-Modified-Since: {old_date}"));
         304 Policy "HEAD with If-None-Match is 304 like GET",
             "HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n";
         404 Policy "a missing file with If-None-Match: * is 404",
@@ -261,12 +253,8 @@ fn index_bytes() -> Vec<u8> {
 /// Checks a 206: its `Content-Range` and that the body is `expected` of the file.
 fn is_part(response: &RawResponse, expected: std::ops::Range<usize>) -> Option<String> {
     let file = index_bytes();
-    let range = format!(
-        "bytes {}-{}/{}",
-        expected.start,
-        expected.end - 1,
-        file.len()
-    );
+    let (first, last, len) = (expected.start, expected.end - 1, file.len());
+    let range = format!("bytes {first}-{last}/{len}");
     header_is(response, "content-range", &range).or_else(|| {
         (response.body != file[expected]).then(|| "the body is not those bytes of the file".into())
     })
@@ -314,7 +302,7 @@ fn range_cases() -> Vec<Case> {
 }
 
 /// Replaces `{etag}` and `{last-modified}` in `request` with what a GET of its target answered.
-fn with_validators(request: &[u8], addr: std::net::SocketAddr) -> Vec<u8> {
+fn with_validators(request: &[u8], addr: SocketAddr) -> Vec<u8> {
     let text = String::from_utf8_lossy(request);
     if !text.contains("{etag}") && !text.contains("{last-modified}") {
         return request.to_vec();
@@ -360,40 +348,40 @@ fn common_checks(response: &RawResponse, head_request: bool, must_close: bool) -
     problems
 }
 
+/// Sends `row` on a connection of its own; says what is wrong with the answer, if anything.
+fn row_failure(row: &Case, addr: SocketAddr, keep_alive: bool) -> Option<String> {
+    let head_request = row.request.starts_with(b"HEAD ");
+    let must_close = row.closes == Closes::Always || !keep_alive;
+    // Probe before opening the row's connection: a one-at-a-time server (step 2) answers the
+    // probe only once no other connection holds it.
+    let request = with_validators(&row.request, addr);
+    let mut conn = Conn::open(addr);
+    conn.send(&request);
+    let response = match conn.try_read_response(head_request) {
+        Ok(response) => response,
+        Err(error) => return Some(format!("- {}: no response ({error})", row.name)),
+    };
+    let mut problems = common_checks(&response, head_request, must_close);
+    if response.status != row.status {
+        let status = format!("status {} (expected {})", response.status, row.status);
+        problems.insert(0, status);
+    }
+    problems.extend(row.check.and_then(|check| check(&response)));
+    if must_close && !conn.is_closed_by_peer(PATIENCE) {
+        problems.push("did not close the connection".into());
+    }
+    (!problems.is_empty()).then(|| format!("- {}: {}", row.name, problems.join("; ")))
+}
+
 /// Runs the whole table against one server; reports every failing row at once.
 pub fn contract_table(target: &Target) {
     let site = TestSite::new();
     let server = target.start_on(&site.root(), &[]);
-    let mut failures = String::new();
-    for row in cases() {
-        let head_request = row.request.starts_with(b"HEAD ");
-        let must_close = row.closes == Closes::Always || !target.keep_alive;
-        // Before opening the row's connection: a one-at-a-time server (step 2) answers the probe
-        // GET only once no other connection holds it.
-        let request = with_validators(&row.request, server.addr());
-        let mut conn = Conn::open(server.addr());
-        conn.send(&request);
-        let response = match conn.try_read_response(head_request) {
-            Ok(response) => response,
-            Err(error) => {
-                let _ = writeln!(failures, "- {}: no response ({error})", row.name);
-                continue;
-            }
-        };
-        let mut problems = common_checks(&response, head_request, must_close);
-        if response.status != row.status {
-            let status = format!("status {} (expected {})", response.status, row.status);
-            problems.insert(0, status);
-        }
-        problems.extend(row.check.and_then(|check| check(&response)));
-        if must_close && !conn.is_closed_by_peer(PATIENCE) {
-            problems.push("did not close the connection".into());
-        }
-        if !problems.is_empty() {
-            let _ = writeln!(failures, "- {}: {}", row.name, problems.join("; "));
-        }
-    }
-    let (bin, args) = (target.bin, target.args);
+    let failures: Vec<String> = cases()
+        .iter()
+        .filter_map(|row| row_failure(row, server.addr(), target.keep_alive))
+        .collect();
+    let (bin, args, failures) = (target.bin, target.args, failures.join("\n"));
     assert!(
         failures.is_empty(),
         "contract rows failed for {bin} {args:?}:\n{failures}"
@@ -478,10 +466,7 @@ pub fn request_cut_short_gets_408(target: &Target) {
     let server = target.start_on(&crate::www_root(), &["--idle-timeout", "1500ms"]);
     let mut conn = Conn::open(server.addr());
     conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
-    let response = conn.read_response(false);
-    assert_eq!(response.status, 408);
-    assert!(response.says_close());
-    assert!(conn.is_closed_by_peer(PATIENCE));
+    crate::keep_alive::answers_then_closes(&mut conn, 408);
 }
 
 /// 304, 206 and 416 keep the framing exact on a keep-alive connection: pipelined between plain

@@ -27,15 +27,21 @@ pub fn answers_pipelined_requests_in_order(target: &Target) {
     assert_eq!(status, 200, "the connection should still serve");
 }
 
+/// Reads the next response on `conn`, which must be `status`, say `Connection: close`, and be
+/// followed by the close.
+pub(crate) fn answers_then_closes(conn: &mut Conn, status: u16) {
+    let response = conn.read_response(false);
+    assert_eq!(response.status, status);
+    assert!(response.says_close(), "no Connection: close");
+    assert!(conn.is_closed_by_peer(PATIENCE), "did not close");
+}
+
 /// `Connection: close` from the client: the server answers, says so, and closes.
 pub fn connection_close_is_honoured(target: &Target) {
     let server = target.start_on(&crate::www_root(), &[]);
     let mut conn = Conn::open(server.addr());
     conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let response = conn.read_response(false);
-    assert_eq!(response.status, 200);
-    assert!(response.says_close());
-    assert!(conn.is_closed_by_peer(PATIENCE));
+    answers_then_closes(&mut conn, 200);
 }
 
 /// HTTP/1.0 closes by default and keeps the connection only with `Connection: keep-alive`,
@@ -44,8 +50,7 @@ pub fn http10_closes_unless_asked_to_keep_alive(target: &Target) {
     let server = target.start_on(&crate::www_root(), &[]);
     let mut plain = Conn::open(server.addr());
     plain.send(b"GET / HTTP/1.0\r\n\r\n");
-    assert!(plain.read_response(false).says_close());
-    assert!(plain.is_closed_by_peer(PATIENCE));
+    answers_then_closes(&mut plain, 200);
 
     let mut kept = Conn::open(server.addr());
     kept.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");

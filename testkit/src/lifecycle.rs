@@ -11,9 +11,7 @@ use crate::{Conn, PATIENCE, Server};
 /// Opens, uses and closes 1,000 connections one after another, each with one request for `/`.
 pub fn thousand_connections(server: &Server) {
     for _ in 0..1000 {
-        let mut conn = Conn::open(server.addr());
-        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
+        assert_eq!(crate::get(server.addr(), "/").status, 200);
     }
 }
 
@@ -61,9 +59,7 @@ pub fn serves_again_after_running_out_of_descriptors(bin: &str) {
         "the flood never exhausted the descriptors"
     );
     drop(flood);
-    let mut conn = Conn::open(server.addr());
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(conn.read_response(false).status, 200);
+    assert_eq!(crate::get(server.addr(), "/").status, 200);
 }
 
 /// `bin --help` mentions each of the model's own `flags`.

@@ -194,21 +194,17 @@ pub fn five_thousand_connections_leave_no_descriptor_behind(target: &Target) {
     let server = target.start_on(&crate::www_root(), &["--quiet"]);
     let baseline = server.fd_count();
     for round in 0..5_000 {
-        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        let mut conn = Conn::open(server.addr());
         match round % 3 {
             0 => {
-                stream
-                    .write_all(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    .unwrap();
-                stream.set_read_timeout(Some(PATIENCE)).unwrap();
-                let mut response = Vec::new();
-                stream.read_to_end(&mut response).unwrap();
-                assert!(response.starts_with(b"HTTP/1.1 200 "), "round {round}");
+                conn.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                assert_eq!(conn.read_response(false).status, 200, "round {round}");
+                assert!(conn.is_closed_by_peer(PATIENCE), "round {round}");
             }
-            1 => drop(stream),
+            1 => drop(conn),
             _ => {
-                let _ = stream.write_all(b"GET /style.css HTTP/1.1\r\nHo");
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = conn.try_send(b"GET /style.css HTTP/1.1\r\nHo");
+                let _ = conn.stream().shutdown(Shutdown::Both);
             }
         }
     }

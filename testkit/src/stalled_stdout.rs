@@ -83,9 +83,7 @@ pub fn keeps_answering(target: &Target) {
             "{n_requests} requests, but {n_logged} lines and {n_dropped} dropped; last lines: {:?}",
             log.lines().rev().take(3).collect::<Vec<_>>()
         );
-        let mut conn = Conn::open(addr);
-        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
+        assert_eq!(crate::get(addr, "/index.html").status, 200);
         n_requests += 1;
         thread::sleep(Duration::from_millis(20));
         log.push_str(&server.read_stdout_now());
