@@ -415,10 +415,8 @@ pub fn body_after_refused_request_is_never_parsed(target: &Target) {
     let mut conn = Conn::open(server.addr());
     conn.send(request.as_bytes());
     assert_eq!(conn.read_response(false).status, 405);
-    assert!(
-        conn.is_closed_by_peer(PATIENCE),
-        "kept the connection after an unread body"
-    );
+    let closed = conn.is_closed_by_peer(PATIENCE);
+    assert!(closed, "kept the connection after an unread body");
     assert!(server.wait_for_log(|line| line.contains("\"POST / HTTP/1.1\" 405"), PATIENCE));
     let lines = server.log_lines();
     let served = lines.iter().any(|line| line.contains("hello%20world"));
@@ -433,11 +431,8 @@ pub fn streams_a_large_file_intact(target: &Target) {
     let server = target.start_on(&site.root(), &["--quiet"]);
     let response = crate::get(server.addr(), "/large.bin");
     assert_eq!((response.status, response.body.len()), (200, LEN));
-    assert_eq!(
-        fnv1a(&response.body),
-        expected,
-        "the file arrived corrupted"
-    );
+    let intact = fnv1a(&response.body) == expected;
+    assert!(intact, "the file arrived corrupted");
 }
 
 /// Every answered request, refused ones included, gives exactly one access-log line with the
@@ -505,10 +500,8 @@ pub fn conditional_answers_keep_framing(target: &Target) {
         statuses.push(response.status);
     }
     assert_eq!(statuses, [304, 206, 416, 304, 200, 206]);
-    assert!(
-        conn.is_closed_by_peer(PATIENCE),
-        "did not close after the last"
-    );
+    let closed = conn.is_closed_by_peer(PATIENCE);
+    assert!(closed, "did not close after the last");
 }
 
 /// Runs curl with `args` in `dir`; returns its stdout, or `None` (reported) when curl is missing.

@@ -5,8 +5,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::concurrency::idle_client;
-use crate::server::Launch;
-use crate::{Conn, PATIENCE, Server};
+use crate::{PATIENCE, Server, Target};
 
 /// Opens, uses and closes 1,000 connections one after another, each with one request for `/`.
 pub fn thousand_connections(server: &Server) {
@@ -47,17 +46,14 @@ pub fn ctrl_c_with_an_idle_connection_exits_promptly(bin: &str, args: &[&str]) {
 
 /// Out of descriptors (`bin` under a limit of 64, flooded with 100 connections): the server logs
 /// `Too many open files`, and serves again once the clients leave.
-pub fn serves_again_after_running_out_of_descriptors(bin: &str) {
-    let launch = Launch {
-        nofile_limit: Some(64),
-        ..Launch::default()
+pub fn serves_again_after_running_out_of_descriptors(bin: &'static str) {
+    let target = Target {
+        bin,
+        args: &[],
+        keep_alive: true,
     };
-    let server = Server::launch(bin, &["--idle-timeout", "1s", "--quiet"], &launch);
-    let flood: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();
-    assert!(
-        server.wait_for_stderr("Too many open files", PATIENCE),
-        "the flood never exhausted the descriptors"
-    );
+    let extra = ["--idle-timeout", "1s", "--quiet"];
+    let (server, flood) = crate::load::flood_past_64_descriptors(&target, &extra);
     drop(flood);
     assert_eq!(crate::get(server.addr(), "/").status, 200);
 }

@@ -215,18 +215,25 @@ pub fn five_thousand_connections_leave_no_descriptor_behind(target: &Target) {
     );
 }
 
-/// Under a limit of 64 descriptors, 100 clients connect at once. The server runs out of
-/// descriptors, says so, keeps serving the connections it has, and once the clients leave,
-/// serves again. With `check_cpu`, it must also not spin while out of descriptors.
-pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
+/// Starts `target` under a limit of 64 descriptors and connects 100 clients at once; returns when
+/// the server has said it ran out.
+pub(crate) fn flood_past_64_descriptors(target: &Target, extra: &[&str]) -> (Server, Vec<Conn>) {
     let launch = Launch {
         nofile_limit: Some(64),
         ..Launch::default()
     };
-    let server = launch_on_www(target, &["--quiet"], &launch);
-    let mut crowd: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();
+    let server = launch_on_www(target, extra, &launch);
+    let crowd = (0..100).map(|_| Conn::open(server.addr())).collect();
     let said_so = server.wait_for_stderr("Too many open files", PATIENCE);
     assert!(said_so, "no `accept failed: Too many open files` on stderr");
+    (server, crowd)
+}
+
+/// Under a limit of 64 descriptors, 100 clients connect at once. The server runs out of
+/// descriptors, says so, keeps serving the connections it has, and once the clients leave,
+/// serves again. With `check_cpu`, it must also not spin while out of descriptors.
+pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
+    let (server, mut crowd) = flood_past_64_descriptors(target, &["--quiet"]);
     // A connection accepted before the limit was hit is still answered. Not necessarily with the
     // file: opening it needs a descriptor too, and there is none left (the core then answers 404,
     // where 503 would be more honest; reported to the core's owner).
