@@ -15,8 +15,6 @@ pub const CLIENTS: usize = 8;
 /// and the server's own queue hold.
 pub const REQUESTS_PER_CLIENT: usize = 500;
 
-const GET_PAGE: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n";
-
 /// Starts `target` on the bundled site with the access log on and its stdout never read.
 fn start_stalled(target: &Target) -> Server {
     let launch = Launch {
@@ -57,7 +55,7 @@ pub fn keeps_answering(target: &Target) {
     let started = Instant::now();
     thread::scope(|scope| {
         for _ in 0..CLIENTS {
-            scope.spawn(|| run_client(addr, target.keep_alive));
+            scope.spawn(|| run_client(addr, target.keep_alive, REQUESTS_PER_CLIENT));
         }
     });
     let mut n_requests = CLIENTS * REQUESTS_PER_CLIENT;
@@ -96,12 +94,7 @@ pub fn keeps_answering(target: &Target) {
 pub fn queued_lines_go_out_at_a_clean_exit(target: &Target) {
     const N_REQUESTS: usize = 2000;
     let mut server = start_stalled(target);
-    let mut conn = Conn::open(server.addr());
-    for _ in 0..N_REQUESTS {
-        conn.send(GET_PAGE);
-        assert_eq!(conn.read_response(false).status, 200);
-    }
-    drop(conn);
+    run_client(server.addr(), true, N_REQUESTS);
     let (code, log) = stop_and_read_the_rest(&mut server);
     assert_eq!(code, Some(0));
     assert_eq!(tally(&log), (N_REQUESTS, 0));
@@ -125,15 +118,15 @@ fn tally(log: &str) -> (usize, usize) {
     (n_logged, n_dropped)
 }
 
-/// One client: its requests on one connection, or on one connection each when the server does
+/// One client: `n_requests` on one connection, or on one connection each when the server does
 /// not keep connections alive (step 2).
-fn run_client(addr: SocketAddr, keep_alive: bool) {
+fn run_client(addr: SocketAddr, keep_alive: bool, n_requests: usize) {
     let mut conn = Conn::open(addr);
-    for _ in 0..REQUESTS_PER_CLIENT {
+    for _ in 0..n_requests {
         if !keep_alive {
             conn = Conn::open(addr);
         }
-        conn.send(GET_PAGE);
+        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
         assert_eq!(conn.read_response(false).status, 200);
     }
 }
