@@ -3,7 +3,7 @@
 //! Each row of the HTTP contract (issue 2, appendix of the book) is one [`Case`] here or one
 //! function below. One server serves the whole table, a fresh connection per row.
 
-use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::http::{Conn, RawResponse, get_request as get};
@@ -12,7 +12,7 @@ use crate::{PATIENCE, Target};
 
 /// Whether the server must close the connection after answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closes {
+enum Closes {
     /// It must close, whatever the server's keep-alive policy (refused requests).
     Always,
     /// Up to the server: a keep-alive server keeps it, a step-2 server closes.
@@ -20,17 +20,14 @@ pub enum Closes {
 }
 
 /// One row of the contract table.
-pub struct Case {
+struct Case {
     /// What the row checks, shown when it fails.
-    pub name: &'static str,
-    /// The bytes sent.
-    pub request: Vec<u8>,
-    /// The status expected back.
-    pub status: u16,
-    /// Whether the server must close after answering.
-    pub closes: Closes,
-    /// Further checks on the response; return a description of what is wrong.
-    pub check: Option<fn(&RawResponse) -> Option<String>>,
+    name: &'static str,
+    request: Vec<u8>,
+    status: u16,
+    closes: Closes,
+    /// Further checks on the response; they return what is wrong.
+    check: Option<fn(&RawResponse) -> Option<String>>,
 }
 
 /// Rows of the table, one a line: `STATUS CLOSES "name", request [, check];`.
@@ -51,6 +48,11 @@ macro_rules! rows {
 /// `GET /` with Host `x` and `headers` (each ending in CRLF), then `body`.
 fn with_headers(headers: &str, body: &str) -> String {
     format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n{body}")
+}
+
+/// `GET /index.html` with Host `x` and `headers` (each ending in CRLF).
+fn index_with(headers: &str) -> String {
+    format!("GET /index.html HTTP/1.1\r\nHost: x\r\n{headers}\r\n")
 }
 
 fn content_type_is(response: &RawResponse, expected: &str) -> Option<String> {
@@ -75,27 +77,17 @@ fn is_not_found_page(response: &RawResponse) -> Option<String> {
         .or_else(|| (!response.text().contains("404")).then(|| "page does not say 404".into()))
 }
 
-/// HEAD announces the length a GET of the same file sends.
-fn head_announces_get_length(response: &RawResponse) -> Option<String> {
-    let get_length = index_bytes().len().to_string();
-    let length = response.header("content-length").unwrap_or("");
-    (length != get_length)
-        .then(|| format!("HEAD announced {length:?}; GET sends {get_length} bytes"))
+/// A HEAD of the index announces the length a GET of it sends.
+fn announces_index_length(response: &RawResponse) -> Option<String> {
+    header_is(response, "content-length", &index_bytes().len().to_string())
 }
 
 /// The table. Rows are grouped as in the contract.
-pub fn cases() -> Vec<Case> {
+fn cases() -> Vec<Case> {
     let long_target = get(&format!("/{}", "a".repeat(9 * 1024)));
-    let big_head = with_headers(
-        &format!("X-Filler: {}\r\n", "b".repeat(1000)).repeat(17),
-        "",
-    );
-    let many_headers = with_headers(
-        &(0..101)
-            .map(|at| format!("X-{at}: v\r\n"))
-            .collect::<String>(),
-        "",
-    );
+    let filler = format!("X-Filler: {}\r\n", "b".repeat(1000));
+    let big_head = with_headers(&filler.repeat(17), "");
+    let many_headers: String = (0..101).map(|at| format!("X-{at}: v\r\n")).collect();
     let mut rows = rows! {
         // The request line.
         200 Policy "GET / serves index.html", get("/"), is_index_page;
@@ -125,7 +117,7 @@ pub fn cases() -> Vec<Case> {
         // Limits.
         414 Always "a target over 8 KiB is 414", long_target;
         431 Always "a head over 16 KiB is 431", big_head;
-        431 Always "more than 100 header lines is 431", many_headers;
+        431 Always "more than 100 header lines is 431", with_headers(&many_headers, "");
         // Header syntax.
         400 Always "white space before the colon is 400", "GET / HTTP/1.1\r\nHost : x\r\n\r\n";
         400 Always "obsolete line folding is 400", with_headers("X-A: b\r\n c\r\n", "");
@@ -175,7 +167,7 @@ pub fn cases() -> Vec<Case> {
         404 Policy "a file named as a folder is 404", get("/index.html/");
         200 Policy "a symlink that stays inside the root is served", get("/inside.html");
         200 Policy "HEAD sends the head without the body", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
-            head_announces_get_length;
+            announces_index_length;
         // Content types.
         200 Policy "CSS is text/css", get("/style.css"), |r| content_type_is(r, "text/css");
         200 Policy "JavaScript is text/javascript",
@@ -218,30 +210,25 @@ fn host_cases() -> Vec<Case> {
 /// Revalidation (RFC 9110 §13). `{etag}` and `{last-modified}` in a request are replaced by what
 /// a plain GET of the same path answered a moment before, as a client's cache would send them.
 fn validator_cases() -> Vec<Case> {
-    let get_if = |headers: &str| format!("GET /index.html HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let none_match = |tags: &str| index_with(&format!("If-None-Match: {tags}\r\n"));
+    let since = |date: &str| index_with(&format!("If-Modified-Since: {date}\r\n"));
     let old_date = "Sat, 01 Jan 2000 00:00:00 GMT";
     rows! {
         200 Policy "a file has ETag, Last-Modified and Accept-Ranges",
             get("/index.html"), has_validators;
-        304 Policy "If-None-Match with the current ETag is 304",
-            get_if("If-None-Match: {etag}\r\n"),
+        304 Policy "If-None-Match with the current ETag is 304", none_match("{etag}"),
             |r| r.header("etag").is_none().then(|| "a 304 without its ETag".into());
-        304 Policy "If-None-Match compares weakly: W/ matches",
-            get_if("If-None-Match: W/{etag}\r\n");
-        304 Policy "If-None-Match finds the ETag in a list",
-            get_if("If-None-Match: \"other\", {etag}\r\n");
-        304 Policy "If-None-Match: * is 304 for a file that exists", get_if("If-None-Match: *\r\n");
-        200 Policy "If-None-Match with another ETag is 200", get_if("If-None-Match: \"other\"\r\n");
-        304 Policy "If-Modified-Since the Last-Modified is 304",
-            get_if("If-Modified-Since: {last-modified}\r\n");
-        200 Policy "If-Modified-Since an earlier date is 200",
-            get_if(&format!("If-Modified-Since: {old_date}\r\n"));
-        200 Policy "an unparsable If-Modified-Since is ignored",
-            get_if("If-Modified-Since: yesterday\r\n");
+        304 Policy "If-None-Match compares weakly: W/ matches", none_match("W/{etag}");
+        304 Policy "If-None-Match finds the ETag in a list", none_match("\"other\", {etag}");
+        304 Policy "If-None-Match: * is 304 for a file that exists", none_match("*");
+        200 Policy "If-None-Match with another ETag is 200", none_match("\"other\"");
+        304 Policy "If-Modified-Since the Last-Modified is 304", since("{last-modified}");
+        200 Policy "If-Modified-Since an earlier date is 200", since(old_date);
+        200 Policy "an unparsable If-Modified-Since is ignored", since("yesterday");
         200 Policy "If-None-Match wins over If-Modified-Since (no match: 200)",
-            get_if("If-None-Match: \"other\"\r\nIf-Modified-Since: {last-modified}\r\n");
+            none_match("\"other\"\r\nIf-Modified-Since: {last-modified}");
         304 Policy "If-None-Match wins over If-Modified-Since (match: 304)",
-            get_if(&format!("If-None-Match: {{etag}}\r\nIf-Modified-Since: {old_date}\r\n"));
+            none_match(&format!("{{etag}}\r\nIf-Modified-Since: {old_date}"));
         304 Policy "HEAD with If-None-Match is 304 like GET",
             "HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n";
         404 Policy "a missing file with If-None-Match: * is 404",
@@ -266,13 +253,9 @@ fn index_bytes() -> Vec<u8> {
 /// Checks a 206: its `Content-Range` and that the body is `expected` of the file.
 fn is_part(response: &RawResponse, expected: std::ops::Range<usize>) -> Option<String> {
     let file = index_bytes();
-    let wanted = format!(
-        "bytes {}-{}/{}",
-        expected.start,
-        expected.end - 1,
-        file.len()
-    );
-    header_is(response, "content-range", &wanted).or_else(|| {
+    let (first, last, len) = (expected.start, expected.end - 1, file.len());
+    let range = format!("bytes {first}-{last}/{len}");
+    header_is(response, "content-range", &range).or_else(|| {
         (response.body != file[expected]).then(|| "the body is not those bytes of the file".into())
     })
 }
@@ -292,8 +275,7 @@ fn is_whole_file(response: &RawResponse) -> Option<String> {
 
 /// Byte ranges (RFC 9110 §14), on `/index.html` (more than 100 bytes).
 fn range_cases() -> Vec<Case> {
-    let ranged =
-        |range: &str| format!("GET /index.html HTTP/1.1\r\nHost: x\r\nRange: {range}\r\n\r\n");
+    let ranged = |range: &str| index_with(&format!("Range: {range}\r\n"));
     let if_range = |validator: &str| ranged(&format!("bytes=0-9\r\nIf-Range: {validator}"));
     rows! {
         206 Policy "Range a-b is 206", ranged("bytes=0-9"), |r| is_part(r, 0..10);
@@ -303,8 +285,7 @@ fn range_cases() -> Vec<Case> {
         206 Policy "an end past the file is clamped", ranged("bytes=5-999999999"),
             |r| is_part(r, 5..index_bytes().len());
         206 Policy "a suffix longer than the file is the whole file, as 206",
-            ranged("bytes=-999999999"),
-            |r| is_tail(r, usize::MAX);
+            ranged("bytes=-999999999"), |r| is_tail(r, usize::MAX);
         416 Policy "a range past the end is 416", ranged("bytes=999999999-"),
             |r| header_is(r, "content-range", &format!("bytes */{}", index_bytes().len()));
         200 Policy "several ranges get the whole file, 200", ranged("bytes=0-1,5-6"), is_whole_file;
@@ -316,15 +297,13 @@ fn range_cases() -> Vec<Case> {
             if_range("{etag}"), |r| is_part(r, 0..10);
         200 Policy "HEAD ignores Range",
             "HEAD /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n",
-            |r| header_is(r, "content-length", &index_bytes().len().to_string());
+            announces_index_length;
     }
 }
 
 /// Replaces `{etag}` and `{last-modified}` in `request` with what a GET of its target answered.
-fn with_validators(request: &[u8], addr: std::net::SocketAddr) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(request) else {
-        return request.to_vec();
-    };
+fn with_validators(request: &[u8], addr: SocketAddr) -> Vec<u8> {
+    let text = String::from_utf8_lossy(request);
     if !text.contains("{etag}") && !text.contains("{last-modified}") {
         return request.to_vec();
     }
@@ -339,31 +318,23 @@ fn with_validators(request: &[u8], addr: std::net::SocketAddr) -> Vec<u8> {
 
 /// Checks every response must pass, whatever the row.
 fn common_checks(response: &RawResponse, head_request: bool, must_close: bool) -> Vec<String> {
-    let mut problems = Vec::new();
-    if response.status == 304 {
-        // No content, so nothing to describe it: a 304 must not promise a body.
-        for name in ["date", "server"] {
-            if response.header(name).is_none() {
-                problems.push(format!("no {name} header"));
-            }
-        }
-        if response.header("content-length").is_some() {
-            problems.push("a 304 with Content-Length".into());
-        }
-    } else {
-        for name in ["date", "server", "content-length", "content-type"] {
-            if response.header(name).is_none() {
-                problems.push(format!("no {name} header"));
-            }
-        }
+    let required: &[&str] = match response.status {
+        304 => &["date", "server"],
+        _ => &["date", "server", "content-length", "content-type"],
+    };
+    let mut problems: Vec<String> = required
+        .iter()
+        .filter(|name| response.header(name).is_none())
+        .map(|name| format!("no {name} header"))
+        .collect();
+    // A 304 has no content, so nothing to describe it: it must not promise a body.
+    if response.status == 304 && response.header("content-length").is_some() {
+        problems.push("a 304 with Content-Length".into());
     }
-    if !head_request
-        && response.status != 304
-        && response.header("content-length") != Some(&response.body.len().to_string())
-    {
+    let length = response.header("content-length");
+    if !head_request && response.status != 304 && length != Some(&response.body.len().to_string()) {
         problems.push(format!(
-            "Content-Length {:?} but {} body bytes",
-            response.header("content-length"),
+            "Content-Length {length:?} but {} body bytes",
             response.body.len()
         ));
     }
@@ -377,46 +348,43 @@ fn common_checks(response: &RawResponse, head_request: bool, must_close: bool) -
     problems
 }
 
+/// Sends `row` on a connection of its own; says what is wrong with the answer, if anything.
+fn row_failure(row: &Case, addr: SocketAddr, keep_alive: bool) -> Option<String> {
+    let head_request = row.request.starts_with(b"HEAD ");
+    let must_close = row.closes == Closes::Always || !keep_alive;
+    // Probe before opening the row's connection: a one-at-a-time server (step 2) answers the
+    // probe only once no other connection holds it.
+    let request = with_validators(&row.request, addr);
+    let mut conn = Conn::open(addr);
+    conn.send(&request);
+    let response = match conn.try_read_response(head_request) {
+        Ok(response) => response,
+        Err(error) => return Some(format!("- {}: no response ({error})", row.name)),
+    };
+    let mut problems = common_checks(&response, head_request, must_close);
+    if response.status != row.status {
+        let status = format!("status {} (expected {})", response.status, row.status);
+        problems.insert(0, status);
+    }
+    problems.extend(row.check.and_then(|check| check(&response)));
+    if must_close && !conn.is_closed_by_peer(PATIENCE) {
+        problems.push("did not close the connection".into());
+    }
+    (!problems.is_empty()).then(|| format!("- {}: {}", row.name, problems.join("; ")))
+}
+
 /// Runs the whole table against one server; reports every failing row at once.
 pub fn contract_table(target: &Target) {
     let site = TestSite::new();
     let server = target.start_on(&site.root(), &[]);
-    let mut failures = String::new();
-    for row in cases() {
-        let head_request = row.request.starts_with(b"HEAD ");
-        let must_close = row.closes == Closes::Always || !target.keep_alive;
-        let request = with_validators(&row.request, server.addr());
-        let mut conn = Conn::open(server.addr());
-        conn.send(&request);
-        let response = match conn.try_read_response(head_request) {
-            Ok(response) => response,
-            Err(error) => {
-                let _ = writeln!(failures, "- {}: no response ({error})", row.name);
-                continue;
-            }
-        };
-        let mut problems = common_checks(&response, head_request, must_close);
-        if response.status != row.status {
-            problems.insert(
-                0,
-                format!("status {} (expected {})", response.status, row.status),
-            );
-        }
-        if let Some(problem) = row.check.and_then(|check| check(&response)) {
-            problems.push(problem);
-        }
-        if must_close && !conn.is_closed_by_peer(PATIENCE) {
-            problems.push("did not close the connection".into());
-        }
-        if !problems.is_empty() {
-            let _ = writeln!(failures, "- {}: {}", row.name, problems.join("; "));
-        }
-    }
+    let failures: Vec<String> = cases()
+        .iter()
+        .filter_map(|row| row_failure(row, server.addr(), target.keep_alive))
+        .collect();
+    let (bin, args, failures) = (target.bin, target.args, failures.join("\n"));
     assert!(
         failures.is_empty(),
-        "contract rows failed for {} {:?}:\n{failures}",
-        target.bin,
-        target.args
+        "contract rows failed for {bin} {args:?}:\n{failures}"
     );
 }
 
@@ -424,16 +392,14 @@ pub fn contract_table(target: &Target) {
 pub fn partial_head_is_not_an_error(target: &Target) {
     let server = target.start_on(&crate::www_root(), &["--idle-timeout", "5s"]);
     let mut conn = Conn::open(server.addr());
-    conn.send(b"GET /index.html HTTP/1.1\r\nHo");
-    assert!(
-        !conn.is_closed_by_peer(Duration::from_millis(300)),
-        "closed on a partial head"
-    );
-    conn.send(b"st: x\r\n");
-    assert!(
-        !conn.is_closed_by_peer(Duration::from_millis(200)),
-        "closed on a partial head"
-    );
+    for (piece, wait_ms) in [
+        (&b"GET /index.html HTTP/1.1\r\nHo"[..], 300),
+        (b"st: x\r\n", 200),
+    ] {
+        conn.send(piece);
+        let closed = conn.is_closed_by_peer(Duration::from_millis(wait_ms));
+        assert!(!closed, "closed on a partial head");
+    }
     conn.send(b"\r\n");
     assert_eq!(conn.read_response(false).status, 200);
 }
@@ -443,26 +409,18 @@ pub fn partial_head_is_not_an_error(target: &Target) {
 pub fn body_after_refused_request_is_never_parsed(target: &Target) {
     let server = target.start_on(&crate::www_root(), &[]);
     let smuggled = "GET /hello%20world.txt HTTP/1.1\r\nHost: x\r\n\r\n";
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
-        smuggled.len()
-    );
+    let length = smuggled.len();
+    let request =
+        format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{smuggled}");
     let mut conn = Conn::open(server.addr());
     conn.send(request.as_bytes());
     assert_eq!(conn.read_response(false).status, 405);
-    assert!(
-        conn.is_closed_by_peer(PATIENCE),
-        "kept the connection after an unread body"
-    );
+    let closed = conn.is_closed_by_peer(PATIENCE);
+    assert!(closed, "kept the connection after an unread body");
     assert!(server.wait_for_log(|line| line.contains("\"POST / HTTP/1.1\" 405"), PATIENCE));
-    assert!(
-        !server
-            .log_lines()
-            .iter()
-            .any(|line| line.contains("hello%20world")),
-        "the body was served as a request: {:?}",
-        server.log_lines()
-    );
+    let lines = server.log_lines();
+    let served = lines.iter().any(|line| line.contains("hello%20world"));
+    assert!(!served, "the body was served as a request: {lines:?}");
 }
 
 /// A file far larger than any buffer arrives whole and unchanged.
@@ -472,13 +430,9 @@ pub fn streams_a_large_file_intact(target: &Target) {
     let expected = site.add_file("large.bin", LEN);
     let server = target.start_on(&site.root(), &["--quiet"]);
     let response = crate::get(server.addr(), "/large.bin");
-    assert_eq!(response.status, 200);
-    assert_eq!(response.body.len(), LEN);
-    assert_eq!(
-        fnv1a(&response.body),
-        expected,
-        "the file arrived corrupted"
-    );
+    assert_eq!((response.status, response.body.len()), (200, LEN));
+    let intact = fnv1a(&response.body) == expected;
+    assert!(intact, "the file arrived corrupted");
 }
 
 /// Every answered request, refused ones included, gives exactly one access-log line with the
@@ -489,24 +443,14 @@ pub fn access_log_has_one_line_per_request(target: &Target) {
     let missing = crate::get(server.addr(), "/nope");
     let refused = crate::send_raw(server.addr(), b"GET / HTTP/9.9\r\nHost: x\r\n\r\n");
     assert_eq!((ok.status, missing.status, refused.status), (200, 404, 505));
-    assert!(
-        server.wait_for_log_count(3, PATIENCE),
-        "log: {:?}",
-        server.log_lines()
-    );
+    let logged = server.wait_for_log_count(3, PATIENCE);
+    assert!(logged, "log: {:?}", server.log_lines());
     let lines = server.log_lines();
     let expected_ok = format!("\"GET /hello%20world.txt HTTP/1.1\" 200 {}", ok.body.len());
-    assert!(
-        lines.iter().any(|line| line.contains(&expected_ok)),
-        "no {expected_ok} in {lines:?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("\"GET /nope HTTP/1.1\" 404")),
-        "{lines:?}"
-    );
-    assert!(lines.iter().any(|line| line.contains(" 505 ")), "{lines:?}");
+    for expected in [&expected_ok, "\"GET /nope HTTP/1.1\" 404", " 505 "] {
+        let found = lines.iter().any(|line| line.contains(expected));
+        assert!(found, "no {expected} in {lines:?}");
+    }
     assert_eq!(lines.len(), 3, "one line per request: {lines:?}");
 }
 
@@ -517,10 +461,7 @@ pub fn request_cut_short_gets_408(target: &Target) {
     let server = target.start_on(&crate::www_root(), &["--idle-timeout", "1500ms"]);
     let mut conn = Conn::open(server.addr());
     conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
-    let response = conn.read_response(false);
-    assert_eq!(response.status, 408);
-    assert!(response.says_close());
-    assert!(conn.is_closed_by_peer(PATIENCE));
+    crate::keep_alive::answers_then_closes(&mut conn, 408);
 }
 
 /// 304, 206 and 416 keep the framing exact on a keep-alive connection: pipelined between plain
@@ -532,19 +473,19 @@ pub fn conditional_answers_keep_framing(target: &Target) {
     let etag = probe.header("etag").expect("a file response has an ETag");
     let file = std::fs::read(site.root().join("index.html")).unwrap();
     let requests = [
-        format!("GET /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
-        "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n".to_owned(),
-        "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=999999-\r\n\r\n".to_owned(),
+        index_with(&format!("If-None-Match: {etag}\r\n")),
+        index_with("Range: bytes=0-9\r\n"),
+        index_with("Range: bytes=999999-\r\n"),
         format!("HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
-        "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
-        "GET /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=-5\r\nConnection: close\r\n\r\n"
-            .to_owned(),
+        index_with(""),
+        index_with("Range: bytes=-5\r\nConnection: close\r\n"),
     ];
     let mut conn = Conn::open(server.addr());
     conn.send(requests.concat().as_bytes());
     let mut statuses = Vec::new();
     for request in &requests {
         let response = conn.read_response(request.starts_with("HEAD "));
+        let unsatisfiable = format!("bytes */{}", file.len());
         match response.status {
             304 => assert!(response.body.is_empty()),
             206 if request.contains("bytes=0-9") => assert_eq!(response.body, file[..10]),
@@ -552,17 +493,15 @@ pub fn conditional_answers_keep_framing(target: &Target) {
             200 => assert_eq!(response.body, file),
             416 => assert_eq!(
                 response.header("content-range"),
-                Some(format!("bytes */{}", file.len()).as_str())
+                Some(unsatisfiable.as_str())
             ),
             _ => {}
         }
         statuses.push(response.status);
     }
     assert_eq!(statuses, [304, 206, 416, 304, 200, 206]);
-    assert!(
-        conn.is_closed_by_peer(PATIENCE),
-        "did not close after the last"
-    );
+    let closed = conn.is_closed_by_peer(PATIENCE);
+    assert!(closed, "did not close after the last");
 }
 
 /// Runs curl with `args` in `dir`; returns its stdout, or `None` (reported) when curl is missing.
@@ -582,11 +521,8 @@ pub fn curl_resumes_a_download(target: &Target) {
     // What an interrupted download left behind: the first MiB and a bit.
     std::fs::write(scratch.path().join("big.bin"), &whole[..1024 * 1024 + 7]).unwrap();
     let url = server.url("/big.bin");
-    let Some(status) = run_curl(
-        "curl_resumes_a_download",
-        &["-C", "-", "-o", "big.bin", "-w", "%{http_code}", &url],
-        scratch.path(),
-    ) else {
+    let args = ["-C", "-", "-o", "big.bin", "-w", "%{http_code}", &url];
+    let Some(status) = run_curl("curl_resumes_a_download", &args, scratch.path()) else {
         return;
     };
     assert_eq!(status, "206", "curl did not get a range");
@@ -604,32 +540,22 @@ pub fn curl_revalidates_its_copy(target: &Target) {
     let url = server.url("/index.html");
     let file = std::fs::read(site.root().join("index.html")).unwrap();
     let copy = || std::fs::read(scratch.path().join("page.html")).unwrap();
-    let test = "curl_revalidates_its_copy";
-    let fetch = ["-o", "page.html", "-w", "%{http_code}"];
-    let Some(first) = run_curl(
-        test,
-        &[&fetch[..], &["--etag-save", "etag.txt", &url]].concat(),
-        scratch.path(),
-    ) else {
+    let fetch = |extra: &[&str]| {
+        let args = [&["-o", "page.html", "-w", "%{http_code}"], extra].concat();
+        run_curl("curl_revalidates_its_copy", &args, scratch.path())
+    };
+    let Some(first) = fetch(&["--etag-save", "etag.txt", &url]) else {
         return;
     };
     assert_eq!((first.as_str(), copy()), ("200", file.clone()));
-    let by_etag = run_curl(
-        test,
-        &[&fetch[..], &["--etag-compare", "etag.txt", &url]].concat(),
-        scratch.path(),
-    );
+    let by_etag = fetch(&["--etag-compare", "etag.txt", &url]);
     assert_eq!(by_etag.as_deref(), Some("304"), "revalidation by ETag");
     assert_eq!(copy(), file, "the copy changed after a 304");
-    let last_modified = crate::get(server.addr(), "/index.html")
+    let probe = crate::get(server.addr(), "/index.html");
+    let last_modified = probe
         .header("last-modified")
-        .expect("a file has Last-Modified")
-        .to_owned();
-    let by_date = run_curl(
-        test,
-        &[&fetch[..], &["-z", &last_modified, &url]].concat(),
-        scratch.path(),
-    );
+        .expect("a file has Last-Modified");
+    let by_date = fetch(&["-z", last_modified, &url]);
     assert_eq!(by_date.as_deref(), Some("304"), "revalidation by date");
     assert_eq!(copy(), file, "the copy changed after a 304");
 }
@@ -644,27 +570,27 @@ pub fn file_cache_follows_the_disk(target: &Target) {
     let root = site.root();
     std::fs::write(root.join("page.txt"), "one").unwrap();
     let server = target.start_on(&root, &["--quiet", "--file-cache-valid", "300ms"]);
-    let body = |path: &str| crate::get(server.addr(), path);
-    assert_eq!(body("/page.txt").text(), "one");
-    assert_eq!(body("/inside.html").status, 200);
-    assert_eq!(body("/hello%20world.txt").status, 200);
+    let get = |path: &str| crate::get(server.addr(), path);
+    assert_eq!(get("/page.txt").text(), "one");
+    assert_eq!(get("/inside.html").status, 200);
+    assert_eq!(get("/hello%20world.txt").status, 200);
     std::fs::write(root.join("page.txt"), "two!").unwrap();
     std::fs::remove_file(root.join("inside.html")).unwrap();
     std::os::unix::fs::symlink("../secret.txt", root.join("inside.html")).unwrap();
     std::fs::remove_file(root.join("hello world.txt")).unwrap();
     std::thread::sleep(INTERVAL + Duration::from_millis(200));
     assert_eq!(
-        body("/page.txt").text(),
+        get("/page.txt").text(),
         "two!",
         "a stale file after the interval"
     );
-    let swapped = body("/inside.html");
+    let swapped = get("/inside.html");
     assert_eq!(
         swapped.status, 403,
         "a symlink now leading out must be refused"
     );
     assert!(!swapped.text().contains(site.secret()));
-    assert_eq!(body("/hello%20world.txt").status, 404, "a removed file");
+    assert_eq!(get("/hello%20world.txt").status, 404, "a removed file");
 
     let uncached = target.start_on(&root, &["--quiet", "--no-file-cache"]);
     assert_eq!(crate::get(uncached.addr(), "/page.txt").text(), "two!");

@@ -2,111 +2,106 @@
 //! exit codes, the access log.
 
 use std::net::TcpListener;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::http::get;
 use crate::{PATIENCE, Server, Target};
 
-fn run_to_exit(target: &Target, extra: &[&str]) -> Output {
-    let mut command = Command::new(target.bin);
-    command.args(target.args).args(extra);
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+/// Runs `bin ARGS`, which must exit within [`PATIENCE`], and returns what it printed.
+pub(crate) fn run_to_exit(bin: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + PATIENCE;
+    let deadline = Instant::now() + PATIENCE;
     while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{} {extra:?} should have exited at once", target.bin);
+            panic!("{bin} {args:?} should have exited at once");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().unwrap()
 }
 
+/// Runs the target with its own flags and `extra`, to its exit.
+fn run_target(target: &Target, extra: &[&str]) -> Output {
+    run_to_exit(target.bin, &[target.args, extra].concat())
+}
+
 fn assert_one_line_error(output: &Output, mentions: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "exit status; stderr: {stderr}"
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line, no backtrace: {stderr}"
-    );
-    assert!(
-        stderr.contains(mentions),
-        "{stderr:?} should mention {mentions:?}"
-    );
+    let code = output.status.code();
+    assert_eq!(code, Some(1), "exit status; stderr: {stderr}");
+    let n_lines = stderr.trim_end().lines().count();
+    assert_eq!(n_lines, 1, "one line, no backtrace: {stderr}");
+    let mentioned = stderr.contains(mentions);
+    assert!(mentioned, "{stderr:?} should mention {mentions:?}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Runs `bin ARGS --help`, which must exit 0 and mention each of `flags`.
+pub(crate) fn assert_help_mentions(bin: &str, args: &[&str], flags: &[&str]) {
+    let output = run_to_exit(bin, &[args, &["--help"]].concat());
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in flags {
+        let mentioned = help.contains(flag);
+        assert!(mentioned, "--help does not mention {flag}:\n{help}");
+    }
 }
 
 /// `--help` explains the shared flags and exits 0.
 pub fn help_lists_common_flags(target: &Target) {
-    let output = run_to_exit(target, &["--help"]);
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--addr", "--root", "--idle-timeout", "--quiet", "--help"] {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
-    }
+    let flags = ["--addr", "--root", "--idle-timeout", "--quiet", "--help"];
+    assert_help_mentions(target.bin, target.args, &flags);
 }
 
 /// A port already taken is a one-line error and exit code 1.
 pub fn port_in_use_is_a_one_line_error(target: &Target) {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let output = run_to_exit(target, &["--addr", &addr]);
+    let output = run_target(target, &["--addr", &addr]);
     assert_one_line_error(&output, &addr);
 }
 
 /// A missing document root is a one-line error and exit code 1.
 pub fn missing_root_is_a_one_line_error(target: &Target) {
-    let output = run_to_exit(
-        target,
-        &["--addr", "127.0.0.1:0", "--root", "/no/such/folder"],
-    );
-    assert_one_line_error(&output, "/no/such/folder");
+    let args = ["--addr", "127.0.0.1:0", "--root", "/no/such/folder"];
+    assert_one_line_error(&run_target(target, &args), "/no/such/folder");
+}
+
+/// Starts the server, has it answer once, `send`s it `signal` and expects exit code 0.
+fn signal_exits_zero(target: &Target, signal: i32, send: fn(&Server, i32)) {
+    let mut server = target.start_on(&crate::www_root(), &[]);
+    assert_eq!(get(server.addr(), "/").status, 200);
+    send(&server, signal);
+    let status = server
+        .wait_exit(PATIENCE)
+        .unwrap_or_else(|| panic!("still running 10 s after signal {signal}"));
+    assert_eq!(status.code(), Some(0), "{:?}", server.stderr_lines());
 }
 
 /// SIGTERM (as from `kill` or a service manager) stops the server with exit code 0.
 pub fn sigterm_exits_zero(target: &Target) {
-    let mut server = target.start_on(&crate::www_root(), &[]);
-    assert_eq!(get(server.addr(), "/").status, 200);
-    server.signal(libc::SIGTERM);
-    let status = server
-        .wait_exit(PATIENCE)
-        .expect("still running 10 s after SIGTERM");
-    assert_eq!(status.code(), Some(0), "{:?}", server.stderr_lines());
+    signal_exits_zero(target, libc::SIGTERM, Server::signal);
 }
 
 /// Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the server with
 /// exit code 0.
 pub fn ctrl_c_exits_zero(target: &Target) {
-    let mut server = target.start_on(&crate::www_root(), &[]);
-    assert_eq!(get(server.addr(), "/").status, 200);
-    server.signal_group(libc::SIGINT);
-    let status = server
-        .wait_exit(PATIENCE)
-        .expect("still running 10 s after Ctrl-C");
-    assert_eq!(status.code(), Some(0), "{:?}", server.stderr_lines());
+    signal_exits_zero(target, libc::SIGINT, Server::signal_group);
 }
 
 /// `--quiet` silences the access log.
 pub fn quiet_silences_the_log(target: &Target) {
-    let server: Server = target.start_on(&crate::www_root(), &["--quiet"]);
-    assert_eq!(get(server.addr(), "/").status, 200);
-    assert_eq!(get(server.addr(), "/").status, 200);
-    assert!(
-        !server.wait_for_log(|_| true, Duration::from_millis(300)),
-        "{:?}",
-        server.log_lines()
-    );
+    let server = target.start_on(&crate::www_root(), &["--quiet"]);
+    for _ in 0..2 {
+        assert_eq!(get(server.addr(), "/").status, 200);
+    }
+    let logged = server.wait_for_log(|_| true, Duration::from_millis(300));
+    assert!(!logged, "{:?}", server.log_lines());
 }

@@ -13,28 +13,27 @@ pub fn answers_pipelined_requests_in_order(target: &Target) {
         get("/hello%20world.txt"),
         get("/docs/"),
         get("/no-such-file"),
-    ]
-    .concat();
-    conn.send(batch.as_bytes());
+    ];
+    conn.send(batch.concat().as_bytes());
     let first = conn.read_response(false);
     let second = conn.read_response(false);
     let third = conn.read_response(false);
     assert_eq!((first.status, second.status, third.status), (200, 200, 404));
-    assert!(
-        first.text().contains("space"),
-        "first answer is not the first file"
-    );
-    assert!(
-        second.text().contains("subfolder"),
-        "second answer is not /docs/"
-    );
+    let in_order = first.text().contains("space") && second.text().contains("subfolder");
+    assert!(in_order, "the answers are not the first file, then /docs/");
     assert!(!third.says_close(), "a 404 need not close the connection");
     conn.send(get("/").as_bytes());
-    assert_eq!(
-        conn.read_response(false).status,
-        200,
-        "the connection should still serve"
-    );
+    let status = conn.read_response(false).status;
+    assert_eq!(status, 200, "the connection should still serve");
+}
+
+/// Reads the next response on `conn`, which must be `status`, say `Connection: close`, and be
+/// followed by the close.
+pub(crate) fn answers_then_closes(conn: &mut Conn, status: u16) {
+    let response = conn.read_response(false);
+    assert_eq!(response.status, status);
+    assert!(response.says_close(), "no Connection: close");
+    assert!(conn.is_closed_by_peer(PATIENCE), "did not close");
 }
 
 /// `Connection: close` from the client: the server answers, says so, and closes.
@@ -42,10 +41,7 @@ pub fn connection_close_is_honoured(target: &Target) {
     let server = target.start_on(&crate::www_root(), &[]);
     let mut conn = Conn::open(server.addr());
     conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let response = conn.read_response(false);
-    assert_eq!(response.status, 200);
-    assert!(response.says_close());
-    assert!(conn.is_closed_by_peer(PATIENCE));
+    answers_then_closes(&mut conn, 200);
 }
 
 /// HTTP/1.0 closes by default and keeps the connection only with `Connection: keep-alive`,
@@ -54,19 +50,15 @@ pub fn http10_closes_unless_asked_to_keep_alive(target: &Target) {
     let server = target.start_on(&crate::www_root(), &[]);
     let mut plain = Conn::open(server.addr());
     plain.send(b"GET / HTTP/1.0\r\n\r\n");
-    assert!(plain.read_response(false).says_close());
-    assert!(plain.is_closed_by_peer(PATIENCE));
+    answers_then_closes(&mut plain, 200);
 
     let mut kept = Conn::open(server.addr());
     kept.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    let response = kept.read_response(false);
-    assert_eq!(
-        response
-            .header("connection")
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("keep-alive")
-    );
+    let confirmed = kept
+        .read_response(false)
+        .header("connection")
+        .map(str::to_lowercase);
+    assert_eq!(confirmed.as_deref(), Some("keep-alive"));
     kept.send(b"GET /docs/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     assert_eq!(kept.read_response(false).status, 200);
 }

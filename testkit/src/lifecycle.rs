@@ -5,15 +5,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::concurrency::idle_client;
-use crate::server::Launch;
-use crate::{Conn, PATIENCE, Server};
+use crate::{PATIENCE, Server, Target};
 
 /// Opens, uses and closes 1,000 connections one after another, each with one request for `/`.
 pub fn thousand_connections(server: &Server) {
     for _ in 0..1000 {
-        let mut conn = Conn::open(server.addr());
-        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
+        assert_eq!(crate::get(server.addr(), "/").status, 200);
     }
 }
 
@@ -41,45 +38,27 @@ pub fn ctrl_c_with_an_idle_connection_exits_promptly(bin: &str, args: &[&str]) {
     let status = server
         .wait_exit(PATIENCE)
         .expect("still running after Ctrl-C");
+    let took = started.elapsed();
     assert_eq!(status.code(), Some(0));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     assert!(idle.is_closed_by_peer(PATIENCE));
 }
 
 /// Out of descriptors (`bin` under a limit of 64, flooded with 100 connections): the server logs
 /// `Too many open files`, and serves again once the clients leave.
-pub fn serves_again_after_running_out_of_descriptors(bin: &str) {
-    let launch = Launch {
-        nofile_limit: Some(64),
-        ..Launch::default()
+pub fn serves_again_after_running_out_of_descriptors(bin: &'static str) {
+    let target = Target {
+        bin,
+        args: &[],
+        keep_alive: true,
     };
-    let server = Server::launch(bin, &["--idle-timeout", "1s", "--quiet"], &launch);
-    let flood: Vec<Conn> = (0..100).map(|_| Conn::open(server.addr())).collect();
-    assert!(
-        server.wait_for_stderr("Too many open files", PATIENCE),
-        "the flood never exhausted the descriptors"
-    );
+    let extra = ["--idle-timeout", "1s", "--quiet"];
+    let (server, flood) = crate::load::flood_past_64_descriptors(&target, &extra);
     drop(flood);
-    let mut conn = Conn::open(server.addr());
-    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(conn.read_response(false).status, 200);
+    assert_eq!(crate::get(server.addr(), "/").status, 200);
 }
 
 /// `bin --help` mentions each of the model's own `flags`.
 pub fn help_mentions(bin: &str, flags: &[&str]) {
-    let output = std::process::Command::new(bin)
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&output.stdout);
-    for flag in flags {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
-    }
+    crate::conventions::assert_help_mentions(bin, &[], flags);
 }

@@ -1,20 +1,47 @@
 //! Fault and load checks that steps 6 and 7 share: the real binary, real sockets, loopback only.
 //!
 //! Both steps serve through the same connection state machine and must survive the same faults,
-//! so the checks are written once, here, and each step's tests call them. Each function takes the
-//! [`Target`] to run.
+//! so the checks are written once, here, and each step's tests call them with the [`Target`].
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::http::{Conn, get_request as get};
+use crate::lifecycle::eventually;
 use crate::server::Launch;
 use crate::{PATIENCE, Server, Target, TestSite};
+
+/// Starts `target` on the bundled site with `extra` flags and the process-level `launch` settings.
+pub(crate) fn launch_on_www(target: &Target, extra: &[&str], launch: &Launch) -> Server {
+    let root = crate::www_root();
+    let args = [&["--root", root.to_str().unwrap()], target.args, extra].concat();
+    Server::launch(target.bin, &args, launch)
+}
+
+/// Sends a GET that must get a 200; returns the body as a reader, positioned after the head,
+/// and the announced Content-Length.
+pub(crate) fn request_body(addr: SocketAddr, path: &str) -> (BufReader<TcpStream>, usize) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(get(path).as_bytes()).unwrap();
+    let mut body = BufReader::new(stream);
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let n_read = body.read_line(&mut head).unwrap();
+        assert!(n_read > 0, "closed before the head");
+    }
+    assert!(head.starts_with("HTTP/1.1 200 "), "unexpected head: {head}");
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .expect("Content-Length");
+    (body, length.parse().unwrap())
+}
 
 /// While a fresh client asks for a page, 25 clients sit idle and 25 trickle a request a byte at a
 /// time, and one has asked for a large file and stopped reading. A server that waited for any of
@@ -23,46 +50,40 @@ pub fn fresh_client_is_served_among_idle_trickling_and_stalled_clients(target: &
     let site = TestSite::new();
     site.add_file("large.bin", 16 << 20);
     let server = target.start_on(&site.root(), &["--idle-timeout", "10s", "--quiet"]);
-    let idle: Vec<Conn> = (0..25).map(|_| Conn::open(server.addr())).collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let tricklers: Vec<_> = (0..25)
-        .map(|_| {
-            let mut conn = Conn::open(server.addr());
-            let stop = Arc::clone(&stop);
-            thread::spawn(move || {
-                for byte in b"GET / HTTP/1.1\r\nX-Slow: "
-                    .iter()
-                    .chain([b'a'; 200].iter())
-                {
-                    if stop.load(Ordering::Relaxed) || conn.try_send(&[*byte]).is_err() {
+    let _idle: Vec<Conn> = (0..25).map(|_| Conn::open(server.addr())).collect();
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        for _ in 0..25 {
+            let (mut conn, stop) = (Conn::open(server.addr()), &stop);
+            scope.spawn(move || {
+                let request = [&b"GET / HTTP/1.1\r\nX-Slow: "[..], &[b'a'; 200]].concat();
+                for byte in request.chunks(1) {
+                    if stop.load(Ordering::Relaxed) || conn.try_send(byte).is_err() {
                         return;
                     }
                     thread::sleep(Duration::from_millis(20));
                 }
-            })
-        })
-        .collect();
-    let mut stalled = Conn::open(server.addr());
-    stalled.send(get("/large.bin").as_bytes());
-    thread::sleep(Duration::from_millis(200));
+            });
+        }
+        let mut stalled = Conn::open(server.addr());
+        stalled.send(get("/large.bin").as_bytes());
+        thread::sleep(Duration::from_millis(200));
 
-    let started = Instant::now();
-    let response = crate::get(server.addr(), "/index.html");
-    let waited = started.elapsed();
-    assert_eq!(response.status, 200);
-    assert!(
-        waited < Duration::from_secs(3),
-        "a fresh client waited {waited:?} behind idle, trickling and stalled clients"
-    );
-    stop.store(true, Ordering::Relaxed);
-    for trickler in tricklers {
-        trickler.join().unwrap();
-    }
-    drop((idle, stalled));
+        let started = Instant::now();
+        let response = crate::get(server.addr(), "/index.html");
+        let waited = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(response.status, 200);
+        assert!(
+            waited < Duration::from_secs(3),
+            "a fresh client waited {waited:?} behind idle, trickling and stalled clients"
+        );
+    });
 }
 
 /// A file of `n_blocks` MiB whose every MiB starts with its own index, so a block sent twice or
 /// out of order is caught, and which checks in `memcmp` time even in a debug build.
+#[derive(Clone)]
 struct BigFile {
     block: Vec<u8>,
     n_blocks: usize,
@@ -73,12 +94,11 @@ impl BigFile {
 
     fn write_to(path: &std::path::Path, n_blocks: usize) -> BigFile {
         let block = crate::site::pseudo_random_bytes(BigFile::BLOCK);
-        let mut file = fs::File::create(path).unwrap();
         let mut big = BigFile { block, n_blocks };
+        let mut file = fs::File::create(path).unwrap();
         for index in 0..n_blocks {
-            file.write_all(big.expected_block(index)).unwrap();
+            file.write_all(big.block(index)).unwrap();
         }
-        big.stamp(0);
         big
     }
 
@@ -86,60 +106,22 @@ impl BigFile {
         self.n_blocks * BigFile::BLOCK
     }
 
-    fn stamp(&mut self, index: usize) {
+    /// The file's block `index`: the shared filler, stamped with its index.
+    fn block(&mut self, index: usize) -> &[u8] {
         self.block[..8].copy_from_slice(&(index as u64).to_le_bytes());
-    }
-
-    fn expected_block(&mut self, index: usize) -> &[u8] {
-        self.stamp(index);
         &self.block
     }
 
-    /// Reads the body from `stream` and compares it with the file, block by block.
-    fn check_body(&mut self, stream: &mut TcpStream, mut already: Vec<u8>) {
-        let mut received = Vec::with_capacity(BigFile::BLOCK);
+    /// Reads the body from `body` and compares it with the file, block by block.
+    fn check_body(&mut self, body: &mut impl Read) {
+        let mut received = vec![0u8; BigFile::BLOCK];
         for index in 0..self.n_blocks {
-            received.clear();
-            let from_head = already.len().min(BigFile::BLOCK);
-            received.extend(already.drain(..from_head));
-            let missing = BigFile::BLOCK - received.len();
-            let start = received.len();
-            received.resize(BigFile::BLOCK, 0);
-            stream
-                .read_exact(&mut received[start..start + missing])
+            body.read_exact(&mut received)
                 .unwrap_or_else(|error| panic!("body cut short in block {index}: {error}"));
-            assert!(
-                received == self.expected_block(index),
-                "block {index} of the body differs from the file"
-            );
+            let intact = received == self.block(index);
+            assert!(intact, "block {index} of the body differs from the file");
         }
     }
-}
-
-/// Sends a GET and returns the connection positioned after the head, plus body bytes already read.
-fn request_body(addr: std::net::SocketAddr, path: &str) -> (TcpStream, Vec<u8>, usize) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream.write_all(get(path).as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n_read = stream.read(&mut chunk).unwrap();
-        assert!(n_read > 0, "closed before the head");
-        buf.extend_from_slice(&chunk[..n_read]);
-        if let Some(at) = buf.windows(4).position(|window| window == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200 "), "unexpected head: {head}");
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Length: "))
-        .expect("Content-Length")
-        .parse()
-        .unwrap();
-    (stream, buf.split_off(head_end), length)
 }
 
 /// Ten clients download a 200 MiB file at once: every byte arrives in order, and the server never
@@ -149,49 +131,37 @@ fn request_body(addr: std::net::SocketAddr, path: &str) -> (TcpStream, Vec<u8>, 
 pub fn serves_a_huge_file_to_ten_clients_in_bounded_memory(target: &Target, blocks: usize) {
     let site = TestSite::new();
     let big = BigFile::write_to(&site.root().join("huge.bin"), blocks);
-    let file_len = big.len();
     let server = target.start_on(&site.root(), &["--quiet"]);
-    let peak_rss = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let pid = server.pid();
-    let sampler = {
-        let (peak_rss, done) = (Arc::clone(&peak_rss), Arc::clone(&done));
-        thread::spawn(move || {
+    let (addr, pid) = (server.addr(), server.pid());
+    let (peak_rss, done) = (AtomicU64::new(0), AtomicBool::new(false));
+    let start_together = Barrier::new(10);
+    thread::scope(|scope| {
+        scope.spawn(|| {
             while !done.load(Ordering::Relaxed) {
                 peak_rss.fetch_max(crate::procfs::rss_kib(pid), Ordering::Relaxed);
                 thread::sleep(Duration::from_millis(20));
             }
-        })
-    };
-    let start_together = Arc::new(Barrier::new(10));
-    let clients: Vec<_> = (0..10)
-        .map(|_| {
-            let addr = server.addr();
-            let mut big = BigFile {
-                block: big.block.clone(),
-                n_blocks: blocks,
-            };
-            let start_together = Arc::clone(&start_together);
-            thread::spawn(move || {
-                start_together.wait();
-                let (mut stream, already, length) = request_body(addr, "/huge.bin");
-                assert_eq!(length, big.len());
-                big.check_body(&mut stream, already);
+        });
+        let clients: Vec<_> = (0..10)
+            .map(|_| {
+                let (mut big, start_together) = (big.clone(), &start_together);
+                scope.spawn(move || {
+                    start_together.wait();
+                    let (mut body, length) = request_body(addr, "/huge.bin");
+                    assert_eq!(length, big.len());
+                    big.check_body(&mut body);
+                })
             })
-        })
-        .collect();
-    for client in clients {
-        client
-            .join()
-            .expect("a client saw a corrupted or short body");
-    }
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+            .collect();
+        let n_failed = clients.into_iter().filter_map(|c| c.join().err()).count();
+        done.store(true, Ordering::Relaxed);
+        assert_eq!(n_failed, 0, "a client saw a corrupted or short body");
+    });
     let peak_mib = peak_rss.load(Ordering::Relaxed) / 1024;
     assert!(
         peak_mib < 64,
         "server RSS peaked at {peak_mib} MiB while sending {} MiB ten times",
-        file_len >> 20
+        big.len() >> 20
     );
 }
 
@@ -205,11 +175,11 @@ pub fn survives_clients_that_reset_mid_response(target: &Target) {
     assert_eq!(crate::get(server.addr(), "/large.bin").status, 200);
     let baseline = server.fd_count();
     for round in 0..20 {
-        let (mut stream, _already, _length) = request_body(server.addr(), "/large.bin");
+        let (mut body, _length) = request_body(server.addr(), "/large.bin");
         let mut some = vec![0u8; 1000 * (round + 1)];
-        stream.read_exact(&mut some).unwrap();
+        body.read_exact(&mut some).unwrap();
         // Closing with unread bytes in the receive buffer makes the kernel send RST, not FIN.
-        drop(stream);
+        drop(body);
     }
     let response = crate::get(server.addr(), "/index.html");
     assert_eq!(response.status, 200, "the server stopped serving");
@@ -224,21 +194,17 @@ pub fn five_thousand_connections_leave_no_descriptor_behind(target: &Target) {
     let server = target.start_on(&crate::www_root(), &["--quiet"]);
     let baseline = server.fd_count();
     for round in 0..5_000 {
-        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        let mut conn = Conn::open(server.addr());
         match round % 3 {
             0 => {
-                stream
-                    .write_all(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    .unwrap();
-                stream.set_read_timeout(Some(PATIENCE)).unwrap();
-                let mut response = Vec::new();
-                stream.read_to_end(&mut response).unwrap();
-                assert!(response.starts_with(b"HTTP/1.1 200 "), "round {round}");
+                conn.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                assert_eq!(conn.read_response(false).status, 200, "round {round}");
+                assert!(conn.is_closed_by_peer(PATIENCE), "round {round}");
             }
-            1 => drop(stream),
+            1 => drop(conn),
             _ => {
-                let _ = stream.write_all(b"GET /style.css HTTP/1.1\r\nHo");
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = conn.try_send(b"GET /style.css HTTP/1.1\r\nHo");
+                let _ = conn.stream().shutdown(Shutdown::Both);
             }
         }
     }
@@ -249,32 +215,31 @@ pub fn five_thousand_connections_leave_no_descriptor_behind(target: &Target) {
     );
 }
 
-/// Under a limit of 64 descriptors, 100 clients connect at once. The server runs out of
-/// descriptors, says so, keeps serving the connections it has, and once the clients leave,
-/// serves again. With `check_cpu`, it must also not spin while out of descriptors.
-pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
-    let root = crate::www_root();
-    let mut args = vec!["--root", root.to_str().unwrap(), "--quiet"];
-    args.extend_from_slice(target.args);
+/// Starts `target` under a limit of 64 descriptors and connects 100 clients at once; returns when
+/// the server has said it ran out.
+pub(crate) fn flood_past_64_descriptors(target: &Target, extra: &[&str]) -> (Server, Vec<Conn>) {
     let launch = Launch {
         nofile_limit: Some(64),
         ..Launch::default()
     };
-    let server = Server::launch(target.bin, &args, &launch);
-    let crowd: Vec<TcpStream> = (0..100)
-        .map(|_| TcpStream::connect(server.addr()).unwrap())
-        .collect();
+    let server = launch_on_www(target, extra, &launch);
+    let crowd = (0..100).map(|_| Conn::open(server.addr())).collect();
     let said_so = server.wait_for_stderr("Too many open files", PATIENCE);
     assert!(said_so, "no `accept failed: Too many open files` on stderr");
+    (server, crowd)
+}
+
+/// Under a limit of 64 descriptors, 100 clients connect at once. The server runs out of
+/// descriptors, says so, keeps serving the connections it has, and once the clients leave,
+/// serves again. With `check_cpu`, it must also not spin while out of descriptors.
+pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
+    let (server, mut crowd) = flood_past_64_descriptors(target, &["--quiet"]);
     // A connection accepted before the limit was hit is still answered. Not necessarily with the
     // file: opening it needs a descriptor too, and there is none left (the core then answers 404,
     // where 503 would be more honest; reported to the core's owner).
-    let mut first = crowd.into_iter();
-    let mut early = first.next().unwrap();
-    early.set_read_timeout(Some(PATIENCE)).unwrap();
-    early.write_all(get("/style.css").as_bytes()).unwrap();
+    crowd[0].send(get("/style.css").as_bytes());
     let mut head = [0u8; 9];
-    early.read_exact(&mut head).unwrap();
+    crowd[0].stream().read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 ");
     if check_cpu {
         let cpu_before = server.cpu_time();
@@ -285,21 +250,20 @@ pub fn recovers_from_descriptor_exhaustion(target: &Target, check_cpu: bool) {
             "the server used {used:?} of CPU in 1 s while out of descriptors: it spins"
         );
     }
-    drop(early);
-    drop(first);
-    let started = Instant::now();
-    loop {
+    drop(crowd);
+    // Whatever answers first after the clients left must be the page.
+    let served_again = eventually(|| {
         let mut conn = Conn::open(server.addr());
         conn.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        if let Ok(response) = conn.try_read_response(false) {
-            assert_eq!(response.status, 200);
-            break;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the server never served again after the clients left"
-        );
-    }
+        let response = conn.try_read_response(false);
+        response
+            .map(|response| assert_eq!(response.status, 200))
+            .is_ok()
+    });
+    assert!(
+        served_again,
+        "the server never served again after the clients left"
+    );
 }
 
 /// SIGTERM while one client is downloading slowly and another sits idle: the download finishes
@@ -312,20 +276,16 @@ pub fn stops_gracefully_finishing_responses_in_flight(target: &Target, signal: i
     let mut idle = Conn::open(server.addr());
     idle.send(get("/style.css").as_bytes());
     assert_eq!(idle.read_response(false).status, 200);
-    let (mut downloading, already, length) = request_body(server.addr(), "/big.bin");
+    let (mut downloading, length) = request_body(server.addr(), "/big.bin");
     assert_eq!(length, big.len());
     server.signal(signal);
-    assert!(
-        idle.is_closed_by_peer(PATIENCE),
-        "the idle connection stayed open after the signal"
-    );
-    big.check_body(&mut downloading, already);
+    let let_go = idle.is_closed_by_peer(PATIENCE);
+    assert!(let_go, "the idle connection stayed open after the signal");
+    big.check_body(&mut downloading);
     let status = server
         .wait_exit(PATIENCE)
         .expect("the server did not exit after the signal");
     assert!(status.success(), "exit status {status:?}");
-    assert!(
-        TcpStream::connect(server.addr()).is_err(),
-        "still accepting after exit"
-    );
+    let accepting = TcpStream::connect(server.addr()).is_ok();
+    assert!(!accepting, "still accepting after exit");
 }

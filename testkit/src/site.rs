@@ -31,11 +31,8 @@ impl TestSite {
             .prefix("progressive-servers-")
             .tempdir()
             .unwrap();
-        let secret = format!(
-            "TOP-SECRET-{}-{}",
-            std::process::id(),
-            dir.path().display().to_string().len()
-        );
+        let path_len = dir.path().as_os_str().len();
+        let secret = format!("TOP-SECRET-{}-{path_len}", std::process::id());
         fs::write(dir.path().join("secret.txt"), &secret).unwrap();
         let root = dir.path().join("www");
         copy_dir(&www_root(), &root);

@@ -17,15 +17,11 @@ pub const REQUESTS_PER_CLIENT: usize = 500;
 
 /// Starts `target` on the bundled site with the access log on and its stdout never read.
 fn start_stalled(target: &Target) -> Server {
-    let mut args = vec!["--idle-timeout", "5s", "--root"];
-    let root = crate::www_root();
-    args.push(root.to_str().expect("UTF-8 path"));
-    args.extend_from_slice(target.args);
     let launch = Launch {
         unread_stdout: true,
         ..Launch::default()
     };
-    Server::launch(target.bin, &args, &launch)
+    crate::load::launch_on_www(target, &["--idle-timeout", "5s"], &launch)
 }
 
 /// Sends SIGTERM, then reads the pipe as a reader who came back would, until the server has
@@ -34,19 +30,19 @@ fn stop_and_read_the_rest(server: &mut Server) -> (Option<i32>, String) {
     server.signal(libc::SIGTERM);
     let deadline = Instant::now() + PATIENCE;
     let mut text = String::new();
-    loop {
-        let exited = server.wait_exit(Duration::ZERO);
+    let status = loop {
         text.push_str(&server.read_stdout_now());
-        if let Some(status) = exited {
-            text.push_str(&server.read_stdout_now());
-            return (status.code(), text);
+        if let Some(status) = server.wait_exit(Duration::ZERO) {
+            break status;
         }
         assert!(
             Instant::now() < deadline,
             "still running 10 s after SIGTERM"
         );
         thread::sleep(Duration::from_millis(5));
-    }
+    };
+    text.push_str(&server.read_stdout_now());
+    (status.code(), text)
 }
 
 /// With stdout a pipe nobody reads, [`CLIENTS`] clients (keep-alive where the server keeps
@@ -57,13 +53,11 @@ pub fn keeps_answering(target: &Target) {
     let server = start_stalled(target);
     let addr = server.addr();
     let started = Instant::now();
-    let keep_alive = target.keep_alive;
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| thread::spawn(move || run_client(addr, keep_alive)))
-        .collect();
-    for client in clients {
-        client.join().expect("a client failed");
-    }
+    thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            scope.spawn(|| run_client(addr, target.keep_alive, REQUESTS_PER_CLIENT));
+        }
+    });
     let mut n_requests = CLIENTS * REQUESTS_PER_CLIENT;
     let took = started.elapsed();
     assert!(took < PATIENCE * 3, "{n_requests} requests took {took:?}");
@@ -87,9 +81,7 @@ pub fn keeps_answering(target: &Target) {
             "{n_requests} requests, but {n_logged} lines and {n_dropped} dropped; last lines: {:?}",
             log.lines().rev().take(3).collect::<Vec<_>>()
         );
-        let mut conn = Conn::open(addr);
-        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
+        assert_eq!(crate::get(addr, "/index.html").status, 200);
         n_requests += 1;
         thread::sleep(Duration::from_millis(20));
         log.push_str(&server.read_stdout_now());
@@ -102,12 +94,7 @@ pub fn keeps_answering(target: &Target) {
 pub fn queued_lines_go_out_at_a_clean_exit(target: &Target) {
     const N_REQUESTS: usize = 2000;
     let mut server = start_stalled(target);
-    let mut conn = Conn::open(server.addr());
-    for _ in 0..N_REQUESTS {
-        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
-    }
-    drop(conn);
+    run_client(server.addr(), true, N_REQUESTS);
     let (code, log) = stop_and_read_the_rest(&mut server);
     assert_eq!(code, Some(0));
     assert_eq!(tally(&log), (N_REQUESTS, 0));
@@ -131,17 +118,16 @@ fn tally(log: &str) -> (usize, usize) {
     (n_logged, n_dropped)
 }
 
-/// One client: its requests on one connection, or on one connection each when the server does
+/// One client: `n_requests` on one connection, or on one connection each when the server does
 /// not keep connections alive (step 2).
-fn run_client(addr: SocketAddr, keep_alive: bool) {
+fn run_client(addr: SocketAddr, keep_alive: bool, n_requests: usize) {
     let mut conn = Conn::open(addr);
-    for _ in 0..REQUESTS_PER_CLIENT {
+    for _ in 0..n_requests {
         if !keep_alive {
             conn = Conn::open(addr);
         }
         conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
-        let response = conn.read_response(false);
-        assert_eq!(response.status, 200);
+        assert_eq!(conn.read_response(false).status, 200);
     }
 }
 
@@ -156,10 +142,8 @@ macro_rules! stalled_stdout_tests {
         mod $name {
             const TARGET: $crate::Target =
                 $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive };
-
-            #[test]
-            fn a_stdout_nobody_reads_never_stops_the_server() {
-                $crate::stalled_stdout::keeps_answering(&TARGET);
+            $crate::tests_calling_target! {
+                stalled_stdout::keeps_answering as a_stdout_nobody_reads_never_stops_the_server,
             }
         }
     };
