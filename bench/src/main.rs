@@ -83,24 +83,20 @@ fn run(command: Command) -> anyhow::Result<()> {
             emit(&format!("results: {}", out.display()))
         }
         Command::C10k(options) => {
+            let out = options.out.clone();
             let results = c10k::run(&C10kOptions {
                 command_line,
-                ..options.clone()
+                ..options
             })?;
-            emit(&without_anchors(&c10k::markdown(&results)))?;
-            options
-                .out
-                .map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
+            emit_table(&c10k::markdown(&results), out)
         }
         Command::Soak(options) => {
+            let out = options.out.clone();
             let results = soak::run(&SoakOptions {
                 command_line,
-                ..options.clone()
+                ..options
             })?;
-            emit(&without_anchors(&soak::markdown(&results)))?;
-            options
-                .out
-                .map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
+            emit_table(&soak::markdown(&results), out)
         }
         Command::Replot { dir } if dir.join("c10k.json").is_file() => {
             output::rewrite_markdown(&dir, "c10k", c10k::markdown)
@@ -112,13 +108,14 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// The Markdown without the mdBook anchor lines, which only the book needs.
-fn without_anchors(markdown: &str) -> String {
-    markdown
-        .lines()
+/// Prints a results page without the mdBook anchor lines (only the book needs them), then where it
+/// was written.
+fn emit_table(markdown: &str, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let lines: Vec<&str> = (markdown.lines())
         .filter(|line| !line.starts_with("<!-- ANCHOR"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    emit(&lines.join("\n"))?;
+    out.map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
 }
 
 /// Prints a line on stdout; a reader that went away (`bench … | head`) is not an error.

@@ -1,14 +1,18 @@
-//! What the experiments share in their output: a progress bar with an ETA, result files whose tables
-//! the book includes by name (mdBook anchors), and the median and spread of repeated runs.
+//! What the experiments share in their output: interleaved rounds under a progress bar with an ETA,
+//! result files with a common header whose tables the book includes by name (mdBook anchors), and
+//! the median and spread of repeated runs.
 
-use std::fmt::Write as _;
+use std::fmt::Display;
 use std::fs;
 use std::path::Path;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::machine::Header;
+use crate::stats::ErrorCounts;
 
 /// Progress over a known number of runs, with an ETA: a bar on a terminal, plain lines otherwise
 /// (a log or a pipe gets one line per run and no escape codes).
@@ -49,6 +53,47 @@ impl Drop for Progress {
     }
 }
 
+/// Measures every subject `repeat` times, interleaved (every subject once, then again…), so that a
+/// drift of the machine spreads over all of them; `measure` gets the round (1-based) and advances
+/// the progress bar, which counts `runs_per_subject` runs per subject and round.
+pub fn interleave<S, R>(
+    subjects: &[S],
+    repeat: u32,
+    runs_per_subject: usize,
+    mut measure: impl FnMut(&S, u32, &Progress) -> Vec<R>,
+) -> Vec<R> {
+    let progress = Progress::new(subjects.len() * runs_per_subject * repeat as usize);
+    let mut runs = Vec::new();
+    for round in 1..=repeat {
+        for subject in subjects {
+            runs.extend(measure(subject, round, &progress));
+        }
+    }
+    runs
+}
+
+/// A results file of `c10k` or `soak`: the header, then every run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results<R> {
+    /// Where, when and how.
+    #[serde(flatten)]
+    pub header: Header,
+    /// Every run.
+    pub runs: Vec<R>,
+}
+
+impl<R> Results<R> {
+    /// The results page: the preamble, then `table` anchored as `table`.
+    #[must_use]
+    pub fn page(&self, title: &str, table: &str) -> String {
+        format!(
+            "{}\n{}",
+            self.header.preamble(title),
+            anchored("table", table)
+        )
+    }
+}
+
 /// Wraps a Markdown fragment in mdBook anchors, so a page can `{{#include results.md:NAME}}` it and
 /// still get the right rows after any rerun.
 #[must_use]
@@ -59,15 +104,45 @@ pub fn anchored(name: &str, fragment: &str) -> String {
     )
 }
 
-/// The header every results page starts with.
+/// A Markdown table: `head` (the header and alignment lines), then one line per row of cells.
 #[must_use]
-pub fn preamble(
-    title: &str,
-    machine: &crate::machine::Machine,
-    date: &str,
-    command: &str,
-) -> String {
-    format!("# {title}\n\n- Machine: {machine}\n- Date: {date}\n- Command: `{command}`\n")
+pub fn table(head: &str, rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut text = head.to_owned();
+    for row in rows {
+        text += &format!("| {} |\n", row.join(" | "));
+    }
+    text
+}
+
+/// A table cell: the value, or a dash where there is none.
+#[must_use]
+pub fn or_dash(value: Option<impl Display>) -> String {
+    value.map_or_else(|| "—".to_owned(), |value| value.to_string())
+}
+
+/// A table cell with every kind of error, or `0` when there were none.
+#[must_use]
+pub fn all_errors(errors: &ErrorCounts) -> String {
+    if errors.total() == 0 {
+        "0".to_owned()
+    } else {
+        errors.to_string()
+    }
+}
+
+/// `runs` grouped by server, servers in the order they first appear.
+pub fn by_server<'a, R>(
+    runs: impl IntoIterator<Item = &'a R>,
+    server: impl Fn(&R) -> &str,
+) -> Vec<(String, Vec<&'a R>)> {
+    let mut groups: Vec<(String, Vec<&R>)> = Vec::new();
+    for run in runs {
+        match groups.iter_mut().find(|(name, _)| name == server(run)) {
+            Some((_, group)) => group.push(run),
+            None => groups.push((server(run).to_owned(), vec![run])),
+        }
+    }
+    groups
 }
 
 /// Writes `STEM.json` and `STEM.md` into `dir` (creating it).
@@ -83,11 +158,8 @@ pub fn write(
 ) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::to_string_pretty(results)?;
-    for (name, text) in [
-        (format!("{stem}.json"), json.as_str()),
-        (format!("{stem}.md"), markdown),
-    ] {
-        let path = dir.join(name);
+    for (extension, text) in [("json", json.as_str()), ("md", markdown)] {
+        let path = dir.join(format!("{stem}.{extension}"));
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
@@ -152,18 +224,21 @@ impl Spread {
         if runs <= 1 {
             return format(self.median);
         }
-        let mut text = format(self.median);
-        let _ = write!(text, " ({}–{})", format(self.min), format(self.max));
-        text
+        format!(
+            "{} ({}–{})",
+            format(self.median),
+            format(self.min),
+            format(self.max)
+        )
     }
 }
 
-/// The index, among `items`, of the one whose `key` is the median (see [`Spread`]).
+/// The one among `items` whose `key` is the median (see [`Spread`]).
 #[must_use]
-pub fn median_index<T>(items: &[T], key: impl Fn(&T) -> f64) -> Option<usize> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| key(&items[a]).total_cmp(&key(&items[b])));
-    order.get(order.len().checked_sub(1)? / 2).copied()
+pub fn median_by<'a, T>(items: &[&'a T], key: impl Fn(&T) -> f64) -> Option<&'a T> {
+    let mut sorted = items.to_vec();
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
 }
 
 #[cfg(test)]
@@ -196,7 +271,7 @@ mod tests {
         assert_eq!(spread.show(4, |v| format!("{v:.0}")), "2 (1–10)");
         assert_eq!(spread.show(1, |v| format!("{v:.0}")), "2");
         assert_eq!(Spread::of([]), None);
-        assert_eq!(median_index(&[5, 1, 9], |&v| f64::from(v)), Some(0));
+        assert_eq!(median_by(&[&5, &1, &9], |&v| f64::from(v)), Some(&5));
     }
 
     #[test]
