@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
 use crate::machine::Header;
-use crate::measure::{self, Live, Subject};
+use crate::measure::{self, Subject};
 use crate::netstat::TcpCounters;
 use crate::output::{self, Progress, Results, Spread, or_dash};
 use crate::server::{Binaries, C10K_CAP, ServerSpec};
@@ -119,17 +119,13 @@ pub struct C10kRecord {
     /// Why the run failed.
     pub error: Option<String>,
     /// Which of the `--repeat` rounds (1-based).
-    #[serde(default = "first_round")]
+    #[serde(default = "output::first_round")]
     pub round: u32,
     /// The machine's TCP counters over the run: accept-queue overflows and SYN retransmissions
     /// explain a tail of about one second (see [`crate::netstat`]).
     /// `None` in results written before bench recorded them.
     #[serde(default)]
     pub tcp: Option<TcpCounters>,
-}
-
-const fn first_round() -> u32 {
-    1
 }
 
 /// Everything `c10k.json` holds.
@@ -200,9 +196,10 @@ fn hold_subject(
     }
     match subject.start(root, binaries) {
         Ok(live) => {
-            let url = match &live {
-                Live::Server(server) => server.url(SMALL_PATH),
-                Live::External(url) => url.clone(),
+            // An external server is loaded at its own URL, as given.
+            let url = match subject {
+                Subject::External(_, url) => url.clone(),
+                _ => live.url(SMALL_PATH),
             };
             let record = hold(
                 &name,
@@ -296,7 +293,9 @@ pub fn markdown(results: &C10kResults) -> String {
 
 fn row(run: &C10kRecord, p99: String) -> Vec<String> {
     let note = run.error.as_ref().or(run.note.as_ref());
-    let tcp = (run.tcp).map(|tcp| format!("{} / {}", tcp.syn_retransmits, tcp.listen_overflows));
+    let tcp = run
+        .tcp
+        .map(|tcp| format!("{} / {}", tcp.syn_retransmits, tcp.listen_overflows));
     vec![
         run.server.clone(),
         run.connections.to_string(),

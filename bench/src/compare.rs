@@ -38,8 +38,7 @@ impl Scenario {
     }
 
     /// A human title, e.g. `keep-alive, 64 connections, small page`.
-    #[must_use]
-    pub fn title(&self) -> String {
+    fn title(&self) -> String {
         let file = if self.big { "1 MiB file" } else { "small page" };
         format!("{}, {} connections, {file}", self.mode(), self.connections)
     }
@@ -59,17 +58,9 @@ impl Scenario {
 
 // ANCHOR: matrix
 /// The scenarios: {keep-alive, connection per request} × {1, 16, 64, 256 connections} × {small page,
-/// 1 MiB file}; `quick` keeps three of them.
+/// 1 MiB file}; `quick` keeps three of them, at 16 connections.
 #[must_use]
 pub fn matrix(quick: bool) -> Vec<Scenario> {
-    if quick {
-        let at_16 = |close, big| Scenario {
-            close,
-            connections: 16,
-            big,
-        };
-        return vec![at_16(false, false), at_16(true, false), at_16(false, true)];
-    }
     let mut scenarios = Vec::new();
     for big in [false, true] {
         for close in [false, true] {
@@ -81,6 +72,9 @@ pub fn matrix(quick: bool) -> Vec<Scenario> {
                 });
             }
         }
+    }
+    if quick {
+        scenarios.retain(|s| s.connections == 16 && !(s.close && s.big));
     }
     scenarios
 }
@@ -151,7 +145,7 @@ pub struct RunRecord {
     /// `small` or `1mib`.
     pub file: String,
     /// Which of the `--repeat` rounds (1-based).
-    #[serde(default = "first_round")]
+    #[serde(default = "output::first_round")]
     pub round: u32,
     /// What the generator measured, unless the run could not happen.
     pub load: Option<Report>,
@@ -159,10 +153,6 @@ pub struct RunRecord {
     pub server_cost: Option<ServerCost>,
     /// Why the run failed or is incomplete.
     pub error: Option<String>,
-}
-
-const fn first_round() -> u32 {
-    1
 }
 
 impl RunRecord {
@@ -234,9 +224,11 @@ pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
     let quick_or = |quick, full| if options.quick { quick } else { full };
     let plan = RunPlan {
         scenarios: &scenarios,
-        duration: (options.duration)
+        duration: options
+            .duration
             .unwrap_or(quick_or(Duration::from_secs(1), Duration::from_secs(5))),
-        warmup: (options.warmup)
+        warmup: options
+            .warmup
             .unwrap_or(quick_or(Duration::from_millis(250), Duration::from_secs(1))),
         threads: options.threads.max(1),
         root: root.path(),
@@ -270,19 +262,17 @@ fn select_scenarios(options: &CompareOptions) -> anyhow::Result<Vec<Scenario>> {
         return Ok(matrix(options.quick));
     }
     let all = matrix(false);
+    let keys: Vec<String> = all.iter().map(Scenario::key).collect();
     let chosen: Vec<Scenario> = all
-        .iter()
+        .into_iter()
         .filter(|s| options.scenarios.contains(&s.key()))
-        .copied()
         .collect();
-    if chosen.len() < options.scenarios.len() {
-        let keys: Vec<String> = all.iter().map(Scenario::key).collect();
-        anyhow::bail!(
-            "unknown scenario in {:?}; known: {}",
-            options.scenarios,
-            keys.join(", ")
-        );
-    }
+    anyhow::ensure!(
+        chosen.len() == options.scenarios.len(),
+        "unknown scenario in {:?}; known: {}",
+        options.scenarios,
+        keys.join(", ")
+    );
     Ok(chosen)
 }
 
@@ -307,7 +297,7 @@ fn measure_subject(
     let mut records = Vec::new();
     for scenario in plan.scenarios {
         // A server that died in an earlier scenario is restarted once per scenario.
-        if let Ok(Live::Server(server)) = &mut live
+        if let Some(server) = live.as_mut().ok().and_then(|live| live.server.as_mut())
             && let Err(error) = server.check_alive()
         {
             progress.line(&format!("bench: {name}: {error}; restarting"));
@@ -353,10 +343,16 @@ fn progress_line(record: &RunRecord) -> String {
             stats::us(load.latency.p99_us),
             load.errors.total(),
             or_dash(load.starved_connections),
-            or_dash((record.server_cost).map(|c| format!("{:.1} µs/req", c.cpu_us_per_request))),
+            or_dash(
+                record
+                    .server_cost
+                    .map(|c| format!("{:.1} µs/req", c.cpu_us_per_request))
+            ),
         )
     });
-    let error = (record.error.as_deref())
+    let error = record
+        .error
+        .as_deref()
         .map(|e| format!("  ({e})"))
         .unwrap_or_default();
     format!(
@@ -483,8 +479,7 @@ const SERVER_TABLE: &str = "| scenario | req/s | p99 | server CPU µs/req | erro
     |---|---:|---:|---:|---:|---:|\n";
 
 /// The Markdown report: one table per scenario, each between mdBook anchors named by its key.
-#[must_use]
-pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
+fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
     let rounds = results.runs.iter().map(|run| run.round).max().unwrap_or(1);
     let mut text = results.header.preamble("Comparison of the servers");
     let _ = writeln!(
@@ -609,7 +604,9 @@ fn error_cell(load: &Report) -> String {
         ("status", errors.status),
         ("framing", errors.framing),
     ];
-    let parts: Vec<String> = (kinds.iter().filter(|(_, n)| *n > 0))
+    let parts: Vec<String> = kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
         .map(|(kind, n)| format!("{n} {kind}"))
         .collect();
     if parts.is_empty() {

@@ -32,8 +32,7 @@ fn proc_value(file: &str, key: &str) -> Option<String> {
 
 impl Machine {
     /// Reads the machine's description.
-    #[must_use]
-    pub fn describe() -> Self {
+    fn describe() -> Self {
         let memory_kib: u64 = proc_value("/proc/meminfo", "MemTotal:")
             .and_then(|value| value.split_whitespace().next()?.parse().ok())
             .unwrap_or(0);
@@ -73,8 +72,7 @@ pub struct Header {
 
 impl Header {
     /// This machine, now, and `command`.
-    #[must_use]
-    pub fn now(command: &str) -> Self {
+    pub(crate) fn now(command: &str) -> Self {
         let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         Self {
             machine: Machine::describe(),
@@ -84,14 +82,12 @@ impl Header {
     }
 
     /// The day of [`Self::date`], `YYYY-MM-DD`.
-    #[must_use]
-    pub fn day(&self) -> &str {
+    pub(crate) fn day(&self) -> &str {
         self.date.get(..10).unwrap_or(&self.date)
     }
 
     /// The start of a results page: its title, then the machine, the date and the command.
-    #[must_use]
-    pub fn preamble(&self, title: &str) -> String {
+    pub(crate) fn preamble(&self, title: &str) -> String {
         format!(
             "# {title}\n\n- Machine: {}\n- Date: {}\n- Command: `{}`\n",
             self.machine, self.date, self.command

@@ -111,7 +111,8 @@ fn run(command: Command) -> anyhow::Result<()> {
 /// Prints a results page without the mdBook anchor lines (only the book needs them), then where it
 /// was written.
 fn emit_table(markdown: &str, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let lines: Vec<&str> = (markdown.lines())
+    let lines: Vec<&str> = markdown
+        .lines()
         .filter(|line| !line.starts_with("<!-- ANCHOR"))
         .collect();
     emit(&lines.join("\n"))?;

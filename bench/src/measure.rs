@@ -12,27 +12,24 @@ use crate::server::{self, Binaries, Server, ServerSpec};
 use testkit::procfs::{self, Sampler};
 
 /// How often the server's memory and process count are sampled during a run.
-pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 
-/// A server to measure.
+/// A server to measure: a step configuration or nginx (started here), or an external server's name
+/// and URL.
 #[derive(Debug, Clone)]
-pub enum Subject {
-    /// A step configuration, built and started here.
+pub(crate) enum Subject {
     Step(ServerSpec),
-    /// nginx with this many workers, started here.
     Nginx(u32),
-    /// A server someone else runs: its name and URL.
     External(String, String),
 }
 
 impl Subject {
     /// The `steps` selected by name (all for none; no step for `None`), then nginx with each of
     /// `nginx_workers`.
-    ///
-    /// # Errors
-    ///
-    /// When no configuration matches `steps`.
-    pub fn list(steps: Option<&[String]>, nginx_workers: &[u32]) -> anyhow::Result<Vec<Self>> {
+    pub(crate) fn list(
+        steps: Option<&[String]>,
+        nginx_workers: &[u32],
+    ) -> anyhow::Result<Vec<Self>> {
         let steps = match steps {
             Some(names) => server::select(names)?,
             None => Vec::new(),
@@ -42,14 +39,12 @@ impl Subject {
     }
 
     /// The steps' executables, built only when `subjects` has a step.
-    #[must_use]
-    pub fn build(subjects: &[Self]) -> Binaries {
+    pub(crate) fn build(subjects: &[Self]) -> Binaries {
         server::build_if(subjects.iter().any(|s| matches!(s, Self::Step(_))))
     }
 
     /// The name shown in tables and charts.
-    #[must_use]
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Self::Step(spec) => spec.name.to_owned(),
             Self::Nginx(workers) => format!("nginx-{workers}"),
@@ -58,62 +53,51 @@ impl Subject {
     }
 
     /// Starts it, serving `root` (an external server is only a URL: its process is not ours).
-    ///
-    /// # Errors
-    ///
-    /// When the step did not build, or the server does not start.
-    pub fn start(&self, root: &Path, binaries: &Binaries) -> anyhow::Result<Live> {
-        Ok(match self {
-            Self::Step(spec) => Live::Server(start_step(spec, root, binaries)?),
-            Self::Nginx(workers) => Live::Server(server::start_nginx(*workers, root)?),
-            Self::External(_, url) => Live::External(url.clone()),
+    pub(crate) fn start(&self, root: &Path, binaries: &Binaries) -> anyhow::Result<Live> {
+        let server = match self {
+            Self::Step(spec) => start_step(spec, root, binaries)?,
+            Self::Nginx(workers) => server::start_nginx(*workers, root)?,
+            Self::External(_, url) => {
+                let base = url.trim_end_matches('/').to_owned();
+                return Ok(Live { base, server: None });
+            }
+        };
+        let base = server.url("");
+        Ok(Live {
+            base,
+            server: Some(server),
         })
     }
 }
 
 /// Starts the step `spec` serving `root`.
-///
-/// # Errors
-///
-/// When it did not build or does not start.
-pub fn start_step(spec: &ServerSpec, root: &Path, binaries: &Binaries) -> anyhow::Result<Server> {
+pub(crate) fn start_step(
+    spec: &ServerSpec,
+    root: &Path,
+    binaries: &Binaries,
+) -> anyhow::Result<Server> {
     Ok(server::start(binaries.get(spec.package)?, root, spec.args)?)
 }
 
-/// A [`Subject`] that is running, or an external one.
-pub enum Live {
-    /// A server started here.
-    Server(Server),
-    /// An external server's URL.
-    External(String),
+/// A [`Subject`] once started: where its documents are, and its process when it is ours.
+pub(crate) struct Live {
+    /// The URL up to the path, e.g. `http://127.0.0.1:7080`.
+    base: String,
+    pub(crate) server: Option<Server>,
 }
 
 impl Live {
-    /// The URL of `path` on it.
-    #[must_use]
-    pub fn url(&self, path: &str) -> String {
-        match self {
-            Self::Server(server) => server.url(path),
-            Self::External(base) => format!("{}{path}", base.trim_end_matches('/')),
-        }
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
-    /// Its process, when it is ours.
-    #[must_use]
-    pub fn pid(&self) -> Option<u32> {
-        match self {
-            Self::Server(server) => Some(server.pid()),
-            Self::External(_) => None,
-        }
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Server::pid)
     }
 
     /// Stops a server started here; `false` when it did not exit cleanly on `SIGTERM`.
-    #[must_use]
-    pub fn stop(self) -> bool {
-        match self {
-            Self::Server(server) => server.stop(),
-            Self::External(_) => true,
-        }
+    pub(crate) fn stop(self) -> bool {
+        self.server.is_none_or(Server::stop)
     }
 }
 
@@ -136,11 +120,8 @@ pub struct ServerCost {
 }
 
 /// A warm-up of `warmup` (not recorded), then `config` measured; with `server_pid`, the server's cost.
-///
-/// # Errors
-///
-/// When the load cannot run at all (see [`engine::run`]).
-pub fn measure(
+/// An error means the load could not run at all (see [`engine::run`]).
+pub(crate) fn measure(
     config: &LoadConfig,
     warmup: Duration,
     server_pid: Option<u32>,

@@ -17,12 +17,11 @@ use crate::stats::ErrorCounts;
 /// Progress over a known number of runs, with an ETA: a bar on a terminal, plain lines otherwise
 /// (a log or a pipe gets one line per run and no escape codes).
 #[derive(Debug)]
-pub struct Progress(ProgressBar);
+pub(crate) struct Progress(ProgressBar);
 
 impl Progress {
     /// A bar for `runs` runs.
-    #[must_use]
-    pub fn new(runs: usize) -> Self {
+    pub(crate) fn new(runs: usize) -> Self {
         let bar = ProgressBar::new(runs as u64);
         if let Ok(style) = ProgressStyle::with_template(
             "{wide_bar} {pos}/{len} runs, {elapsed} elapsed, about {eta} left",
@@ -33,7 +32,7 @@ impl Progress {
     }
 
     /// Prints a line above the bar (or on stderr when there is no bar).
-    pub fn line(&self, text: &str) {
+    pub(crate) fn line(&self, text: &str) {
         if self.0.is_hidden() {
             eprintln!("{text}");
         } else {
@@ -42,7 +41,7 @@ impl Progress {
     }
 
     /// One more run done.
-    pub fn advance(&self) {
+    pub(crate) fn advance(&self) {
         self.0.inc(1);
     }
 }
@@ -56,7 +55,7 @@ impl Drop for Progress {
 /// Measures every subject `repeat` times, interleaved (every subject once, then again…), so that a
 /// drift of the machine spreads over all of them; `measure` gets the round (1-based) and advances
 /// the progress bar, which counts `runs_per_subject` runs per subject and round.
-pub fn interleave<S, R>(
+pub(crate) fn interleave<S, R>(
     subjects: &[S],
     repeat: u32,
     runs_per_subject: usize,
@@ -72,6 +71,11 @@ pub fn interleave<S, R>(
     runs
 }
 
+/// The round of a run recorded before `--repeat` existed.
+pub(crate) const fn first_round() -> u32 {
+    1
+}
+
 /// A results file of `c10k` or `soak`: the header, then every run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results<R> {
@@ -84,8 +88,7 @@ pub struct Results<R> {
 
 impl<R> Results<R> {
     /// The results page: the preamble, then `table` anchored as `table`.
-    #[must_use]
-    pub fn page(&self, title: &str, table: &str) -> String {
+    pub(crate) fn page(&self, title: &str, table: &str) -> String {
         format!(
             "{}\n{}",
             self.header.preamble(title),
@@ -96,8 +99,7 @@ impl<R> Results<R> {
 
 /// Wraps a Markdown fragment in mdBook anchors, so a page can `{{#include results.md:NAME}}` it and
 /// still get the right rows after any rerun.
-#[must_use]
-pub fn anchored(name: &str, fragment: &str) -> String {
+pub(crate) fn anchored(name: &str, fragment: &str) -> String {
     format!(
         "<!-- ANCHOR: {name} -->\n{}\n<!-- ANCHOR_END: {name} -->\n",
         fragment.trim_end()
@@ -105,8 +107,7 @@ pub fn anchored(name: &str, fragment: &str) -> String {
 }
 
 /// A Markdown table: `head` (the header and alignment lines), then one line per row of cells.
-#[must_use]
-pub fn table(head: &str, rows: impl IntoIterator<Item = Vec<String>>) -> String {
+pub(crate) fn table(head: &str, rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut text = head.to_owned();
     for row in rows {
         text += &format!("| {} |\n", row.join(" | "));
@@ -115,14 +116,12 @@ pub fn table(head: &str, rows: impl IntoIterator<Item = Vec<String>>) -> String 
 }
 
 /// A table cell: the value, or a dash where there is none.
-#[must_use]
-pub fn or_dash(value: Option<impl Display>) -> String {
+pub(crate) fn or_dash(value: Option<impl Display>) -> String {
     value.map_or_else(|| "—".to_owned(), |value| value.to_string())
 }
 
 /// A table cell with every kind of error, or `0` when there were none.
-#[must_use]
-pub fn all_errors(errors: &ErrorCounts) -> String {
+pub(crate) fn all_errors(errors: &ErrorCounts) -> String {
     if errors.total() == 0 {
         "0".to_owned()
     } else {
@@ -131,7 +130,7 @@ pub fn all_errors(errors: &ErrorCounts) -> String {
 }
 
 /// `runs` grouped by server, servers in the order they first appear.
-pub fn by_server<'a, R>(
+pub(crate) fn by_server<'a, R>(
     runs: impl IntoIterator<Item = &'a R>,
     server: impl Fn(&R) -> &str,
 ) -> Vec<(String, Vec<&'a R>)> {
@@ -146,11 +145,7 @@ pub fn by_server<'a, R>(
 }
 
 /// Writes `STEM.json` and `STEM.md` into `dir` (creating it).
-///
-/// # Errors
-///
-/// When the directory or a file cannot be written.
-pub fn write(
+pub(crate) fn write(
     dir: &Path,
     stem: &str,
     results: &impl Serialize,
@@ -166,11 +161,7 @@ pub fn write(
 }
 
 /// Reads `STEM.json` in `dir`.
-///
-/// # Errors
-///
-/// When the file cannot be read or parsed.
-pub fn read<T: DeserializeOwned>(dir: &Path, stem: &str) -> anyhow::Result<T> {
+pub(crate) fn read<T: DeserializeOwned>(dir: &Path, stem: &str) -> anyhow::Result<T> {
     let path = dir.join(format!("{stem}.json"));
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -196,19 +187,15 @@ pub fn rewrite_markdown<T: DeserializeOwned>(
 
 /// The median of some figures (the lower middle one for an even count) and their range.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spread {
-    /// The middle figure.
-    pub median: f64,
-    /// The smallest.
-    pub min: f64,
-    /// The largest.
-    pub max: f64,
+pub(crate) struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
 }
 
 impl Spread {
     /// The spread of `figures`; `None` when there are none.
-    #[must_use]
-    pub fn of(figures: impl IntoIterator<Item = f64>) -> Option<Self> {
+    pub(crate) fn of(figures: impl IntoIterator<Item = f64>) -> Option<Self> {
         let mut sorted: Vec<f64> = figures.into_iter().collect();
         sorted.sort_by(f64::total_cmp);
         Some(Self {
@@ -219,8 +206,7 @@ impl Spread {
     }
 
     /// `median` alone for one run, `median (min–max)` for several, each through `format`.
-    #[must_use]
-    pub fn show(&self, runs: usize, format: impl Fn(f64) -> String) -> String {
+    pub(crate) fn show(&self, runs: usize, format: impl Fn(f64) -> String) -> String {
         if runs <= 1 {
             return format(self.median);
         }
@@ -234,8 +220,7 @@ impl Spread {
 }
 
 /// The one among `items` whose `key` is the median (see [`Spread`]).
-#[must_use]
-pub fn median_by<'a, T>(items: &[&'a T], key: impl Fn(&T) -> f64) -> Option<&'a T> {
+pub(crate) fn median_by<'a, T>(items: &[&'a T], key: impl Fn(&T) -> f64) -> Option<&'a T> {
     let mut sorted = items.to_vec();
     sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
     sorted.get(sorted.len().checked_sub(1)? / 2).copied()

@@ -183,7 +183,10 @@ fn settle(pid: u32, baseline: Option<&TreeSample>) -> TreeSample {
         std::thread::sleep(Duration::from_millis(250));
         let now = procfs::sample_tree(pid);
         let settled = match baseline {
-            Some(base) => (counts(&now).iter().zip(counts(base))).all(|(now, base)| *now <= base),
+            Some(base) => counts(&now)
+                .iter()
+                .zip(counts(base))
+                .all(|(now, base)| *now <= base),
             None => counts(&now) == counts(&last),
         };
         last = now;
