@@ -64,9 +64,6 @@ pub struct C10kOptions {
     /// Spread source addresses over 127.0.0.1..=127.0.0.N.
     #[arg(long, default_value_t = 1)]
     pub source_addresses: u8,
-    /// The command line, recorded with the results.
-    #[arg(skip)]
-    pub command_line: String,
 }
 
 impl C10kOptions {
@@ -131,14 +128,15 @@ pub struct C10kRecord {
 /// Everything `c10k.json` holds.
 pub type C10kResults = Results<C10kRecord>;
 
-/// Runs the experiment, writes `c10k.json` and `c10k.md` when asked, and returns the results.
+/// Runs the experiment, writes `c10k.json` and `c10k.md` when asked (recording `command`), and returns
+/// the results.
 ///
 /// # Errors
 ///
 /// When nothing matches the selection, or the results cannot be written.
-pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
+pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
-    let header = Header::now(&options.command_line);
+    let header = Header::now(command);
     let root = DocRoot::create().context("cannot create the document root")?;
     let urls = options
         .url
@@ -194,45 +192,50 @@ fn hold_subject(
     if let Some(note) = &note {
         progress.line(&format!("bench: {name}: {note}"));
     }
-    match subject.start(root, binaries) {
-        Ok(live) => {
-            // An external server is loaded at its own URL, as given.
-            let url = match subject {
-                Subject::External(_, url) => url.clone(),
-                _ => live.url(SMALL_PATH),
-            };
-            let record = hold(
-                &name,
-                &url,
-                live.pid(),
-                connections,
-                note,
-                options,
-                progress,
-            );
-            let _ = live.stop();
-            record
+    let started = subject
+        .start(root, binaries)
+        .map_err(|error| format!("{error:#}"));
+    let held = started.and_then(|live| {
+        // An external server is loaded at its own URL, as given.
+        let url = match subject {
+            Subject::External(_, url) => url.clone(),
+            _ => live.url(SMALL_PATH),
+        };
+        progress.line(&format!(
+            "bench: {name}: opening {connections} connections to {url}"
+        ));
+        let held = hold(&url, live.pid(), connections, options);
+        let _ = live.stop();
+        held
+    });
+    match held {
+        Ok(figures) => C10kRecord {
+            server: name,
+            asked,
+            connections,
+            note,
+            ..figures
+        },
+        Err(error) => {
+            progress.line(&format!("bench: {name}: {error}"));
+            C10kRecord {
+                server: name,
+                asked,
+                error: Some(error),
+                ..C10kRecord::default()
+            }
         }
-        Err(error) => failed(&name, asked, &format!("{error:#}"), progress),
     }
 }
 
+/// Holds `connections` to `url`, each sending a request per interval: the figures of the record.
 fn hold(
-    name: &str,
     url: &str,
     pid: Option<u32>,
     connections: usize,
-    note: Option<String>,
     options: &C10kOptions,
-    progress: &Progress,
-) -> C10kRecord {
-    progress.line(&format!(
-        "bench: {name}: opening {connections} connections to {url}"
-    ));
-    let target = match Target::parse(url) {
-        Ok(target) => target,
-        Err(error) => return failed(name, options.connections(), &error.to_string(), progress),
-    };
+) -> Result<C10kRecord, String> {
+    let target = Target::parse(url).map_err(|error| error.to_string())?;
     let mut config = LoadConfig::new(target, connections, options.interval() + options.hold());
     config.rate = Some(connections as f64 / options.interval().as_secs_f64().max(0.001));
     config.timeout = options.timeout;
@@ -240,38 +243,20 @@ fn hold(
     let counters_before = TcpCounters::read();
     let measured = measure::measure(&config, Duration::ZERO, pid);
     let tcp = counters_before.since(TcpCounters::read());
-    match measured {
-        Ok((result, cost)) => C10kRecord {
-            server: name.to_owned(),
-            asked: options.connections(),
-            connections,
-            note,
-            established: result.open_at_end,
-            requests: result.report.requests,
-            errors: result.report.errors,
-            unanswered: result.report.in_flight_at_end,
-            latency: result.report.latency,
-            server_rss_kib: cost.map(|c| c.peak_rss_kib),
-            server_threads: cost.map(|c| c.peak_threads),
-            server_processes: cost.map(|c| c.peak_processes),
-            server_fds: cost.map(|c| c.peak_fds),
-            error: None,
-            round: 1,
-            tcp: Some(tcp),
-        },
-        Err(error) => failed(name, options.connections(), &error.to_string(), progress),
-    }
-}
-
-fn failed(name: &str, asked: usize, error: &str, progress: &Progress) -> C10kRecord {
-    progress.line(&format!("bench: {name}: {error}"));
-    C10kRecord {
-        server: name.to_owned(),
-        asked,
-        error: Some(error.to_owned()),
-        round: 1,
+    let (result, cost) = measured.map_err(|error| error.to_string())?;
+    Ok(C10kRecord {
+        established: result.open_at_end,
+        requests: result.report.requests,
+        errors: result.report.errors,
+        unanswered: result.report.in_flight_at_end,
+        latency: result.report.latency,
+        server_rss_kib: cost.map(|c| c.peak_rss_kib),
+        server_threads: cost.map(|c| c.peak_threads),
+        server_processes: cost.map(|c| c.peak_processes),
+        server_fds: cost.map(|c| c.peak_fds),
+        tcp: Some(tcp),
         ..C10kRecord::default()
-    }
+    })
 }
 
 const TABLE: &str = "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | SYN retransmits / listen overflows | note |\n\

@@ -120,9 +120,6 @@ pub struct CompareOptions {
     /// median with the min–max spread, results.json keeps every run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
-    /// The command line, recorded with the results.
-    #[arg(skip)]
-    pub command_line: String,
 }
 
 fn parse_target(text: &str) -> anyhow::Result<(String, String)> {
@@ -210,13 +207,13 @@ struct RunPlan<'a> {
     binaries: Binaries,
 }
 
-/// Runs the comparison and returns the directory it wrote.
+/// Runs the comparison, recording `command` with the results, and returns the directory it wrote.
 ///
 /// # Errors
 ///
 /// When nothing can be measured or the results cannot be written. A server that fails to build, start
 /// or answer is recorded in the results, not an error.
-pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
+pub fn run(options: &CompareOptions, command: &str) -> anyhow::Result<PathBuf> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let subjects = subjects(options)?;
     let scenarios = select_scenarios(options)?;
@@ -234,7 +231,7 @@ pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
         root: root.path(),
         binaries: Subject::build(&subjects),
     };
-    let header = Header::now(&options.command_line);
+    let header = Header::now(command);
     let runs = output::interleave(
         &subjects,
         options.repeat.max(1),
@@ -369,17 +366,8 @@ fn progress_line(record: &RunRecord) -> String {
 /// When `results.json` cannot be read or parsed, or the outputs cannot be written.
 pub fn replot(out: &Path) -> anyhow::Result<()> {
     let results: CompareResults = output::read(out, "results")?;
-    let mut scenarios: Vec<Scenario> = Vec::new();
-    for run in &results.runs {
-        let scenario = Scenario {
-            close: run.mode == "close",
-            connections: run.connections,
-            big: run.file == "1mib",
-        };
-        if !scenarios.contains(&scenario) {
-            scenarios.push(scenario);
-        }
-    }
+    let measured = |s: &Scenario| results.runs.iter().any(|run| run.scenario == s.key());
+    let scenarios: Vec<Scenario> = matrix(false).into_iter().filter(measured).collect();
     fs::write(out.join("results.md"), markdown(&results, &scenarios))?;
     write_charts(out, &results, &scenarios)
 }

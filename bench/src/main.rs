@@ -5,7 +5,7 @@
 //! or `cargo run -p bench --release -- compare --quick`. Every command explains itself with `--help`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,10 +59,8 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    let command_line = {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        format!("cargo run -p bench --release -- {}", args.join(" "))
-    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command_line = format!("cargo run -p bench --release -- {}", args.join(" "));
     match command {
         Command::Load { mut config, json } => {
             if config.duration.is_none() && config.requests.is_none() {
@@ -76,27 +74,16 @@ fn run(command: Command) -> anyhow::Result<()> {
             })
         }
         Command::Compare(options) => {
-            let out = compare::run(&CompareOptions {
-                command_line,
-                ..options
-            })?;
+            let out = compare::run(&options, &command_line)?;
             emit(&format!("results: {}", out.display()))
         }
         Command::C10k(options) => {
-            let out = options.out.clone();
-            let results = c10k::run(&C10kOptions {
-                command_line,
-                ..options
-            })?;
-            emit_table(&c10k::markdown(&results), out)
+            let results = c10k::run(&options, &command_line)?;
+            emit_table(&c10k::markdown(&results), options.out.as_deref())
         }
         Command::Soak(options) => {
-            let out = options.out.clone();
-            let results = soak::run(&SoakOptions {
-                command_line,
-                ..options
-            })?;
-            emit_table(&soak::markdown(&results), out)
+            let results = soak::run(&options, &command_line)?;
+            emit_table(&soak::markdown(&results), options.out.as_deref())
         }
         Command::Replot { dir } if dir.join("c10k.json").is_file() => {
             output::rewrite_markdown(&dir, "c10k", c10k::markdown)
@@ -110,7 +97,7 @@ fn run(command: Command) -> anyhow::Result<()> {
 
 /// Prints a results page without the mdBook anchor lines (only the book needs them), then where it
 /// was written.
-fn emit_table(markdown: &str, out: Option<PathBuf>) -> anyhow::Result<()> {
+fn emit_table(markdown: &str, out: Option<&Path>) -> anyhow::Result<()> {
     let lines: Vec<&str> = markdown
         .lines()
         .filter(|line| !line.starts_with("<!-- ANCHOR"))

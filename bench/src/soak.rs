@@ -42,9 +42,6 @@ pub struct SoakOptions {
     /// Also write soak.json and soak.md into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The command line, recorded with the results.
-    #[arg(skip)]
-    pub command_line: String,
 }
 
 /// One server's soak.
@@ -73,23 +70,24 @@ pub struct SoakRecord {
 /// Everything `soak.json` holds.
 pub type SoakResults = Results<SoakRecord>;
 
-/// Runs the soak for every selected configuration, writes `soak.json` and `soak.md` when asked, and
-/// returns the results.
+/// Runs the soak for every selected configuration, writes `soak.json` and `soak.md` when asked
+/// (recording `command`), and returns the results.
 ///
 /// # Errors
 ///
 /// When nothing matches, or the results cannot be written.
-pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
+pub fn run(options: &SoakOptions, command: &str) -> anyhow::Result<SoakResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let specs = server::select(&options.steps)?;
     let root = DocRoot::create().context("cannot create the document root")?;
     let binaries = server::build();
-    let header = Header::now(&options.command_line);
+    let header = Header::now(command);
     let runs = output::interleave(&specs, 1, 1, |spec, _, progress| {
-        let record = match measure::start_step(spec, root.path(), &binaries) {
-            Ok(running) => soak_one(spec, running, options, progress),
-            Err(error) => failed(spec.name, &format!("{error:#}")),
-        };
+        let started = measure::start_step(spec, root.path(), &binaries);
+        let soaked = started
+            .map_err(|error| format!("{error:#}"))
+            .and_then(|running| soak_one(spec, running, options, progress));
+        let record = soaked.unwrap_or_else(|error| failed(spec.name, &error));
         let leaks = if record.leaks.is_empty() {
             "none".to_owned()
         } else {
@@ -115,12 +113,9 @@ fn soak_one(
     mut running: Server,
     options: &SoakOptions,
     progress: &Progress,
-) -> SoakRecord {
+) -> Result<SoakRecord, String> {
     let pid = running.pid();
-    let target = match Target::parse(&running.url(SMALL_PATH)) {
-        Ok(target) => target,
-        Err(error) => return failed(spec.name, &error.to_string()),
-    };
+    let target = Target::parse(&running.url(SMALL_PATH)).map_err(|error| error.to_string())?;
     // Warm up first, so that lazily created pools and buffers are part of the baseline.
     let mut warm = LoadConfig::new(
         target.clone(),
@@ -128,9 +123,7 @@ fn soak_one(
         Duration::from_secs(1),
     );
     warm.timeout = Duration::from_secs(3);
-    if let Err(error) = engine::run(&warm) {
-        return failed(spec.name, &error.to_string());
-    }
+    engine::run(&warm).map_err(|error| error.to_string())?;
     let before = settle(pid, None);
     progress.line(&format!(
         "bench: {}: soaking for {:?}",
@@ -147,10 +140,8 @@ fn soak_one(
         config.close = close;
         config.requests_per_connection = Some(CHURN);
         config.timeout = Duration::from_secs(3);
-        match engine::run(&config) {
-            Ok(result) => tally.merge(&result.tally),
-            Err(error) => return failed(spec.name, &error.to_string()),
-        }
+        let result = engine::run(&config).map_err(|error| error.to_string())?;
+        tally.merge(&result.tally);
         close = !close;
     }
     let duration_s = started.elapsed().as_secs_f64();
@@ -160,7 +151,7 @@ fn soak_one(
         leaks.push(error.to_string());
     }
     let _ = running.stop();
-    SoakRecord {
+    Ok(SoakRecord {
         server: spec.name.to_owned(),
         duration_s,
         requests: tally.requests,
@@ -170,7 +161,7 @@ fn soak_one(
         after: Some(after),
         leaks,
         error: None,
-    }
+    })
 }
 
 /// Waits until the server is idle (no more descriptors, threads or processes than `baseline`, or, for
