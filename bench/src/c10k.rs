@@ -6,7 +6,6 @@
 //! (10,000 would exhaust this machine's pid space and memory): the output and the results say so, and
 //! `--no-caps` lifts the cap for a reader who wants to see it happen on a machine of their own.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,11 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
-use crate::machine::{self, Machine};
-use crate::measure;
+use crate::machine::Header;
+use crate::measure::{self, Subject};
 use crate::netstat::TcpCounters;
-use crate::output::{self, Progress, Spread};
-use crate::server::{self, Binaries, C10K_CAP, ServerSpec};
+use crate::output::{self, Progress, Results, Spread, or_dash};
+use crate::server::{Binaries, C10K_CAP, ServerSpec};
 use crate::stats::{self, ErrorCounts, LatencySummary};
 use crate::target::Target;
 
@@ -65,9 +64,6 @@ pub struct C10kOptions {
     /// Spread source addresses over 127.0.0.1..=127.0.0.N.
     #[arg(long, default_value_t = 1)]
     pub source_addresses: u8,
-    /// The command line, recorded with the results.
-    #[arg(skip)]
-    pub command_line: String,
 }
 
 impl C10kOptions {
@@ -88,7 +84,7 @@ impl C10kOptions {
 }
 
 /// One server at N connections.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct C10kRecord {
     /// Server name.
     pub server: String,
@@ -120,7 +116,7 @@ pub struct C10kRecord {
     /// Why the run failed.
     pub error: Option<String>,
     /// Which of the `--repeat` rounds (1-based).
-    #[serde(default = "first_round")]
+    #[serde(default = "output::first_round")]
     pub round: u32,
     /// The machine's TCP counters over the run: accept-queue overflows and SYN retransmissions
     /// explain a tail of about one second (see [`crate::netstat`]).
@@ -129,73 +125,55 @@ pub struct C10kRecord {
     pub tcp: Option<TcpCounters>,
 }
 
-const fn first_round() -> u32 {
-    1
-}
-
 /// Everything `c10k.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct C10kResults {
-    /// The machine.
-    pub machine: Machine,
-    /// When (UTC).
-    pub date: String,
-    /// The exact command.
-    pub command: String,
-    /// Every server.
-    pub runs: Vec<C10kRecord>,
-}
+pub type C10kResults = Results<C10kRecord>;
 
-/// A server to hold connections to.
-enum Subject {
-    Url(String),
-    Step(ServerSpec),
-    Nginx(u32),
-}
-
-/// Runs the experiment, writes `c10k.json` and `c10k.md` when asked, and returns the results.
+/// Runs the experiment, writes `c10k.json` and `c10k.md` when asked (recording `command`), and returns
+/// the results.
 ///
 /// # Errors
 ///
 /// When nothing matches the selection, or the results cannot be written.
-pub fn run(options: &C10kOptions) -> anyhow::Result<C10kResults> {
+pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
-    let (_, stamp) = machine::utc_now();
-    let mut results = C10kResults {
-        machine: Machine::describe(),
-        date: stamp,
-        command: options.command_line.clone(),
-        runs: Vec::new(),
-    };
+    let header = Header::now(command);
     let root = DocRoot::create().context("cannot create the document root")?;
-    let mut subjects: Vec<Subject> = options.url.iter().cloned().map(Subject::Url).collect();
-    if !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty()) {
-        subjects.extend(
-            server::select(&options.steps)?
-                .into_iter()
-                .map(Subject::Step),
-        );
-    }
-    subjects.extend(
-        options
-            .nginx_workers
-            .iter()
-            .map(|&workers| Subject::Nginx(workers)),
-    );
-    let binaries = server::build_if(subjects.iter().any(|s| matches!(s, Subject::Step(_))));
-    let progress = Progress::new(subjects.len() * options.repeat as usize);
-    for round in 1..=options.repeat {
-        for subject in &subjects {
-            let record = hold_subject(subject, root.path(), &binaries, options, &progress);
-            progress.advance();
-            results.runs.push(C10kRecord { round, ..record });
-        }
-    }
-    drop(progress);
+    let urls = options
+        .url
+        .iter()
+        .map(|url| Subject::External(url.clone(), url.clone()));
+    let mut subjects: Vec<Subject> = urls.collect();
+    let steps_too =
+        !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
+    let steps = steps_too.then_some(options.steps.as_slice());
+    subjects.extend(Subject::list(steps, &options.nginx_workers)?);
+    let binaries = Subject::build(&subjects);
+    let runs = output::interleave(&subjects, options.repeat, 1, |subject, round, progress| {
+        let record = hold_subject(subject, root.path(), &binaries, options, progress);
+        progress.advance();
+        vec![C10kRecord { round, ..record }]
+    });
+    let results = Results { header, runs };
     if let Some(out) = &options.out {
         output::write(out, "c10k", &results, &markdown(&results))?;
     }
     Ok(results)
+}
+
+/// How many connections a step gets, and why fewer than asked (a cap) or what to expect of it.
+fn step_connections(spec: &ServerSpec, asked: usize, no_caps: bool) -> (usize, Option<String>) {
+    if spec.per_connection_task && !no_caps && asked > C10K_CAP {
+        let note = format!(
+            "capped at {C10K_CAP}: one process or thread per connection; {asked} would exhaust this \
+             machine's pid space and memory (--no-caps lifts the cap)"
+        );
+        (C10K_CAP, Some(note))
+    } else if spec.sequential {
+        let note = "serves one connection at a time: the others wait in the backlog";
+        (asked, Some(note.to_owned()))
+    } else {
+        (asked, None)
+    }
 }
 
 fn hold_subject(
@@ -205,75 +183,59 @@ fn hold_subject(
     options: &C10kOptions,
     progress: &Progress,
 ) -> C10kRecord {
+    let name = subject.name();
     let asked = options.connections();
-    let (name, started, connections, note) = match subject {
-        Subject::Url(url) => return hold(url, url, None, asked, None, options, progress),
-        Subject::Nginx(workers) => (
-            format!("nginx-{workers}"),
-            server::start_nginx(*workers, root),
-            asked,
-            None,
-        ),
-        Subject::Step(spec) => {
-            let capped = spec.per_connection_task && !options.no_caps && asked > C10K_CAP;
-            let note = if capped {
-                Some(format!(
-                    "capped at {C10K_CAP}: one process or thread per connection; {asked} would exhaust this \
-                     machine's pid space and memory (--no-caps lifts the cap)"
-                ))
-            } else if spec.sequential {
-                Some("serves one connection at a time: the others wait in the backlog".to_owned())
-            } else {
-                None
-            };
-            let started = binaries
-                .get(spec.package)
-                .and_then(|binary| Ok(server::start(binary, root, spec.args)?));
-            (
-                spec.name.to_owned(),
-                started,
-                if capped { C10K_CAP } else { asked },
-                note,
-            )
-        }
+    let (connections, note) = match subject {
+        Subject::Step(spec) => step_connections(spec, asked, options.no_caps),
+        _ => (asked, None),
     };
     if let Some(note) = &note {
         progress.line(&format!("bench: {name}: {note}"));
     }
-    match started {
-        Ok(running) => {
-            let record = hold(
-                &name,
-                &running.url(SMALL_PATH),
-                Some(running.pid()),
-                connections,
-                note,
-                options,
-                progress,
-            );
-            let _ = running.stop();
-            record
+    let started = subject
+        .start(root, binaries)
+        .map_err(|error| format!("{error:#}"));
+    let held = started.and_then(|live| {
+        // An external server is loaded at its own URL, as given.
+        let url = match subject {
+            Subject::External(_, url) => url.clone(),
+            _ => live.url(SMALL_PATH),
+        };
+        progress.line(&format!(
+            "bench: {name}: opening {connections} connections to {url}"
+        ));
+        let held = hold(&url, live.pid(), connections, options);
+        let _ = live.stop();
+        held
+    });
+    match held {
+        Ok(figures) => C10kRecord {
+            server: name,
+            asked,
+            connections,
+            note,
+            ..figures
+        },
+        Err(error) => {
+            progress.line(&format!("bench: {name}: {error}"));
+            C10kRecord {
+                server: name,
+                asked,
+                error: Some(error),
+                ..C10kRecord::default()
+            }
         }
-        Err(error) => failed(&name, asked, &format!("{error:#}"), progress),
     }
 }
 
+/// Holds `connections` to `url`, each sending a request per interval: the figures of the record.
 fn hold(
-    name: &str,
     url: &str,
     pid: Option<u32>,
     connections: usize,
-    note: Option<String>,
     options: &C10kOptions,
-    progress: &Progress,
-) -> C10kRecord {
-    progress.line(&format!(
-        "bench: {name}: opening {connections} connections to {url}"
-    ));
-    let target = match Target::parse(url) {
-        Ok(target) => target,
-        Err(error) => return failed(name, options.connections(), &error.to_string(), progress),
-    };
+) -> Result<C10kRecord, String> {
+    let target = Target::parse(url).map_err(|error| error.to_string())?;
     let mut config = LoadConfig::new(target, connections, options.interval() + options.hold());
     config.rate = Some(connections as f64 / options.interval().as_secs_f64().max(0.001));
     config.timeout = options.timeout;
@@ -281,114 +243,64 @@ fn hold(
     let counters_before = TcpCounters::read();
     let measured = measure::measure(&config, Duration::ZERO, pid);
     let tcp = counters_before.since(TcpCounters::read());
-    match measured {
-        Ok((result, cost)) => C10kRecord {
-            server: name.to_owned(),
-            asked: options.connections(),
-            connections,
-            note,
-            established: result.open_at_end,
-            requests: result.report.requests,
-            errors: result.report.errors,
-            unanswered: result.report.in_flight_at_end,
-            latency: result.report.latency,
-            server_rss_kib: cost.map(|c| c.peak_rss_kib),
-            server_threads: cost.map(|c| c.peak_threads),
-            server_processes: cost.map(|c| c.peak_processes),
-            server_fds: cost.map(|c| c.peak_fds),
-            error: None,
-            round: 1,
-            tcp: Some(tcp),
-        },
-        Err(error) => failed(name, options.connections(), &error.to_string(), progress),
-    }
+    let (result, cost) = measured.map_err(|error| error.to_string())?;
+    Ok(C10kRecord {
+        established: result.open_at_end,
+        requests: result.report.requests,
+        errors: result.report.errors,
+        unanswered: result.report.in_flight_at_end,
+        latency: result.report.latency,
+        server_rss_kib: cost.map(|c| c.peak_rss_kib),
+        server_threads: cost.map(|c| c.peak_threads),
+        server_processes: cost.map(|c| c.peak_processes),
+        server_fds: cost.map(|c| c.peak_fds),
+        tcp: Some(tcp),
+        ..C10kRecord::default()
+    })
 }
 
-fn failed(name: &str, asked: usize, error: &str, progress: &Progress) -> C10kRecord {
-    progress.line(&format!("bench: {name}: {error}"));
-    C10kRecord {
-        server: name.to_owned(),
-        asked,
-        connections: 0,
-        note: None,
-        established: 0,
-        requests: 0,
-        errors: ErrorCounts::default(),
-        unanswered: 0,
-        latency: LatencySummary::default(),
-        server_rss_kib: None,
-        server_threads: None,
-        server_processes: None,
-        server_fds: None,
-        error: Some(error.to_owned()),
-        round: 1,
-        tcp: None,
-    }
-}
+const TABLE: &str = "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | SYN retransmits / listen overflows | note |\n\
+    |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
 
 /// The results as a Markdown table (between mdBook anchors named `table`): one row per server, the
 /// run with the median p99 when it ran several times, with the p99 spread.
 #[must_use]
 pub fn markdown(results: &C10kResults) -> String {
-    let mut servers: Vec<&str> = Vec::new();
-    for run in &results.runs {
-        if !servers.contains(&run.server.as_str()) {
-            servers.push(&run.server);
-        }
-    }
-    let mut table = String::from(
-        "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | SYN retransmits / listen overflows | note |\n\
-         |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-    );
-    let opt = |value: Option<u64>| value.map_or_else(|| "—".to_owned(), |v| v.to_string());
-    for server in servers {
-        let runs: Vec<&C10kRecord> = results
-            .runs
-            .iter()
-            .filter(|run| run.server == server)
-            .collect();
-        let Some(run) = output::median_index(&runs, |run| run.latency.p99_us).map(|at| runs[at])
-        else {
-            continue;
-        };
+    let servers = output::by_server(&results.runs, |run| &run.server);
+    let rows = servers.into_iter().filter_map(|(_, runs)| {
+        let run = output::median_by(&runs, |run| run.latency.p99_us)?;
         let p99 = Spread::of(runs.iter().map(|run| run.latency.p99_us))
             .map_or_else(String::new, |s| s.show(runs.len(), stats::us));
-        let note = run
-            .error
-            .clone()
-            .or_else(|| run.note.clone())
-            .unwrap_or_default()
-            .replace('|', "/");
-        let tcp = run.tcp.map_or_else(
-            || "—".to_owned(),
-            |tcp| format!("{} / {}", tcp.syn_retransmits, tcp.listen_overflows),
-        );
-        let errors = if run.errors.total() == 0 {
-            "0".to_owned()
-        } else {
-            run.errors.to_string()
-        };
-        let _ = writeln!(
-            table,
-            "| {} | {} | {} | {} | {errors} | {} | {} | {p99} | {} | {} | {} | {} | {} | {tcp} | {note} |",
-            run.server,
-            run.connections,
-            run.established,
-            run.requests,
-            run.unanswered,
-            stats::us(run.latency.p50_us),
-            stats::us(run.latency.max_us),
-            run.server_rss_kib.map_or_else(
-                || "—".to_owned(),
-                |kib| format!("{:.1}", kib as f64 / 1024.0)
-            ),
-            opt(run.server_threads),
-            opt(run.server_processes),
-            opt(run.server_fds),
-        );
-    }
-    let preamble = output::preamble("C10K", &results.machine, &results.date, &results.command);
-    format!("{preamble}\n{}", output::anchored("table", &table))
+        Some(row(run, p99))
+    });
+    results.page("C10K", &output::table(TABLE, rows))
+}
+
+fn row(run: &C10kRecord, p99: String) -> Vec<String> {
+    let note = run.error.as_ref().or(run.note.as_ref());
+    let tcp = run
+        .tcp
+        .map(|tcp| format!("{} / {}", tcp.syn_retransmits, tcp.listen_overflows));
+    vec![
+        run.server.clone(),
+        run.connections.to_string(),
+        run.established.to_string(),
+        run.requests.to_string(),
+        output::all_errors(&run.errors),
+        run.unanswered.to_string(),
+        stats::us(run.latency.p50_us),
+        p99,
+        stats::us(run.latency.max_us),
+        or_dash(
+            run.server_rss_kib
+                .map(|kib| format!("{:.1}", kib as f64 / 1024.0)),
+        ),
+        or_dash(run.server_threads),
+        or_dash(run.server_processes),
+        or_dash(run.server_fds),
+        or_dash(tcp),
+        note.map_or_else(String::new, |note| note.replace('|', "/")),
+    ]
 }
 
 #[cfg(test)]
@@ -397,21 +309,18 @@ mod tests {
 
     #[test]
     fn the_table_shows_each_servers_median_p99_and_its_spread() {
-        let progress = Progress::new(0);
         let run = |round, p99_us| C10kRecord {
+            server: "step07-1".into(),
             round,
-            error: None,
             requests: 10,
             latency: LatencySummary {
                 p99_us,
                 ..LatencySummary::default()
             },
-            ..failed("step07-1", 10_000, "", &progress)
+            ..C10kRecord::default()
         };
-        let results = C10kResults {
-            machine: Machine::describe(),
-            date: "2026-01-01T00:00:00Z".into(),
-            command: "bench c10k --repeat 3".into(),
+        let results = Results {
+            header: Header::now("bench c10k --repeat 3"),
             runs: vec![run(1, 1000.0), run(2, 989_000.0), run(3, 1760.0)],
         };
         let mut with_counters = results.clone();

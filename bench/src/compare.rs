@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::charts;
 use crate::docroot::{BIG_PATH, DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
-use crate::machine::{self, Machine};
-use crate::measure::{self, ServerCost};
-use crate::output::{self, Progress, Spread};
-use crate::server::{self, Binaries, Server, ServerSpec};
+use crate::machine::Header;
+use crate::measure::{self, Live, ServerCost, Subject};
+use crate::output::{self, Progress, Spread, or_dash};
+use crate::server::{self, Binaries};
 use crate::stats::{self, Report};
 use crate::target::Target;
 
@@ -38,8 +38,7 @@ impl Scenario {
     }
 
     /// A human title, e.g. `keep-alive, 64 connections, small page`.
-    #[must_use]
-    pub fn title(&self) -> String {
+    fn title(&self) -> String {
         let file = if self.big { "1 MiB file" } else { "small page" };
         format!("{}, {} connections, {file}", self.mode(), self.connections)
     }
@@ -59,17 +58,9 @@ impl Scenario {
 
 // ANCHOR: matrix
 /// The scenarios: {keep-alive, connection per request} × {1, 16, 64, 256 connections} × {small page,
-/// 1 MiB file}; `quick` keeps three of them.
+/// 1 MiB file}; `quick` keeps three of them, at 16 connections.
 #[must_use]
 pub fn matrix(quick: bool) -> Vec<Scenario> {
-    if quick {
-        let at_16 = |close, big| Scenario {
-            close,
-            connections: 16,
-            big,
-        };
-        return vec![at_16(false, false), at_16(true, false), at_16(false, true)];
-    }
     let mut scenarios = Vec::new();
     for big in [false, true] {
         for close in [false, true] {
@@ -81,6 +72,9 @@ pub fn matrix(quick: bool) -> Vec<Scenario> {
                 });
             }
         }
+    }
+    if quick {
+        scenarios.retain(|s| s.connections == 16 && !(s.close && s.big));
     }
     scenarios
 }
@@ -126,9 +120,6 @@ pub struct CompareOptions {
     /// median with the min–max spread, results.json keeps every run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
-    /// The command line, recorded with the results.
-    #[arg(skip)]
-    pub command_line: String,
 }
 
 fn parse_target(text: &str) -> anyhow::Result<(String, String)> {
@@ -151,7 +142,7 @@ pub struct RunRecord {
     /// `small` or `1mib`.
     pub file: String,
     /// Which of the `--repeat` rounds (1-based).
-    #[serde(default = "first_round")]
+    #[serde(default = "output::first_round")]
     pub round: u32,
     /// What the generator measured, unless the run could not happen.
     pub load: Option<Report>,
@@ -161,19 +152,41 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
-const fn first_round() -> u32 {
-    1
+impl RunRecord {
+    /// The record of `server` under `scenario` in `round`: what was measured, or why nothing was.
+    fn new(
+        server: &str,
+        scenario: &Scenario,
+        round: u32,
+        measured: Result<(Report, Option<ServerCost>), String>,
+    ) -> Self {
+        let (load, server_cost, error) = match measured {
+            Ok((load, cost)) => {
+                let error = (load.requests == 0).then(|| "no successful request".to_owned());
+                (Some(load), cost, error)
+            }
+            Err(error) => (None, None, Some(error)),
+        };
+        Self {
+            server: server.to_owned(),
+            scenario: scenario.key(),
+            mode: scenario.mode().to_owned(),
+            connections: scenario.connections,
+            file: scenario.file().to_owned(),
+            round,
+            load,
+            server_cost,
+            error,
+        }
+    }
 }
 
 /// Everything `results.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareResults {
-    /// The machine.
-    pub machine: Machine,
-    /// When (UTC).
-    pub date: String,
-    /// The exact command.
-    pub command: String,
+    /// Where, when and how.
+    #[serde(flatten)]
+    pub header: Header,
     /// Measured seconds per run.
     pub duration_s: f64,
     /// Warm-up seconds per run.
@@ -184,56 +197,6 @@ pub struct CompareResults {
     pub runs: Vec<RunRecord>,
 }
 
-/// A server to measure.
-enum Subject {
-    Step(ServerSpec),
-    Nginx(u32),
-    External(String, String),
-}
-
-impl Subject {
-    fn name(&self) -> String {
-        match self {
-            Self::Step(spec) => spec.name.to_owned(),
-            Self::Nginx(workers) => format!("nginx-{workers}"),
-            Self::External(name, _) => name.clone(),
-        }
-    }
-
-    /// Starts it (an external server is only a URL: its process is not ours).
-    fn start(&self, root: &Path, binaries: &Binaries) -> anyhow::Result<Live> {
-        Ok(match self {
-            Self::Step(spec) => {
-                Live::Server(server::start(binaries.get(spec.package)?, root, spec.args)?)
-            }
-            Self::Nginx(workers) => Live::Server(server::start_nginx(*workers, root)?),
-            Self::External(_, url) => Live::External(url.trim_end_matches('/').to_owned()),
-        })
-    }
-}
-
-/// A server that is running, or an external one.
-enum Live {
-    Server(Server),
-    External(String),
-}
-
-impl Live {
-    fn url(&self, path: &str) -> String {
-        match self {
-            Self::Server(server) => server.url(path),
-            Self::External(base) => format!("{base}{path}"),
-        }
-    }
-
-    fn pid(&self) -> Option<u32> {
-        match self {
-            Self::Server(server) => Some(server.pid()),
-            Self::External(_) => None,
-        }
-    }
-}
-
 /// The fixed parameters of every run.
 struct RunPlan<'a> {
     scenarios: &'a [Scenario],
@@ -241,57 +204,50 @@ struct RunPlan<'a> {
     warmup: Duration,
     threads: usize,
     root: &'a Path,
+    binaries: Binaries,
 }
 
-/// Runs the comparison and returns the directory it wrote.
+/// Runs the comparison, recording `command` with the results, and returns the directory it wrote.
 ///
 /// # Errors
 ///
 /// When nothing can be measured or the results cannot be written. A server that fails to build, start
 /// or answer is recorded in the results, not an error.
-pub fn run(options: &CompareOptions) -> anyhow::Result<PathBuf> {
+pub fn run(options: &CompareOptions, command: &str) -> anyhow::Result<PathBuf> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let subjects = subjects(options)?;
     let scenarios = select_scenarios(options)?;
     let root = DocRoot::create().context("cannot create the document root")?;
-    let binaries = server::build_if(subjects.iter().any(|s| matches!(s, Subject::Step(_))));
-    let default = |quick, full| if options.quick { quick } else { full };
-    let duration = options
-        .duration
-        .unwrap_or(default(Duration::from_secs(1), Duration::from_secs(5)));
-    let warmup = options
-        .warmup
-        .unwrap_or(default(Duration::from_millis(250), Duration::from_secs(1)));
-    let (date, stamp) = machine::utc_now();
-    let mut results = CompareResults {
-        machine: Machine::describe(),
-        date: stamp,
-        command: options.command_line.clone(),
-        duration_s: duration.as_secs_f64(),
-        warmup_s: warmup.as_secs_f64(),
-        generator_threads: options.threads.max(1),
-        runs: Vec::new(),
-    };
+    let quick_or = |quick, full| if options.quick { quick } else { full };
     let plan = RunPlan {
         scenarios: &scenarios,
-        duration,
-        warmup,
+        duration: options
+            .duration
+            .unwrap_or(quick_or(Duration::from_secs(1), Duration::from_secs(5))),
+        warmup: options
+            .warmup
+            .unwrap_or(quick_or(Duration::from_millis(250), Duration::from_secs(1))),
         threads: options.threads.max(1),
         root: root.path(),
+        binaries: Subject::build(&subjects),
     };
-    let progress = Progress::new(subjects.len() * scenarios.len() * options.repeat.max(1) as usize);
-    for round in 1..=options.repeat.max(1) {
-        for subject in &subjects {
-            results
-                .runs
-                .extend(measure_subject(subject, &plan, &binaries, round, &progress));
-        }
-    }
-    drop(progress);
+    let header = Header::now(command);
+    let runs = output::interleave(
+        &subjects,
+        options.repeat.max(1),
+        scenarios.len(),
+        |subject, round, progress| measure_subject(subject, &plan, round, progress),
+    );
+    let results = CompareResults {
+        header,
+        duration_s: plan.duration.as_secs_f64(),
+        warmup_s: plan.warmup.as_secs_f64(),
+        generator_threads: plan.threads,
+        runs,
+    };
     let out = options.out.clone().unwrap_or_else(|| {
-        server::workspace_root()
-            .join("target/bench-results")
-            .join(date)
+        let results_dir = server::workspace_root().join("target/bench-results");
+        results_dir.join(results.header.day())
     });
     output::write(&out, "results", &results, &markdown(&results, &scenarios))?;
     write_charts(&out, &results, &scenarios)?;
@@ -303,42 +259,25 @@ fn select_scenarios(options: &CompareOptions) -> anyhow::Result<Vec<Scenario>> {
         return Ok(matrix(options.quick));
     }
     let all = matrix(false);
+    let keys: Vec<String> = all.iter().map(Scenario::key).collect();
     let chosen: Vec<Scenario> = all
-        .iter()
+        .into_iter()
         .filter(|s| options.scenarios.contains(&s.key()))
-        .copied()
         .collect();
-    if chosen.len() < options.scenarios.len() {
-        let keys: Vec<String> = all.iter().map(Scenario::key).collect();
-        anyhow::bail!(
-            "unknown scenario in {:?}; known: {}",
-            options.scenarios,
-            keys.join(", ")
-        );
-    }
+    anyhow::ensure!(
+        chosen.len() == options.scenarios.len(),
+        "unknown scenario in {:?}; known: {}",
+        options.scenarios,
+        keys.join(", ")
+    );
     Ok(chosen)
 }
 
 fn subjects(options: &CompareOptions) -> anyhow::Result<Vec<Subject>> {
-    let mut subjects: Vec<Subject> = Vec::new();
-    if !options.no_steps {
-        subjects.extend(
-            server::select(&options.only)?
-                .into_iter()
-                .map(Subject::Step),
-        );
-    }
-    subjects.extend(
-        options
-            .nginx_workers
-            .iter()
-            .map(|&workers| Subject::Nginx(workers)),
-    );
-    let externals = options
-        .targets
-        .iter()
-        .map(|(name, url)| Subject::External(name.clone(), url.clone()));
-    subjects.extend(externals);
+    let steps = (!options.no_steps).then_some(options.only.as_slice());
+    let mut subjects = Subject::list(steps, &options.nginx_workers)?;
+    let externals = options.targets.iter().cloned();
+    subjects.extend(externals.map(|(name, url)| Subject::External(name, url)));
     anyhow::ensure!(!subjects.is_empty(), "nothing to measure");
     Ok(subjects)
 }
@@ -346,31 +285,32 @@ fn subjects(options: &CompareOptions) -> anyhow::Result<Vec<Subject>> {
 fn measure_subject(
     subject: &Subject,
     plan: &RunPlan<'_>,
-    binaries: &Binaries,
     round: u32,
     progress: &Progress,
 ) -> Vec<RunRecord> {
     let name = subject.name();
-    let mut live = subject.start(plan.root, binaries);
+    let start = || subject.start(plan.root, &plan.binaries);
+    let mut live = start();
     let mut records = Vec::new();
     for scenario in plan.scenarios {
         // A server that died in an earlier scenario is restarted once per scenario.
-        if let Ok(Live::Server(server)) = &mut live
+        if let Some(server) = live.as_mut().ok().and_then(|live| live.server.as_mut())
             && let Err(error) = server.check_alive()
         {
             progress.line(&format!("bench: {name}: {error}; restarting"));
-            live = subject.start(plan.root, binaries);
+            live = start();
         }
-        let record = match &live {
-            Ok(server) => measure_scenario(&name, server, scenario, plan),
-            Err(error) => failed(&name, scenario, &format!("{error:#}")),
+        let measured = match &live {
+            Ok(live) => measure_scenario(live, scenario, plan),
+            Err(error) => Err(format!("{error:#}")),
         };
-        progress.line(&progress_line(&record, round));
+        let record = RunRecord::new(&name, scenario, round, measured);
+        progress.line(&progress_line(&record));
         progress.advance();
-        records.push(RunRecord { round, ..record });
+        records.push(record);
     }
-    if let Ok(Live::Server(server)) = live
-        && !server.stop()
+    if let Ok(live) = live
+        && !live.stop()
     {
         progress.line(&format!("bench: {name}: did not exit cleanly on SIGTERM"));
     }
@@ -378,71 +318,43 @@ fn measure_subject(
 }
 
 fn measure_scenario(
-    name: &str,
-    server: &Live,
+    live: &Live,
     scenario: &Scenario,
     plan: &RunPlan<'_>,
-) -> RunRecord {
-    let target = match Target::parse(&server.url(scenario.path())) {
-        Ok(target) => target,
-        Err(error) => return failed(name, scenario, &error.to_string()),
-    };
+) -> Result<(Report, Option<ServerCost>), String> {
+    let target = Target::parse(&live.url(scenario.path())).map_err(|error| error.to_string())?;
     let mut config = LoadConfig::new(target, scenario.connections, plan.duration);
     config.threads = plan.threads;
     config.close = scenario.close;
     config.timeout = Duration::from_secs(3);
-    match measure::measure(&config, plan.warmup, server.pid()) {
-        Ok((result, cost)) => {
-            let error = (result.report.requests == 0).then(|| "no successful request".to_owned());
-            RunRecord {
-                load: Some(result.report),
-                server_cost: cost,
-                error,
-                ..failed(name, scenario, "")
-            }
-        }
-        Err(error) => failed(name, scenario, &error.to_string()),
-    }
+    let (result, cost) =
+        measure::measure(&config, plan.warmup, live.pid()).map_err(|error| error.to_string())?;
+    Ok((result.report, cost))
 }
 
-fn failed(name: &str, scenario: &Scenario, error: &str) -> RunRecord {
-    RunRecord {
-        server: name.to_owned(),
-        scenario: scenario.key(),
-        mode: scenario.mode().to_owned(),
-        connections: scenario.connections,
-        file: scenario.file().to_owned(),
-        round: 1,
-        load: None,
-        server_cost: None,
-        error: (!error.is_empty()).then(|| error.to_owned()),
-    }
-}
-
-fn progress_line(record: &RunRecord, round: u32) -> String {
-    let figures = match (&record.load, &record.server_cost) {
-        (Some(load), cost) => format!(
+fn progress_line(record: &RunRecord) -> String {
+    let figures = record.load.as_ref().map_or_else(String::new, |load| {
+        format!(
             "{:>9.0} req/s  p99 {:>8}  errors {:>5}  starved {:>3}  server {}",
             load.requests_per_s,
             stats::us(load.latency.p99_us),
             load.errors.total(),
-            load.starved_connections
-                .map_or_else(|| "—".to_owned(), |n| n.to_string()),
-            cost.map_or_else(
-                || "—".to_owned(),
-                |c| format!("{:.1} µs/req", c.cpu_us_per_request)
+            or_dash(load.starved_connections),
+            or_dash(
+                record
+                    .server_cost
+                    .map(|c| format!("{:.1} µs/req", c.cpu_us_per_request))
             ),
-        ),
-        (None, _) => String::new(),
-    };
+        )
+    });
     let error = record
         .error
         .as_deref()
         .map(|e| format!("  ({e})"))
         .unwrap_or_default();
     format!(
-        "{:<16} {:<22} #{round} {figures}{error}",
-        record.server, record.scenario
+        "{:<16} {:<22} #{} {figures}{error}",
+        record.server, record.scenario, record.round
     )
 }
 
@@ -454,17 +366,8 @@ fn progress_line(record: &RunRecord, round: u32) -> String {
 /// When `results.json` cannot be read or parsed, or the outputs cannot be written.
 pub fn replot(out: &Path) -> anyhow::Result<()> {
     let results: CompareResults = output::read(out, "results")?;
-    let mut scenarios: Vec<Scenario> = Vec::new();
-    for run in &results.runs {
-        let scenario = Scenario {
-            close: run.mode == "close",
-            connections: run.connections,
-            big: run.file == "1mib",
-        };
-        if !scenarios.contains(&scenario) {
-            scenarios.push(scenario);
-        }
-    }
+    let measured = |s: &Scenario| results.runs.iter().any(|run| run.scenario == s.key());
+    let scenarios: Vec<Scenario> = matrix(false).into_iter().filter(measured).collect();
     fs::write(out.join("results.md"), markdown(&results, &scenarios))?;
     write_charts(out, &results, &scenarios)
 }
@@ -479,30 +382,23 @@ fn write_charts(
         let bars: Vec<(String, f64)> = rows
             .iter()
             .map(|row| {
-                (
-                    row.server.clone(),
-                    row.median().map_or(0.0, |l| l.requests_per_s),
-                )
+                let rate = row.median().map_or(0.0, |load| load.requests_per_s);
+                (row.server.clone(), rate)
             })
             .collect();
-        let title = scenario.title();
-        charts::throughput(
-            &out.join(format!("throughput-{}.svg", scenario.key())),
-            &title,
-            &bars,
-        )?;
         let lines: Vec<(String, stats::LatencySummary)> = rows
             .iter()
             .filter_map(|row| {
-                Some((
-                    row.server.clone(),
-                    row.median().filter(|l| l.requests > 0)?.latency,
-                ))
+                let load = row.median().filter(|load| load.requests > 0)?;
+                Some((row.server.clone(), load.latency))
             })
             .collect();
+        let (key, title) = (scenario.key(), scenario.title());
+        charts::throughput(&out.join(format!("throughput-{key}.svg")), &title, &bars)?;
+        let latency_title = format!("latency: {title}");
         charts::latency(
-            &out.join(format!("latency-{}.svg", scenario.key())),
-            &format!("latency: {title}"),
+            &out.join(format!("latency-{key}.svg")),
+            &latency_title,
             &lines,
         )?;
     }
@@ -515,54 +411,65 @@ struct Row<'a> {
     runs: Vec<&'a RunRecord>,
 }
 
-impl Row<'_> {
-    fn measured(&self) -> Vec<&RunRecord> {
-        self.runs
-            .iter()
-            .copied()
-            .filter(|run| run.load.is_some())
-            .collect()
+impl<'a> Row<'a> {
+    fn measured(&self) -> Vec<&'a RunRecord> {
+        let measured = self.runs.iter().filter(|run| run.load.is_some());
+        measured.copied().collect()
     }
 
     /// The run with the median rate: its latencies and costs stand for the row.
-    fn median_run(&self) -> Option<&RunRecord> {
-        let measured = self.measured();
-        let index = output::median_index(&measured, |run| {
-            run.load.as_ref().map_or(0.0, |l| l.requests_per_s)
-        })?;
-        Some(measured[index])
+    fn median_run(&self) -> Option<&'a RunRecord> {
+        output::median_by(&self.measured(), |run| {
+            run.load.as_ref().map_or(0.0, |load| load.requests_per_s)
+        })
     }
 
-    fn median(&self) -> Option<&Report> {
+    fn median(&self) -> Option<&'a Report> {
         self.median_run()?.load.as_ref()
+    }
+
+    /// A figure of the median run, with its min–max over the rounds when there are several.
+    fn spread(&self, figure: fn(&RunRecord) -> Option<f64>, format: fn(f64) -> String) -> String {
+        let measured = self.measured();
+        Spread::of(measured.iter().filter_map(|run| figure(run)))
+            .map_or_else(|| "—".to_owned(), |s| s.show(measured.len(), format))
+    }
+
+    fn rate(&self) -> String {
+        self.spread(
+            |run| Some(run.load.as_ref()?.requests_per_s),
+            |v| format!("{v:.0}"),
+        )
+    }
+
+    fn server_cpu(&self) -> String {
+        self.spread(
+            |run| Some(run.server_cost?.cpu_us_per_request),
+            |v| format!("{v:.1}"),
+        )
     }
 }
 
 /// The rows of a scenario's table, servers in the order they were measured.
 fn summarize<'a>(results: &'a CompareResults, scenario: &Scenario) -> Vec<Row<'a>> {
-    let mut rows: Vec<Row<'a>> = Vec::new();
-    for run in results.runs.iter().filter(|r| r.scenario == scenario.key()) {
-        match rows.iter_mut().find(|row| row.server == run.server) {
-            Some(row) => row.runs.push(run),
-            None => rows.push(Row {
-                server: run.server.clone(),
-                runs: vec![run],
-            }),
-        }
-    }
-    rows
+    let runs = results.runs.iter().filter(|r| r.scenario == scenario.key());
+    let groups = output::by_server(runs, |run| &run.server);
+    groups
+        .into_iter()
+        .map(|(server, runs)| Row { server, runs })
+        .collect()
 }
 
+const SCENARIO_TABLE: &str = "| server | req/s | MiB/s | p50 | p99 | p99.9 | errors | starved | server CPU µs/req | client CPU µs/req | \
+    peak RSS MiB | threads | processes | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+
+const SERVER_TABLE: &str = "| scenario | req/s | p99 | server CPU µs/req | errors | starved |\n\
+    |---|---:|---:|---:|---:|---:|\n";
+
 /// The Markdown report: one table per scenario, each between mdBook anchors named by its key.
-#[must_use]
-pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
+fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
     let rounds = results.runs.iter().map(|run| run.round).max().unwrap_or(1);
-    let mut text = output::preamble(
-        "Comparison of the servers",
-        &results.machine,
-        &results.date,
-        &results.command,
-    );
+    let mut text = results.header.preamble("Comparison of the servers");
     let _ = writeln!(
         text,
         "- Each run: {:.2} s warm-up, then {:.2} s measured; generator: `bench load` with {} thread(s) \
@@ -586,19 +493,19 @@ pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
          waiting); the rate is then that of the other connections only.\n"
     );
     for scenario in scenarios {
+        let key = scenario.key();
+        let rows = summarize(results, scenario)
+            .iter()
+            .map(scenario_row)
+            .collect::<Vec<_>>();
         let _ = writeln!(text, "## {}\n", scenario.title());
-        let mut table = String::from(
-            "| server | req/s | MiB/s | p50 | p99 | p99.9 | errors | starved | server CPU µs/req | client CPU µs/req | \
-             peak RSS MiB | threads | processes | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-        );
-        for row in summarize(results, scenario) {
-            let _ = writeln!(table, "{}", table_row(&row));
-        }
-        text.push_str(&output::anchored(&scenario.key(), &table));
+        text.push_str(&output::anchored(
+            &key,
+            &output::table(SCENARIO_TABLE, rows),
+        ));
         let _ = writeln!(
             text,
-            "\n![requests per second](throughput-{0}.svg)\n![latency](latency-{0}.svg)\n",
-            scenario.key()
+            "\n![requests per second](throughput-{key}.svg)\n![latency](latency-{key}.svg)\n"
         );
     }
     text.push_str(&server_tables(results, scenarios));
@@ -608,117 +515,76 @@ pub fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
 /// One table per server and file size, the scenarios as rows: what a step's chapter shows of its
 /// own server. Anchored `SERVER-small` and `SERVER-1mib`.
 fn server_tables(results: &CompareResults, scenarios: &[Scenario]) -> String {
-    let mut servers: Vec<&str> = Vec::new();
-    for run in &results.runs {
-        if !servers.contains(&run.server.as_str()) {
-            servers.push(&run.server);
-        }
-    }
     let mut text = String::from("## Server by server\n\n");
-    for server in servers {
+    for (server, _) in output::by_server(&results.runs, |run| &run.server) {
         for big in [false, true] {
-            let mut table = String::from(
-                "| scenario | req/s | p99 | server CPU µs/req | errors | starved |\n|---|---:|---:|---:|---:|---:|\n",
-            );
-            for scenario in scenarios.iter().filter(|scenario| scenario.big == big) {
-                let rows = summarize(results, scenario);
-                let Some(row) = rows.iter().find(|row| row.server == server) else {
-                    continue;
-                };
-                let _ = writeln!(table, "{}", server_row(&scenario.title(), row));
-            }
+            let rows = scenarios
+                .iter()
+                .filter(|s| s.big == big)
+                .filter_map(|scenario| {
+                    let rows = summarize(results, scenario);
+                    let row = rows.iter().find(|row| row.server == server)?;
+                    Some(server_row(&scenario.title(), row))
+                });
             let key = format!("{server}-{}", if big { "1mib" } else { "small" });
             let _ = writeln!(text, "### {key}\n");
-            text.push_str(&output::anchored(&key, &table));
+            text.push_str(&output::anchored(&key, &output::table(SERVER_TABLE, rows)));
             text.push('\n');
         }
     }
     text
 }
 
-fn server_row(title: &str, row: &Row<'_>) -> String {
-    let (Some(_), Some(load)) = (row.median_run(), row.median()) else {
-        return format!("| {title} | — | — | — | — | — |");
+fn server_row(title: &str, row: &Row<'_>) -> Vec<String> {
+    let Some(load) = row.median() else {
+        return [title, "—", "—", "—", "—", "—"].map(str::to_owned).into();
     };
-    let measured = row.measured();
-    let spread = |figure: fn(&RunRecord) -> Option<f64>, format: fn(f64) -> String| {
-        Spread::of(measured.iter().filter_map(|run| figure(run)))
-            .map_or_else(|| "—".to_owned(), |s| s.show(measured.len(), format))
-    };
-    format!(
-        "| {title} | {} | {} | {} | {} | {} |",
-        spread(
-            |run| Some(run.load.as_ref()?.requests_per_s),
-            |v| format!("{v:.0}")
-        ),
+    vec![
+        title.to_owned(),
+        row.rate(),
         stats::us(load.latency.p99_us),
-        spread(
-            |run| Some(run.server_cost?.cpu_us_per_request),
-            |v| format!("{v:.1}")
-        ),
+        row.server_cpu(),
         error_cell(load),
-        load.starved_connections
-            .map_or_else(|| "—".to_owned(), |n| n.to_string()),
-    )
+        or_dash(load.starved_connections),
+    ]
 }
 
-fn table_row(row: &Row<'_>) -> String {
-    let dash = || "—".to_owned();
-    let notes: Vec<String> = row
-        .runs
-        .iter()
-        .filter_map(|run| run.error.clone())
-        .collect();
-    let mut note = notes.first().cloned().unwrap_or_default().replace('|', "/");
+fn scenario_row(row: &Row<'_>) -> Vec<String> {
+    let note = row.runs.iter().find_map(|run| run.error.clone());
+    let mut note = note.unwrap_or_default().replace('|', "/");
     let (Some(run), Some(load)) = (row.median_run(), row.median()) else {
-        return format!(
-            "| {} | — | — | — | — | — | — | — | — | — | — | — | — | {note} |",
-            row.server
-        );
+        let dashes = std::iter::repeat_n("—".to_owned(), 12);
+        return std::iter::once(row.server.clone())
+            .chain(dashes)
+            .chain([note])
+            .collect();
     };
-    let measured = row.measured();
-    let spread = |figure: fn(&RunRecord) -> Option<f64>, format: fn(f64) -> String| {
-        Spread::of(measured.iter().filter_map(|run| figure(run)))
-            .map_or_else(dash, |s| s.show(measured.len(), format))
-    };
-    let rate = spread(
-        |run| Some(run.load.as_ref()?.requests_per_s),
-        |v| format!("{v:.0}"),
-    );
-    let server_cpu = spread(
-        |run| Some(run.server_cost?.cpu_us_per_request),
-        |v| format!("{v:.1}"),
-    );
     if let Some(starved) = load.starved_connections.filter(|&starved| starved > 0) {
-        note = format!(
-            "{starved} of {} connections starved; {note}",
-            load.connections
-        );
+        let connections = load.connections;
+        note = format!("{starved} of {connections} connections starved; {note}");
     }
     let cost = run.server_cost;
-    format!(
-        "| {} | {rate} | {:.1} | {} | {} | {} | {} | {} | {server_cpu} | {:.1} | {} | {} | {} | {} |",
-        row.server,
-        load.bytes_per_s / (1024.0 * 1024.0),
+    vec![
+        row.server.clone(),
+        row.rate(),
+        format!("{:.1}", load.bytes_per_s / (1024.0 * 1024.0)),
         stats::us(load.latency.p50_us),
         stats::us(load.latency.p99_us),
         stats::us(load.latency.p999_us),
         error_cell(load),
-        load.starved_connections
-            .map_or_else(dash, |n| n.to_string()),
-        load.client_cpu_us_per_request,
-        cost.map_or_else(dash, |c| format!("{:.1}", c.peak_rss_kib as f64 / 1024.0)),
-        cost.map_or_else(dash, |c| c.peak_threads.to_string()),
-        cost.map_or_else(dash, |c| c.peak_processes.to_string()),
-        note.trim_end_matches("; "),
-    )
+        or_dash(load.starved_connections),
+        row.server_cpu(),
+        format!("{:.1}", load.client_cpu_us_per_request),
+        or_dash(cost.map(|c| format!("{:.1}", c.peak_rss_kib as f64 / 1024.0))),
+        or_dash(cost.map(|c| c.peak_threads)),
+        or_dash(cost.map(|c| c.peak_processes)),
+        note.trim_end_matches("; ").to_owned(),
+    ]
 }
 
+/// The kinds of error that happened, e.g. `3 timeout, 1 reset`, or `0`.
 fn error_cell(load: &Report) -> String {
     let errors = &load.errors;
-    if errors.total() == 0 {
-        return "0".to_owned();
-    }
     let kinds = [
         ("connect", errors.connect),
         ("reset", errors.reset),
@@ -731,12 +597,26 @@ fn error_cell(load: &Report) -> String {
         .filter(|(_, n)| *n > 0)
         .map(|(kind, n)| format!("{n} {kind}"))
         .collect();
-    parts.join(", ")
+    if parts.is_empty() {
+        "0".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn results(command: &str, runs: Vec<RunRecord>) -> CompareResults {
+        CompareResults {
+            header: Header::now(command),
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            generator_threads: 1,
+            runs,
+        }
+    }
 
     #[test]
     fn the_matrix_has_every_combination() {
@@ -751,20 +631,9 @@ mod tests {
     #[test]
     fn failed_runs_appear_in_the_table() {
         let scenario = matrix(true)[0];
-        let results = CompareResults {
-            machine: Machine::describe(),
-            date: "2026-01-01T00:00:00Z".into(),
-            command: "bench compare".into(),
-            duration_s: 1.0,
-            warmup_s: 0.0,
-            generator_threads: 1,
-            runs: vec![failed(
-                "step09",
-                &scenario,
-                "exited before listening (exit status: 1)",
-            )],
-        };
-        let text = markdown(&results, &[scenario]);
+        let error = "exited before listening (exit status: 1)".to_owned();
+        let failed = RunRecord::new("step09", &scenario, 1, Err(error));
+        let text = markdown(&results("bench compare", vec![failed]), &[scenario]);
         assert!(text.contains("| step09 | — |"), "{text}");
         assert!(text.contains("exited before listening"));
         // The server-by-server table names the scenario on its row, under the server's own anchor.
@@ -786,27 +655,18 @@ mod tests {
     #[test]
     fn repeated_rounds_show_the_median_the_spread_and_starved_connections() {
         let scenario = matrix(true)[0];
-        let run = |round: u32, rate: f64, starved: u64| RunRecord {
-            round,
-            load: Some(Report {
+        let run = |round: u32, rate: f64, starved: u64| {
+            let load = Report {
                 requests: 10,
                 requests_per_s: rate,
                 connections: 16,
                 starved_connections: Some(starved),
                 ..Report::default()
-            }),
-            ..failed("step04-pool", &scenario, "")
+            };
+            RunRecord::new("step04-pool", &scenario, round, Ok((load, None)))
         };
-        let results = CompareResults {
-            machine: Machine::describe(),
-            date: "2026-01-01T00:00:00Z".into(),
-            command: "bench compare --repeat 3".into(),
-            duration_s: 1.0,
-            warmup_s: 0.0,
-            generator_threads: 1,
-            runs: vec![run(1, 100.0, 0), run(2, 300.0, 0), run(3, 200.0, 12)],
-        };
-        let text = markdown(&results, &[scenario]);
+        let runs = vec![run(1, 100.0, 0), run(2, 300.0, 0), run(3, 200.0, 12)];
+        let text = markdown(&results("bench compare --repeat 3", runs), &[scenario]);
         let key = scenario.key();
         assert!(
             text.contains(&format!("<!-- ANCHOR: {key} -->"))

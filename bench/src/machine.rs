@@ -32,8 +32,7 @@ fn proc_value(file: &str, key: &str) -> Option<String> {
 
 impl Machine {
     /// Reads the machine's description.
-    #[must_use]
-    pub fn describe() -> Self {
+    fn describe() -> Self {
         let memory_kib: u64 = proc_value("/proc/meminfo", "MemTotal:")
             .and_then(|value| value.split_whitespace().next()?.parse().ok())
             .unwrap_or(0);
@@ -60,11 +59,40 @@ impl std::fmt::Display for Machine {
     }
 }
 
-/// The current UTC time as `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ`.
-#[must_use]
-pub fn utc_now() -> (String, String) {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    (stamp[..10].to_owned(), stamp)
+/// What every results file starts with (flattened into it): where, when and how it was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// The machine.
+    pub machine: Machine,
+    /// When (UTC), as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub date: String,
+    /// The exact command.
+    pub command: String,
+}
+
+impl Header {
+    /// This machine, now, and `command`.
+    pub(crate) fn now(command: &str) -> Self {
+        let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        Self {
+            machine: Machine::describe(),
+            date,
+            command: command.to_owned(),
+        }
+    }
+
+    /// The day of [`Self::date`], `YYYY-MM-DD`.
+    pub(crate) fn day(&self) -> &str {
+        self.date.get(..10).unwrap_or(&self.date)
+    }
+
+    /// The start of a results page: its title, then the machine, the date and the command.
+    pub(crate) fn preamble(&self, title: &str) -> String {
+        format!(
+            "# {title}\n\n- Machine: {}\n- Date: {}\n- Command: `{}`\n",
+            self.machine, self.date, self.command
+        )
+    }
 }
 
 #[cfg(test)]
@@ -73,10 +101,12 @@ mod tests {
 
     #[test]
     fn describes_the_machine_and_the_date() {
-        let machine = Machine::describe();
+        let header = Header::now("bench");
+        let machine = &header.machine;
         assert!(machine.cpus >= 1 && !machine.kernel.is_empty(), "{machine}");
-        let (date, stamp) = utc_now();
+        let (date, stamp) = (header.day(), &header.date);
         assert_eq!((date.len(), stamp.len()), (10, 20), "{stamp}");
-        assert!(stamp.starts_with(&date) && stamp.ends_with('Z') && date.starts_with("20"));
+        assert!(stamp.starts_with(date) && stamp.ends_with('Z') && date.starts_with("20"));
+        assert!(header.preamble("T").starts_with("# T\n\n- Machine: "));
     }
 }

@@ -5,7 +5,7 @@
 //! or `cargo run -p bench --release -- compare --quick`. Every command explains itself with `--help`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,10 +59,8 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    let command_line = {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        format!("cargo run -p bench --release -- {}", args.join(" "))
-    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command_line = format!("cargo run -p bench --release -- {}", args.join(" "));
     match command {
         Command::Load { mut config, json } => {
             if config.duration.is_none() && config.requests.is_none() {
@@ -76,31 +74,16 @@ fn run(command: Command) -> anyhow::Result<()> {
             })
         }
         Command::Compare(options) => {
-            let out = compare::run(&CompareOptions {
-                command_line,
-                ..options
-            })?;
+            let out = compare::run(&options, &command_line)?;
             emit(&format!("results: {}", out.display()))
         }
         Command::C10k(options) => {
-            let results = c10k::run(&C10kOptions {
-                command_line,
-                ..options.clone()
-            })?;
-            emit(&without_anchors(&c10k::markdown(&results)))?;
-            options
-                .out
-                .map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
+            let results = c10k::run(&options, &command_line)?;
+            emit_table(&c10k::markdown(&results), options.out.as_deref())
         }
         Command::Soak(options) => {
-            let results = soak::run(&SoakOptions {
-                command_line,
-                ..options.clone()
-            })?;
-            emit(&without_anchors(&soak::markdown(&results)))?;
-            options
-                .out
-                .map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
+            let results = soak::run(&options, &command_line)?;
+            emit_table(&soak::markdown(&results), options.out.as_deref())
         }
         Command::Replot { dir } if dir.join("c10k.json").is_file() => {
             output::rewrite_markdown(&dir, "c10k", c10k::markdown)
@@ -112,13 +95,15 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// The Markdown without the mdBook anchor lines, which only the book needs.
-fn without_anchors(markdown: &str) -> String {
-    markdown
+/// Prints a results page without the mdBook anchor lines (only the book needs them), then where it
+/// was written.
+fn emit_table(markdown: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let lines: Vec<&str> = markdown
         .lines()
         .filter(|line| !line.starts_with("<!-- ANCHOR"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    emit(&lines.join("\n"))?;
+    out.map_or(Ok(()), |out| emit(&format!("wrote {}", out.display())))
 }
 
 /// Prints a line on stdout; a reader that went away (`bench … | head`) is not an error.

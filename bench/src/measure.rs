@@ -1,15 +1,105 @@
-//! One measured run: a warm-up, then the load, with the server's CPU and memory read from `/proc`
-//! around it.
+//! What the experiments measure and how: the servers (a step, nginx, or an external URL), and one
+//! measured run — a warm-up, then the load, with the server's CPU and memory read from `/proc` around
+//! it.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, LoadConfig, LoadError, LoadResult};
+use crate::server::{self, Binaries, Server, ServerSpec};
 use testkit::procfs::{self, Sampler};
 
 /// How often the server's memory and process count are sampled during a run.
-pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+
+/// A server to measure: a step configuration or nginx (started here), or an external server's name
+/// and URL.
+#[derive(Debug, Clone)]
+pub(crate) enum Subject {
+    Step(ServerSpec),
+    Nginx(u32),
+    External(String, String),
+}
+
+impl Subject {
+    /// The `steps` selected by name (all for none; no step for `None`), then nginx with each of
+    /// `nginx_workers`.
+    pub(crate) fn list(
+        steps: Option<&[String]>,
+        nginx_workers: &[u32],
+    ) -> anyhow::Result<Vec<Self>> {
+        let steps = match steps {
+            Some(names) => server::select(names)?,
+            None => Vec::new(),
+        };
+        let nginx = nginx_workers.iter().map(|&workers| Self::Nginx(workers));
+        Ok(steps.into_iter().map(Self::Step).chain(nginx).collect())
+    }
+
+    /// The steps' executables, built only when `subjects` has a step.
+    pub(crate) fn build(subjects: &[Self]) -> Binaries {
+        server::build_if(subjects.iter().any(|s| matches!(s, Self::Step(_))))
+    }
+
+    /// The name shown in tables and charts.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Self::Step(spec) => spec.name.to_owned(),
+            Self::Nginx(workers) => format!("nginx-{workers}"),
+            Self::External(name, _) => name.clone(),
+        }
+    }
+
+    /// Starts it, serving `root` (an external server is only a URL: its process is not ours).
+    pub(crate) fn start(&self, root: &Path, binaries: &Binaries) -> anyhow::Result<Live> {
+        let server = match self {
+            Self::Step(spec) => start_step(spec, root, binaries)?,
+            Self::Nginx(workers) => server::start_nginx(*workers, root)?,
+            Self::External(_, url) => {
+                let base = url.trim_end_matches('/').to_owned();
+                return Ok(Live { base, server: None });
+            }
+        };
+        let base = server.url("");
+        Ok(Live {
+            base,
+            server: Some(server),
+        })
+    }
+}
+
+/// Starts the step `spec` serving `root`.
+pub(crate) fn start_step(
+    spec: &ServerSpec,
+    root: &Path,
+    binaries: &Binaries,
+) -> anyhow::Result<Server> {
+    Ok(server::start(binaries.get(spec.package)?, root, spec.args)?)
+}
+
+/// A [`Subject`] once started: where its documents are, and its process when it is ours.
+pub(crate) struct Live {
+    /// The URL up to the path, e.g. `http://127.0.0.1:7080`.
+    base: String,
+    pub(crate) server: Option<Server>,
+}
+
+impl Live {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Server::pid)
+    }
+
+    /// Stops a server started here; `false` when it did not exit cleanly on `SIGTERM`.
+    pub(crate) fn stop(self) -> bool {
+        self.server.is_none_or(Server::stop)
+    }
+}
 
 /// What serving the load cost the server (its whole process tree).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -30,11 +120,8 @@ pub struct ServerCost {
 }
 
 /// A warm-up of `warmup` (not recorded), then `config` measured; with `server_pid`, the server's cost.
-///
-/// # Errors
-///
-/// When the load cannot run at all (see [`engine::run`]).
-pub fn measure(
+/// An error means the load could not run at all (see [`engine::run`]).
+pub(crate) fn measure(
     config: &LoadConfig,
     warmup: Duration,
     server_pid: Option<u32>,
@@ -56,19 +143,16 @@ pub fn measure(
     let sampler = Sampler::start(pid, SAMPLE_PERIOD);
     let result = engine::run(config)?;
     let after = procfs::sample_tree(pid);
-    let peak = sampler.finish();
+    let peak = sampler.finish().max(after);
     let cpu_s = (after.cpu_s - before.cpu_s).max(0.0);
     let outcomes = result.tally.outcomes().max(1) as f64;
     let cost = ServerCost {
         cpu_s,
         cpu_us_per_request: cpu_s * 1e6 / outcomes,
-        peak_rss_kib: peak
-            .rss_kib
-            .max(after.rss_kib)
-            .max(procfs::peak_rss_kib(pid).unwrap_or(0)),
-        peak_threads: peak.threads.max(after.threads),
-        peak_processes: peak.processes.max(after.processes),
-        peak_fds: peak.fds.max(after.fds),
+        peak_rss_kib: peak.rss_kib.max(procfs::peak_rss_kib(pid).unwrap_or(0)),
+        peak_threads: peak.threads,
+        peak_processes: peak.processes,
+        peak_fds: peak.fds,
     };
     Ok((result, Some(cost)))
 }

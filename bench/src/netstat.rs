@@ -23,7 +23,7 @@ pub struct TcpCounters {
 
 impl TcpCounters {
     /// The counters now, or zeros where the kernel does not expose them.
-    pub fn read() -> TcpCounters {
+    pub(crate) fn read() -> TcpCounters {
         let netstat = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
         let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
         TcpCounters {
@@ -35,7 +35,7 @@ impl TcpCounters {
     }
 
     /// What happened between `self` (read before) and `later`.
-    pub fn since(self, later: TcpCounters) -> TcpCounters {
+    pub(crate) fn since(self, later: TcpCounters) -> TcpCounters {
         TcpCounters {
             listen_overflows: later.listen_overflows.saturating_sub(self.listen_overflows),
             listen_drops: later.listen_drops.saturating_sub(self.listen_drops),

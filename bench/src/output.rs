@@ -1,24 +1,27 @@
-//! What the experiments share in their output: a progress bar with an ETA, result files whose tables
-//! the book includes by name (mdBook anchors), and the median and spread of repeated runs.
+//! What the experiments share in their output: interleaved rounds under a progress bar with an ETA,
+//! result files with a common header whose tables the book includes by name (mdBook anchors), and
+//! the median and spread of repeated runs.
 
-use std::fmt::Write as _;
+use std::fmt::Display;
 use std::fs;
 use std::path::Path;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::machine::Header;
+use crate::stats::ErrorCounts;
 
 /// Progress over a known number of runs, with an ETA: a bar on a terminal, plain lines otherwise
 /// (a log or a pipe gets one line per run and no escape codes).
 #[derive(Debug)]
-pub struct Progress(ProgressBar);
+pub(crate) struct Progress(ProgressBar);
 
 impl Progress {
     /// A bar for `runs` runs.
-    #[must_use]
-    pub fn new(runs: usize) -> Self {
+    pub(crate) fn new(runs: usize) -> Self {
         let bar = ProgressBar::new(runs as u64);
         if let Ok(style) = ProgressStyle::with_template(
             "{wide_bar} {pos}/{len} runs, {elapsed} elapsed, about {eta} left",
@@ -29,7 +32,7 @@ impl Progress {
     }
 
     /// Prints a line above the bar (or on stderr when there is no bar).
-    pub fn line(&self, text: &str) {
+    pub(crate) fn line(&self, text: &str) {
         if self.0.is_hidden() {
             eprintln!("{text}");
         } else {
@@ -38,7 +41,7 @@ impl Progress {
     }
 
     /// One more run done.
-    pub fn advance(&self) {
+    pub(crate) fn advance(&self) {
         self.0.inc(1);
     }
 }
@@ -49,33 +52,100 @@ impl Drop for Progress {
     }
 }
 
+/// Measures every subject `repeat` times, interleaved (every subject once, then again…), so that a
+/// drift of the machine spreads over all of them; `measure` gets the round (1-based) and advances
+/// the progress bar, which counts `runs_per_subject` runs per subject and round.
+pub(crate) fn interleave<S, R>(
+    subjects: &[S],
+    repeat: u32,
+    runs_per_subject: usize,
+    mut measure: impl FnMut(&S, u32, &Progress) -> Vec<R>,
+) -> Vec<R> {
+    let progress = Progress::new(subjects.len() * runs_per_subject * repeat as usize);
+    let mut runs = Vec::new();
+    for round in 1..=repeat {
+        for subject in subjects {
+            runs.extend(measure(subject, round, &progress));
+        }
+    }
+    runs
+}
+
+/// The round of a run recorded before `--repeat` existed.
+pub(crate) const fn first_round() -> u32 {
+    1
+}
+
+/// A results file of `c10k` or `soak`: the header, then every run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results<R> {
+    /// Where, when and how.
+    #[serde(flatten)]
+    pub header: Header,
+    /// Every run.
+    pub runs: Vec<R>,
+}
+
+impl<R> Results<R> {
+    /// The results page: the preamble, then `table` anchored as `table`.
+    pub(crate) fn page(&self, title: &str, table: &str) -> String {
+        format!(
+            "{}\n{}",
+            self.header.preamble(title),
+            anchored("table", table)
+        )
+    }
+}
+
 /// Wraps a Markdown fragment in mdBook anchors, so a page can `{{#include results.md:NAME}}` it and
 /// still get the right rows after any rerun.
-#[must_use]
-pub fn anchored(name: &str, fragment: &str) -> String {
+pub(crate) fn anchored(name: &str, fragment: &str) -> String {
     format!(
         "<!-- ANCHOR: {name} -->\n{}\n<!-- ANCHOR_END: {name} -->\n",
         fragment.trim_end()
     )
 }
 
-/// The header every results page starts with.
-#[must_use]
-pub fn preamble(
-    title: &str,
-    machine: &crate::machine::Machine,
-    date: &str,
-    command: &str,
-) -> String {
-    format!("# {title}\n\n- Machine: {machine}\n- Date: {date}\n- Command: `{command}`\n")
+/// A Markdown table: `head` (the header and alignment lines), then one line per row of cells.
+pub(crate) fn table(head: &str, rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut text = head.to_owned();
+    for row in rows {
+        text += &format!("| {} |\n", row.join(" | "));
+    }
+    text
+}
+
+/// A table cell: the value, or a dash where there is none.
+pub(crate) fn or_dash(value: Option<impl Display>) -> String {
+    value.map_or_else(|| "—".to_owned(), |value| value.to_string())
+}
+
+/// A table cell with every kind of error, or `0` when there were none.
+pub(crate) fn all_errors(errors: &ErrorCounts) -> String {
+    if errors.total() == 0 {
+        "0".to_owned()
+    } else {
+        errors.to_string()
+    }
+}
+
+/// `runs` grouped by server, servers in the order they first appear.
+pub(crate) fn by_server<'a, R>(
+    runs: impl IntoIterator<Item = &'a R>,
+    server: impl Fn(&R) -> &str,
+) -> Vec<(String, Vec<&'a R>)> {
+    let mut groups: Vec<(String, Vec<&R>)> = Vec::new();
+    for run in runs {
+        match groups.iter_mut().find(|(name, _)| name == server(run)) {
+            Some((_, group)) => group.push(run),
+            None => groups.push((server(run).to_owned(), vec![run])),
+        }
+    }
+    groups
 }
 
 /// Writes `STEM.json` and `STEM.md` into `dir` (creating it).
-///
-/// # Errors
-///
-/// When the directory or a file cannot be written.
-pub fn write(
+pub(crate) fn write(
     dir: &Path,
     stem: &str,
     results: &impl Serialize,
@@ -83,22 +153,15 @@ pub fn write(
 ) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::to_string_pretty(results)?;
-    for (name, text) in [
-        (format!("{stem}.json"), json.as_str()),
-        (format!("{stem}.md"), markdown),
-    ] {
-        let path = dir.join(name);
+    for (extension, text) in [("json", json.as_str()), ("md", markdown)] {
+        let path = dir.join(format!("{stem}.{extension}"));
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
 
 /// Reads `STEM.json` in `dir`.
-///
-/// # Errors
-///
-/// When the file cannot be read or parsed.
-pub fn read<T: DeserializeOwned>(dir: &Path, stem: &str) -> anyhow::Result<T> {
+pub(crate) fn read<T: DeserializeOwned>(dir: &Path, stem: &str) -> anyhow::Result<T> {
     let path = dir.join(format!("{stem}.json"));
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -124,19 +187,15 @@ pub fn rewrite_markdown<T: DeserializeOwned>(
 
 /// The median of some figures (the lower middle one for an even count) and their range.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spread {
-    /// The middle figure.
-    pub median: f64,
-    /// The smallest.
-    pub min: f64,
-    /// The largest.
-    pub max: f64,
+pub(crate) struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
 }
 
 impl Spread {
     /// The spread of `figures`; `None` when there are none.
-    #[must_use]
-    pub fn of(figures: impl IntoIterator<Item = f64>) -> Option<Self> {
+    pub(crate) fn of(figures: impl IntoIterator<Item = f64>) -> Option<Self> {
         let mut sorted: Vec<f64> = figures.into_iter().collect();
         sorted.sort_by(f64::total_cmp);
         Some(Self {
@@ -147,23 +206,24 @@ impl Spread {
     }
 
     /// `median` alone for one run, `median (min–max)` for several, each through `format`.
-    #[must_use]
-    pub fn show(&self, runs: usize, format: impl Fn(f64) -> String) -> String {
+    pub(crate) fn show(&self, runs: usize, format: impl Fn(f64) -> String) -> String {
         if runs <= 1 {
             return format(self.median);
         }
-        let mut text = format(self.median);
-        let _ = write!(text, " ({}–{})", format(self.min), format(self.max));
-        text
+        format!(
+            "{} ({}–{})",
+            format(self.median),
+            format(self.min),
+            format(self.max)
+        )
     }
 }
 
-/// The index, among `items`, of the one whose `key` is the median (see [`Spread`]).
-#[must_use]
-pub fn median_index<T>(items: &[T], key: impl Fn(&T) -> f64) -> Option<usize> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| key(&items[a]).total_cmp(&key(&items[b])));
-    order.get(order.len().checked_sub(1)? / 2).copied()
+/// The one among `items` whose `key` is the median (see [`Spread`]).
+pub(crate) fn median_by<'a, T>(items: &[&'a T], key: impl Fn(&T) -> f64) -> Option<&'a T> {
+    let mut sorted = items.to_vec();
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
 }
 
 #[cfg(test)]
@@ -196,7 +256,7 @@ mod tests {
         assert_eq!(spread.show(4, |v| format!("{v:.0}")), "2 (1–10)");
         assert_eq!(spread.show(1, |v| format!("{v:.0}")), "2");
         assert_eq!(Spread::of([]), None);
-        assert_eq!(median_index(&[5, 1, 9], |&v| f64::from(v)), Some(0));
+        assert_eq!(median_by(&[&5, &1, &9], |&v| f64::from(v)), Some(&5));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! requests, alternating with a connection per request), then a check that the server is back to its
 //! baseline: no descriptor, thread or process left behind, and resident memory where it was.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,9 @@ use testkit::procfs::{self, TreeSample};
 
 use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::{self, LoadConfig};
-use crate::machine::{self, Machine};
-use crate::output::{self, Progress};
+use crate::machine::Header;
+use crate::measure;
+use crate::output::{self, Progress, Results};
 use crate::server::{self, Server, ServerSpec};
 use crate::stats::{ErrorCounts, Tally};
 use crate::target::Target;
@@ -42,13 +42,10 @@ pub struct SoakOptions {
     /// Also write soak.json and soak.md into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The command line, recorded with the results.
-    #[arg(skip)]
-    pub command_line: String,
 }
 
 /// One server's soak.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SoakRecord {
     /// Server name.
     pub server: String,
@@ -71,45 +68,26 @@ pub struct SoakRecord {
 }
 
 /// Everything `soak.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SoakResults {
-    /// The machine.
-    pub machine: Machine,
-    /// When (UTC).
-    pub date: String,
-    /// The exact command.
-    pub command: String,
-    /// Every server.
-    pub runs: Vec<SoakRecord>,
-}
+pub type SoakResults = Results<SoakRecord>;
 
-/// Runs the soak for every selected configuration, writes `soak.json` and `soak.md` when asked, and
-/// returns the results.
+/// Runs the soak for every selected configuration, writes `soak.json` and `soak.md` when asked
+/// (recording `command`), and returns the results.
 ///
 /// # Errors
 ///
 /// When nothing matches, or the results cannot be written.
-pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
+pub fn run(options: &SoakOptions, command: &str) -> anyhow::Result<SoakResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let specs = server::select(&options.steps)?;
     let root = DocRoot::create().context("cannot create the document root")?;
     let binaries = server::build();
-    let (_, stamp) = machine::utc_now();
-    let mut results = SoakResults {
-        machine: Machine::describe(),
-        date: stamp,
-        command: options.command_line.clone(),
-        runs: Vec::new(),
-    };
-    let progress = Progress::new(specs.len());
-    for spec in &specs {
-        let started = binaries
-            .get(spec.package)
-            .and_then(|binary| Ok(server::start(binary, root.path(), spec.args)?));
-        let record = match started {
-            Ok(running) => soak_one(spec, running, options, &progress),
-            Err(error) => failed(spec.name, &format!("{error:#}")),
-        };
+    let header = Header::now(command);
+    let runs = output::interleave(&specs, 1, 1, |spec, _, progress| {
+        let started = measure::start_step(spec, root.path(), &binaries);
+        let soaked = started
+            .map_err(|error| format!("{error:#}"))
+            .and_then(|running| soak_one(spec, running, options, progress));
+        let record = soaked.unwrap_or_else(|error| failed(spec.name, &error));
         let leaks = if record.leaks.is_empty() {
             "none".to_owned()
         } else {
@@ -121,8 +99,9 @@ pub fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
             record.server, record.requests
         ));
         progress.advance();
-        results.runs.push(record);
-    }
+        vec![record]
+    });
+    let results = Results { header, runs };
     if let Some(out) = &options.out {
         output::write(out, "soak", &results, &markdown(&results))?;
     }
@@ -134,12 +113,9 @@ fn soak_one(
     mut running: Server,
     options: &SoakOptions,
     progress: &Progress,
-) -> SoakRecord {
+) -> Result<SoakRecord, String> {
     let pid = running.pid();
-    let target = match Target::parse(&running.url(SMALL_PATH)) {
-        Ok(target) => target,
-        Err(error) => return failed(spec.name, &error.to_string()),
-    };
+    let target = Target::parse(&running.url(SMALL_PATH)).map_err(|error| error.to_string())?;
     // Warm up first, so that lazily created pools and buffers are part of the baseline.
     let mut warm = LoadConfig::new(
         target.clone(),
@@ -147,9 +123,7 @@ fn soak_one(
         Duration::from_secs(1),
     );
     warm.timeout = Duration::from_secs(3);
-    if let Err(error) = engine::run(&warm) {
-        return failed(spec.name, &error.to_string());
-    }
+    engine::run(&warm).map_err(|error| error.to_string())?;
     let before = settle(pid, None);
     progress.line(&format!(
         "bench: {}: soaking for {:?}",
@@ -166,10 +140,8 @@ fn soak_one(
         config.close = close;
         config.requests_per_connection = Some(CHURN);
         config.timeout = Duration::from_secs(3);
-        match engine::run(&config) {
-            Ok(result) => tally.merge(&result.tally),
-            Err(error) => return failed(spec.name, &error.to_string()),
-        }
+        let result = engine::run(&config).map_err(|error| error.to_string())?;
+        tally.merge(&result.tally);
         close = !close;
     }
     let duration_s = started.elapsed().as_secs_f64();
@@ -179,7 +151,7 @@ fn soak_one(
         leaks.push(error.to_string());
     }
     let _ = running.stop();
-    SoakRecord {
+    Ok(SoakRecord {
         server: spec.name.to_owned(),
         duration_s,
         requests: tally.requests,
@@ -189,28 +161,24 @@ fn soak_one(
         after: Some(after),
         leaks,
         error: None,
-    }
+    })
 }
 
 /// Waits until the server is idle (no more descriptors, threads or processes than `baseline`, or, for
 /// the baseline itself, until two samples agree), at most [`SETTLE`]; returns the last sample.
 fn settle(pid: u32, baseline: Option<&TreeSample>) -> TreeSample {
+    let counts = |sample: &TreeSample| [sample.fds, sample.threads, sample.processes];
     let deadline = Instant::now() + SETTLE;
     let mut last = procfs::sample_tree(pid);
     loop {
         std::thread::sleep(Duration::from_millis(250));
         let now = procfs::sample_tree(pid);
         let settled = match baseline {
-            Some(base) => {
-                now.fds <= base.fds
-                    && now.threads <= base.threads
-                    && now.processes <= base.processes
-            }
-            None => {
-                now.fds == last.fds
-                    && now.threads == last.threads
-                    && now.processes == last.processes
-            }
+            Some(base) => counts(&now)
+                .iter()
+                .zip(counts(base))
+                .all(|(now, base)| *now <= base),
+            None => counts(&now) == counts(&last),
         };
         last = now;
         if settled || Instant::now() >= deadline {
@@ -243,60 +211,42 @@ fn failed(name: &str, error: &str) -> SoakRecord {
     eprintln!("bench: {name}: {error}");
     SoakRecord {
         server: name.to_owned(),
-        duration_s: 0.0,
-        requests: 0,
-        errors: ErrorCounts::default(),
-        connects: 0,
-        before: None,
-        after: None,
-        leaks: Vec::new(),
         error: Some(error.to_owned()),
+        ..SoakRecord::default()
     }
 }
+
+const TABLE: &str = "| server | seconds | requests | connections | errors | descriptors | threads | processes | RSS MiB | leaks |\n\
+    |---|---:|---:|---:|---|---|---|---|---|---|\n";
 
 /// The results as a Markdown table.
 #[must_use]
 pub fn markdown(results: &SoakResults) -> String {
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "| server | seconds | requests | connections | errors | descriptors | threads | processes | RSS MiB | leaks |"
-    );
-    let _ = writeln!(text, "|---|---:|---:|---:|---|---|---|---|---|---|");
-    let pair = |before: Option<&TreeSample>,
-                after: Option<&TreeSample>,
-                field: fn(&TreeSample) -> String| match (before, after) {
-        (Some(b), Some(a)) => format!("{} → {}", field(b), field(a)),
-        _ => "—".to_owned(),
-    };
-    for run in &results.runs {
+    let rows = results.runs.iter().map(|run| {
         let (b, a) = (run.before.as_ref(), run.after.as_ref());
+        let pair = |field: fn(&TreeSample) -> String| match (b, a) {
+            (Some(b), Some(a)) => format!("{} → {}", field(b), field(a)),
+            _ => "—".to_owned(),
+        };
         let verdict = match (&run.error, run.leaks.is_empty()) {
             (Some(error), _) => error.clone(),
             (None, true) => "none".to_owned(),
             (None, false) => run.leaks.join("; "),
         };
-        let _ = writeln!(
-            text,
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            run.server,
-            run.duration_s,
-            run.requests,
-            run.connects,
-            if run.errors.total() == 0 {
-                "0".to_owned()
-            } else {
-                run.errors.to_string()
-            },
-            pair(b, a, |s| s.fds.to_string()),
-            pair(b, a, |s| s.threads.to_string()),
-            pair(b, a, |s| s.processes.to_string()),
-            pair(b, a, |s| format!("{:.1}", s.rss_kib as f64 / 1024.0)),
+        vec![
+            run.server.clone(),
+            format!("{:.0}", run.duration_s),
+            run.requests.to_string(),
+            run.connects.to_string(),
+            output::all_errors(&run.errors),
+            pair(|s| s.fds.to_string()),
+            pair(|s| s.threads.to_string()),
+            pair(|s| s.processes.to_string()),
+            pair(|s| format!("{:.1}", s.rss_kib as f64 / 1024.0)),
             verdict.replace('|', "/"),
-        );
-    }
-    let preamble = output::preamble("Soak", &results.machine, &results.date, &results.command);
-    format!("{preamble}\n{}", output::anchored("table", &text))
+        ]
+    });
+    results.page("Soak", &output::table(TABLE, rows))
 }
 
 #[cfg(test)]

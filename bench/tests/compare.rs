@@ -25,10 +25,9 @@ fn compare_writes_every_output_for_an_external_target() {
         warmup: Some(Duration::ZERO),
         threads: 1,
         repeat: 2,
-        command_line: "test".to_owned(),
         ..CompareOptions::default()
     };
-    let written = compare::run(&options).unwrap();
+    let written = compare::run(&options, "test").unwrap();
     assert_eq!(written, out);
     let results: CompareResults =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
