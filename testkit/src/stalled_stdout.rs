@@ -135,16 +135,9 @@ fn run_client(addr: SocketAddr, keep_alive: bool, n_requests: usize) {
 /// `stalled_stdout`).
 #[macro_export]
 macro_rules! stalled_stdout_tests {
-    (bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
-        $crate::stalled_stdout_tests!(mod stalled_stdout, bin = $bin, args = $args, keep_alive = $keep_alive);
-    };
-    (mod $name:ident, bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
-        mod $name {
-            const TARGET: $crate::Target =
-                $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive };
-            $crate::tests_calling_target! {
-                stalled_stdout::keeps_answering as a_stdout_nobody_reads_never_stops_the_server,
-            }
-        }
+    ($(mod $name:ident,)? bin = $bin:expr, args = $args:expr, keep_alive = $keep_alive:expr $(,)?) => {
+        $crate::target_tests!(stalled_stdout $($name)?, $crate::Target { bin: $bin, args: $args, keep_alive: $keep_alive }, [
+            stalled_stdout::keeps_answering as a_stdout_nobody_reads_never_stops_the_server,
+        ]);
     };
 }
