@@ -65,7 +65,7 @@ impl Connection {
             written: 0,
             served: 0,
             ended: 0,
-            scanner: ResponseScanner::new(),
+            scanner: ResponseScanner::default(),
             origin: now,
             deadline: now,
             slot: now,
