@@ -188,28 +188,21 @@ pub(super) struct WorkerShare {
 
 impl WorkerShare {
     pub(super) fn new(config: &LoadConfig, threads: usize, thread: usize) -> Self {
-        let connections = split_for(config.connections, threads, thread);
-        let first_connection = (0..thread)
-            .map(|t| split_for(config.connections, threads, t))
-            .sum();
-        let split = |total: u64| {
-            total / threads as u64 + u64::from((thread as u64) < total % threads as u64)
+        let share_of = |total: u64, thread: usize| {
+            let threads = threads as u64;
+            total / threads + u64::from((thread as u64) < total % threads)
         };
-        let interval = config.rate.map(|rate| {
-            let per_connection = rate / config.connections as f64;
-            Duration::from_secs_f64(1.0 / per_connection)
-        });
+        let connections = config.connections as u64;
         Self {
-            first_connection,
-            connections,
-            requests: config.requests.map(split),
-            interval,
+            first_connection: (0..thread).map(|t| share_of(connections, t) as usize).sum(),
+            connections: share_of(connections, thread) as usize,
+            requests: config.requests.map(|total| share_of(total, thread)),
+            // Each connection sends every `connections / rate` seconds.
+            interval: config
+                .rate
+                .map(|rate| Duration::from_secs_f64(connections as f64 / rate)),
         }
     }
-}
-
-fn split_for(total: usize, parts: usize, part: usize) -> usize {
-    total / parts + usize::from(part < total % parts)
 }
 
 #[cfg(test)]
@@ -223,38 +216,24 @@ mod tests {
 
     #[test]
     fn refuses_impossible_options() {
-        let refused = |config: LoadConfig| matches!(Plan::new(&config), Err(LoadError::Config(_)));
-        assert!(refused(config(0)));
-        assert!(refused(LoadConfig {
-            duration: None,
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            rate: Some(0.0),
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            rate: Some(f64::NAN),
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            headers: vec!["no colon".into()],
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            headers: vec!["A: b\r\nC: d".into()],
-            ..config(1)
-        }));
-        assert!(
-            refused(config(100_000_000)),
-            "more connections than descriptors"
-        );
-        let plan = Plan::new(&LoadConfig {
-            source_addresses: 3,
-            ..config(1)
-        })
-        .unwrap();
-        assert_eq!(plan.sources.len(), 3);
+        let refused = |change: fn(&mut LoadConfig)| {
+            let mut config = config(1);
+            change(&mut config);
+            matches!(Plan::new(&config), Err(LoadError::Config(_)))
+        };
+        assert!(refused(|config| config.connections = 0));
+        assert!(refused(|config| config.duration = None));
+        assert!(refused(|config| config.rate = Some(0.0)));
+        assert!(refused(|config| config.rate = Some(f64::NAN)));
+        assert!(refused(|config| config.headers = vec!["no colon".into()]));
+        assert!(refused(
+            |config| config.headers = vec!["A: b\r\nC: d".into()]
+        ));
+        let too_many = |config: &mut LoadConfig| config.connections = 100_000_000;
+        assert!(refused(too_many), "more connections than descriptors");
+        let mut spread = config(1);
+        spread.source_addresses = 3;
+        assert_eq!(Plan::new(&spread).unwrap().sources.len(), 3);
     }
 
     #[test]
