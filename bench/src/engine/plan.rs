@@ -149,15 +149,15 @@ impl Plan {
 
 /// Raises the descriptor limit and fails clearly when it cannot hold every connection.
 fn check_descriptors(connections: usize) -> Result<(), LoadError> {
+    // The soft limit is now the hard one, which only root can raise.
     let limit = sys::raise_nofile_limit()?;
     let needed = connections as u64 + SPARE_DESCRIPTORS;
-    if needed > limit.soft {
+    if needed > limit {
         return Err(LoadError::Config(format!(
-            "{connections} connections need about {needed} descriptors, but this process may open only {} \
-             (RLIMIT_NOFILE soft {}, hard {}); the hard limit can only be raised by root \
+            "{connections} connections need about {needed} descriptors, but this process may open only {limit} \
+             (RLIMIT_NOFILE soft {limit}, hard {limit}); the hard limit can only be raised by root \
              (`ulimit -Hn`, /etc/security/limits.conf or the container's settings): use fewer connections \
-             or run several generators",
-            limit.soft, limit.soft, limit.hard
+             or run several generators"
         )));
     }
     Ok(())
