@@ -181,7 +181,8 @@ fn source_addresses(config: &LoadConfig) -> Result<Vec<IpAddr>, LoadError> {
 pub(super) struct WorkerShare {
     pub(super) first_connection: usize,
     pub(super) connections: usize,
-    pub(super) requests: Option<u64>,
+    /// The requests this worker may start (`u64::MAX`: no budget).
+    pub(super) requests: u64,
     /// Time between two requests of one connection, with `--rate`.
     pub(super) interval: Option<Duration>,
 }
@@ -196,7 +197,9 @@ impl WorkerShare {
         Self {
             first_connection: (0..thread).map(|t| share_of(connections, t) as usize).sum(),
             connections: share_of(connections, thread) as usize,
-            requests: config.requests.map(|total| share_of(total, thread)),
+            requests: config
+                .requests
+                .map_or(u64::MAX, |total| share_of(total, thread)),
             // Each connection sends every `connections / rate` seconds.
             interval: config
                 .rate
@@ -250,7 +253,7 @@ mod tests {
         assert_eq!(connections, [3, 2, 2]);
         let firsts: Vec<usize> = shares.iter().map(|s| s.first_connection).collect();
         assert_eq!(firsts, [0, 3, 5]);
-        assert_eq!(shares.iter().map(|s| s.requests.unwrap()).sum::<u64>(), 10);
+        assert_eq!(shares.iter().map(|s| s.requests).sum::<u64>(), 10);
         // 100 requests/s over 7 connections: each sends every 70 ms.
         let interval = shares[0].interval.unwrap().as_secs_f64();
         assert!((interval - 0.07).abs() < 1e-9, "{interval}");

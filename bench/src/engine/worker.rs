@@ -162,9 +162,7 @@ impl<'a> Worker<'a> {
     }
 
     fn budget_spent(&self) -> bool {
-        self.share
-            .requests
-            .is_some_and(|budget| self.tally.outcomes() >= budget)
+        self.tally.outcomes() >= self.share.requests
     }
 
     /// When the poll must return at the latest: the end, the next timeout sweep, and (without the
@@ -223,11 +221,7 @@ impl<'a> Worker<'a> {
     /// Starts one request on a connection, opening it first if needed. `origin` is the intended start
     /// with `--rate`; otherwise latency counts from now.
     fn begin_request(&mut self, index: usize, origin: Option<Instant>) {
-        if self
-            .share
-            .requests
-            .is_some_and(|budget| self.started_requests >= budget)
-        {
+        if self.started_requests >= self.share.requests {
             self.conns[index].close();
             self.conns[index].phase = Phase::Closed;
             return;
@@ -252,10 +246,9 @@ impl<'a> Worker<'a> {
     /// Opens a non-blocking connection and registers it for both directions (edge-triggered, so it
     /// is registered once and never modified).
     fn open(&mut self, index: usize) -> io::Result<TcpStream> {
-        let source = match self.plan.sources.len() {
-            0 => None,
-            n => Some(self.plan.sources[(self.share.first_connection + index) % n]),
-        };
+        let sources = &self.plan.sources;
+        let source = (!sources.is_empty())
+            .then(|| sources[(self.share.first_connection + index) % sources.len()]);
         let mut stream = connect(self.plan.addr, source)?;
         let interest = Interest::READABLE | Interest::WRITABLE;
         self.poll
