@@ -1,16 +1,11 @@
 //! An incremental, allocation-free scanner for HTTP/1.x responses, on `httparse`.
 //!
 //! The load generator only needs to know where each response ends and whether it succeeded, so this
-//! frames responses, it does not keep them: `httparse` reads the head (status line and headers, with
-//! SIMD where the CPU has it), this module checks what matters for framing — `Content-Length`,
-//! `Connection`, `Transfer-Encoding` — and counts body bytes without copying them. It shares no code
-//! with the servers' request parser on purpose: a client that shared their code would share their bugs.
-//!
-//! Bytes may arrive split anywhere. A head that arrives whole (the usual case) is parsed straight from
-//! the read buffer; one split between reads is kept in a small per-connection buffer until it is
-//! whole. The scanner is strict where a lenient client would hide a server bug: line endings must be
-//! CRLF, the status line must be `HTTP/1.x NNN …`, and a body must be framed by `Content-Length` or by
-//! closing the connection.
+//! frames responses, it does not keep them: `httparse` reads the head, this module checks what matters
+//! for framing (`Content-Length`, `Connection`, `Transfer-Encoding`) and counts body bytes without
+//! copying them. It shares no code with the servers' request parser on purpose: a client that shared
+//! their code would share their bugs. It is strict where a lenient client would hide a server bug:
+//! CRLF line endings, an `HTTP/1.x NNN …` status line, a body framed by length or by the close.
 
 use std::fmt;
 
@@ -58,7 +53,7 @@ impl fmt::Display for FramingError {
 }
 
 /// What the scanner learnt from one complete response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Complete {
     /// Bytes of the last chunk fed that belonged to this response.
     pub consumed: usize,
@@ -98,8 +93,8 @@ pub struct ResponseScanner {
     state: State,
     /// The start of a head split between reads (empty, and unallocated, in the usual case).
     partial: Vec<u8>,
-    status: u16,
-    keep_alive: bool,
+    /// What the head said, once it is parsed.
+    head: Complete,
 }
 
 impl ResponseScanner {
@@ -141,7 +136,8 @@ impl ResponseScanner {
                 State::Done => return Err(FramingError::UnsolicitedBytes),
             }
             if self.state == State::Done {
-                return Ok(Progress::Complete(self.complete(offset)));
+                self.head.consumed = offset;
+                return Ok(Progress::Complete(self.head));
             }
         }
         Ok(Progress::Partial)
@@ -156,16 +152,9 @@ impl ResponseScanner {
         if self.state != State::UntilClose {
             return Err(FramingError::Truncated);
         }
+        // `consumed` is still the 0 of the parsed head: the close brought no bytes.
         self.state = State::Done;
-        Ok(self.complete(0))
-    }
-
-    const fn complete(&self, consumed: usize) -> Complete {
-        Complete {
-            consumed,
-            status: self.status,
-            keep_alive: self.keep_alive,
-        }
+        Ok(self.head)
     }
 
     /// Takes head bytes; returns how many of `bytes` the head used once it is complete. A head that
@@ -176,10 +165,10 @@ impl ResponseScanner {
             self.partial.extend_from_slice(bytes);
         }
         let buffered = if before > 0 { &self.partial[..] } else { bytes };
-        if let Some(head) = parse_head(buffered)? {
-            (self.state, self.status, self.keep_alive) = (head.body, head.status, head.keep_alive);
+        if let Some((length, head, body)) = parse_head(buffered)? {
+            (self.head, self.state) = (head, body);
             self.partial.clear();
-            return Ok(Some(head.length - before));
+            return Ok(Some(length - before));
         }
         if before == 0 {
             self.partial.extend_from_slice(bytes);
@@ -191,17 +180,9 @@ impl ResponseScanner {
     }
 }
 
-/// A complete, valid head: its length, and what it says about the body and the connection.
-struct Head {
-    length: usize,
-    status: u16,
-    keep_alive: bool,
-    /// Where the scanner goes next: the body's framing.
-    body: State,
-}
-
-/// Parses a head if `bytes` holds a whole one.
-fn parse_head(bytes: &[u8]) -> Result<Option<Head>, FramingError> {
+/// Parses a head if `bytes` holds a whole one: returns its length, what it says (`consumed` is left
+/// 0), and the body's framing, the state the scanner goes to next.
+fn parse_head(bytes: &[u8]) -> Result<Option<(usize, Complete, State)>, FramingError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let length = match response.parse(bytes) {
@@ -252,40 +233,33 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, FramingError> {
     }
     let bodyless = status == 204 || status == 304;
     let persistent = !close && (minor > 0 || keep_alive);
-    Ok(Some(Head {
-        length,
+    let head = Complete {
+        consumed: 0,
         status,
         keep_alive: persistent && (content_length.is_some() || bodyless),
-        body: match content_length {
-            _ if bodyless => State::Done,
-            Some(0) => State::Done,
-            Some(length) => State::Body(length),
-            None => State::UntilClose,
-        },
-    }))
+    };
+    let body = match content_length {
+        _ if bodyless || content_length == Some(0) => State::Done,
+        Some(length) => State::Body(length),
+        None => State::UntilClose,
+    };
+    Ok(Some((length, head, body)))
 }
 
 /// A `Content-Length` value: digits only (surrounding blanks allowed), no overflow.
 fn parse_length(value: &[u8]) -> Result<u64, FramingError> {
     let digits = value.trim_ascii();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    // Digits only: `u64::from_str` alone would also take a `+` sign.
+    if !digits.iter().all(u8::is_ascii_digit) {
         return Err(FramingError::BadContentLength);
     }
-    digits
-        .iter()
-        .try_fold(0u64, |length, &digit| {
-            length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-        })
-        .ok_or(FramingError::BadContentLength)
+    let text = std::str::from_utf8(digits).map_err(|_| FramingError::BadContentLength)?;
+    text.parse().map_err(|_| FramingError::BadContentLength)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scan_whole(bytes: &[u8]) -> Result<Progress, FramingError> {
-        ResponseScanner::default().feed(bytes)
-    }
 
     /// Feeds the response one byte at a time; the result must match feeding it whole.
     fn scan_bytewise(bytes: &[u8]) -> Result<Progress, FramingError> {
@@ -305,18 +279,10 @@ mod tests {
     }
 
     fn check(bytes: &[u8], expected: Result<Progress, FramingError>) {
-        assert_eq!(
-            scan_whole(bytes),
-            expected,
-            "whole: {:?}",
-            String::from_utf8_lossy(bytes)
-        );
-        assert_eq!(
-            scan_bytewise(bytes),
-            expected,
-            "bytewise: {:?}",
-            String::from_utf8_lossy(bytes)
-        );
+        let text = String::from_utf8_lossy(bytes);
+        let whole = ResponseScanner::default().feed(bytes);
+        assert_eq!(whole, expected, "whole: {text:?}");
+        assert_eq!(scan_bytewise(bytes), expected, "bytewise: {text:?}");
     }
 
     fn complete(consumed: usize, status: u16, keep_alive: bool) -> Result<Progress, FramingError> {
@@ -369,15 +335,8 @@ mod tests {
             scanner.finish_on_close()
         };
         let by_close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close";
-        let (consumed, status, keep_alive) = (0, 200, false);
-        assert_eq!(
-            closed(by_close),
-            Ok(Complete {
-                consumed,
-                status,
-                keep_alive
-            })
-        );
+        let done = closed(by_close).map(|done| (done.consumed, done.status, done.keep_alive));
+        assert_eq!(done, Ok((0, 200, false)));
         let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
         assert_eq!(closed(cut), Err(FramingError::Truncated));
         assert_eq!(closed(b"HTTP/1.1 200 OK\r\n"), Err(FramingError::Truncated));
