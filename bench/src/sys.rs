@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
-use nix::sys::time::{TimeSpec, TimeVal};
+use nix::sys::time::{TimeSpec, TimeVal, TimeValLike};
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 /// Raises this process's `RLIMIT_NOFILE` soft limit to its hard limit (which only root can raise) and
@@ -67,10 +67,8 @@ impl std::ops::Add for CpuTime {
 /// count as load-generation cost.
 #[must_use]
 pub fn thread_cpu_time() -> CpuTime {
-    let to_duration = |tv: TimeVal| {
-        Duration::from_secs(u64::try_from(tv.tv_sec()).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(tv.tv_usec()).unwrap_or(0))
-    };
+    let to_duration =
+        |tv: TimeVal| Duration::from_micros(u64::try_from(tv.num_microseconds()).unwrap_or(0));
     // getrusage fails only for an invalid `who`, which the enum rules out.
     getrusage(UsageWho::RUSAGE_THREAD).map_or_else(
         |_| CpuTime::default(),
