@@ -266,16 +266,13 @@ impl fmt::Display for Report {
             human_bytes(self.bytes_per_s),
             self.connects
         )?;
-        writeln!(
-            f,
-            "  latency    min {} p50 {} p90 {} p99 {} p99.9 {} max {}",
-            us(l.min_us),
-            us(l.p50_us),
-            us(l.p90_us),
-            us(l.p99_us),
-            us(l.p999_us),
-            us(l.max_us)
-        )?;
+        f.write_str("  latency   ")?;
+        let points = [("min", l.min_us), ("p50", l.p50_us), ("p90", l.p90_us)];
+        let tail = [("p99", l.p99_us), ("p99.9", l.p999_us), ("max", l.max_us)];
+        for (name, micros) in points.into_iter().chain(tail) {
+            write!(f, " {name} {}", us(micros))?;
+        }
+        writeln!(f)?;
         writeln!(f, "  errors     {} ({})", self.errors.total(), self.errors)?;
         // A closed loop always ends with a request in flight on every connection; with `--rate` the
         // figure shows requests a stalled server left unanswered.
