@@ -110,30 +110,22 @@ pub(super) struct Plan {
 
 impl Plan {
     pub(super) fn new(config: &LoadConfig) -> Result<Self, LoadError> {
-        if config.connections == 0 {
-            return Err(LoadError::Config("need at least one connection".into()));
-        }
-        if config.duration.is_none() && config.requests.is_none() {
-            return Err(LoadError::Config(
-                "give a duration or a request count".into(),
-            ));
-        }
-        if config
+        let bad_rate = config
             .rate
-            .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
-        {
-            return Err(LoadError::Config(
-                "the rate must be a positive number".into(),
-            ));
+            .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()));
+        let endless = config.duration.is_none() && config.requests.is_none();
+        let refusals = [
+            (config.connections == 0, "need at least one connection"),
+            (endless, "give a duration or a request count"),
+            (bad_rate, "the rate must be a positive number"),
+        ];
+        if let Some(&(_, why)) = refusals.iter().find(|(refused, _)| *refused) {
+            return Err(LoadError::Config(why.to_owned()));
         }
-        if let Some(bad) = config
-            .headers
-            .iter()
-            .find(|h| !h.contains(':') || h.bytes().any(|b| b.is_ascii_control()))
-        {
-            return Err(LoadError::Config(format!(
-                "header {bad:?} is not `Name: value` on one line"
-            )));
+        let one_line = |h: &String| h.contains(':') && !h.bytes().any(|b| b.is_ascii_control());
+        if let Some(bad) = config.headers.iter().find(|h| !one_line(h)) {
+            let why = format!("header {bad:?} is not `Name: value` on one line");
+            return Err(LoadError::Config(why));
         }
         check_descriptors(config.connections)?;
         Ok(Self {
