@@ -267,11 +267,9 @@ mod tests {
         for (index, byte) in bytes.iter().enumerate() {
             match scanner.feed(std::slice::from_ref(byte))? {
                 Progress::Partial => {}
-                Progress::Complete(done) => {
-                    return Ok(Progress::Complete(Complete {
-                        consumed: index + done.consumed,
-                        ..done
-                    }));
+                Progress::Complete(mut done) => {
+                    done.consumed += index;
+                    return Ok(Progress::Complete(done));
                 }
             }
         }
