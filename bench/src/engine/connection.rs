@@ -81,12 +81,11 @@ impl Connection {
         self.stream.is_some() && self.phase != Phase::Connecting
     }
 
-    /// Whether a request is in flight.
+    /// Whether a request is in flight (not one that failed and closed the socket: its phase stays
+    /// until the next request begins).
     pub(super) fn in_flight(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Connecting | Phase::Sending | Phase::Receiving
-        )
+        let phase = self.phase;
+        self.is_open() && matches!(phase, Phase::Connecting | Phase::Sending | Phase::Receiving)
     }
 
     /// Prepares the next request: latency counts from `origin`, it fails after `deadline`.
@@ -276,7 +275,7 @@ impl Connection {
 
     /// Fails a request past its deadline; gives up waiting for a FIN that does not come.
     pub(super) fn on_deadline(&mut self, now: Instant, tally: &mut Tally) -> Next {
-        if self.deadline > now {
+        if self.deadline > now || !self.is_open() {
             Next::Wait
         } else if self.in_flight() {
             self.fail(ErrorKind::Timeout, tally)
@@ -378,10 +377,15 @@ mod tests {
 
     #[test]
     fn extra_bytes_silence_and_a_cut_are_errors_of_their_kind() {
-        let (connection, tally) =
+        let (mut connection, tally) =
             answered(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy", false);
         assert_eq!((tally.requests, tally.errors.framing), (0, 1));
         assert!(!connection.is_open());
+        // Failed and closed, it waits for its next request: its deadline fails nothing more.
+        let late = Instant::now() + Duration::from_secs(6);
+        let mut later = Tally::new();
+        assert_eq!(connection.on_deadline(late, &mut later), Next::Wait);
+        assert_eq!(later.errors.total(), 0);
 
         let (mut connection, _plan, _server, mut tally) = connected(false);
         let now = Instant::now();
