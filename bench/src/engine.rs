@@ -52,7 +52,8 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
         + config
             .duration
             .unwrap_or(Duration::from_secs(365 * 24 * 3600));
-    let results: Vec<io::Result<EndState>> = std::thread::scope(|scope| {
+    let mut total = EndState::default();
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|thread| {
                 let share = WorkerShare::new(config, threads, thread);
@@ -60,20 +61,13 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
                 scope.spawn(move || Worker::new(plan, share, end)?.run())
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("load worker panicked")))
-            })
-            .collect()
-    });
+        for handle in handles {
+            let panicked = |_| Err(io::Error::other("load worker panicked"));
+            total.merge(&handle.join().unwrap_or_else(panicked)?);
+        }
+        Ok::<_, io::Error>(())
+    })?;
     let wall = started.elapsed();
-    let mut total = EndState::default();
-    for result in results {
-        total.merge(&result?);
-    }
     Ok(LoadResult {
         report: summarize(config, threads, &total, wall),
         open_at_end: total.open,
