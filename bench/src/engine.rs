@@ -1,9 +1,10 @@
 //! The event-driven load engine, in three parts: [`plan`] checks the options and splits the work,
-//! [`worker`] is one thread's event loop, [`connection`] one connection's state machine. Together, each worker thread drives its share of the connections with one `mio`
-//! poll, in the spirit of `wrk` (closed loop: each connection sends its next request as soon as the
-//! previous answer is in) and `wrk2` (`--rate`: each connection sends on a fixed schedule and latency is
-//! measured from when a request *should* have started, so a stalled server cannot hide its stalls by
-//! slowing the generator down — the "coordinated omission" correction).
+//! [`worker`] is one thread's event loop, [`connection`] one connection's state machine. Each worker
+//! thread drives its share of the connections with one `mio` poll, in the spirit of `wrk` (closed
+//! loop: each connection sends its next request as soon as the previous answer is in) and `wrk2`
+//! (`--rate`: each connection sends on a fixed schedule and latency is measured from when a request
+//! *should* have started, so a stalled server cannot hide its stalls by slowing the generator down —
+//! the "coordinated omission" correction).
 //!
 //! Efficiency is part of the contract: the generator shares two cores with the server, so every
 //! microsecond it spends is taken from the server it measures. The hot loop therefore never allocates:
@@ -24,7 +25,6 @@ use plan::{Plan, WorkerShare};
 use worker::{EndState, Worker};
 
 use crate::stats::{LatencySummary, Report, Tally};
-use crate::sys;
 
 /// What a run measured: the summary and the merged tallies (with the full latency histogram).
 #[derive(Debug, Clone)]
@@ -48,12 +48,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
     let plan = Plan::new(config)?;
     let threads = config.threads.clamp(1, config.connections);
     let started = Instant::now();
-    let end = config
-        .duration
-        .map_or(started + Duration::from_secs(365 * 24 * 3600), |d| {
-            started + d
-        });
-    let results: Vec<Result<(Tally, EndState), io::Error>> = std::thread::scope(|scope| {
+    let end = started
+        + config
+            .duration
+            .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let mut total = EndState::default();
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|thread| {
                 let share = WorkerShare::new(config, threads, thread);
@@ -61,46 +61,22 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, LoadError> {
                 scope.spawn(move || Worker::new(plan, share, end)?.run())
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("load worker panicked")))
-            })
-            .collect()
-    });
+        for handle in handles {
+            let panicked = |_| Err(io::Error::other("load worker panicked"));
+            total.merge(&handle.join().unwrap_or_else(panicked)?);
+        }
+        Ok::<_, io::Error>(())
+    })?;
     let wall = started.elapsed();
-    let mut cpu = sys::CpuTime::default();
-    let mut tally = Tally::new();
-    let mut open_at_end = 0;
-    let mut in_flight = 0;
-    let mut starved = 0;
-    for result in results {
-        let (worker_tally, end_state) = result?;
-        tally.merge(&worker_tally);
-        open_at_end += end_state.open;
-        cpu = cpu + end_state.cpu;
-        in_flight += end_state.in_flight;
-        starved += end_state.starved;
-    }
-    let mut report = summarize(config, threads, &tally, wall, cpu);
-    report.in_flight_at_end = in_flight;
-    report.starved_connections = Some(starved);
     Ok(LoadResult {
-        report,
-        tally,
-        open_at_end,
+        report: summarize(config, threads, &total, wall),
+        open_at_end: total.open,
+        tally: total.tally,
     })
 }
 
-fn summarize(
-    config: &LoadConfig,
-    threads: usize,
-    tally: &Tally,
-    wall: Duration,
-    cpu: sys::CpuTime,
-) -> Report {
+fn summarize(config: &LoadConfig, threads: usize, total: &EndState, wall: Duration) -> Report {
+    let (tally, cpu) = (&total.tally, total.cpu);
     let seconds = wall.as_secs_f64().max(1e-9);
     let outcomes = tally.outcomes().max(1) as f64;
     Report {
@@ -120,7 +96,7 @@ fn summarize(
         client_cpu_user_s: cpu.user.as_secs_f64(),
         client_cpu_system_s: cpu.system.as_secs_f64(),
         client_cpu_us_per_request: cpu.total().as_secs_f64() * 1e6 / outcomes,
-        in_flight_at_end: 0,
-        starved_connections: None,
+        in_flight_at_end: total.in_flight,
+        starved_connections: Some(total.starved),
     }
 }

@@ -127,13 +127,9 @@ impl Binaries {
     ///
     /// When it did not build.
     pub fn get(&self, package: &str) -> anyhow::Result<&Path> {
-        match self.built.get(package) {
-            Some(path) => Ok(path),
-            None => Err(anyhow::anyhow!(
-                "not built: {}",
-                self.failure.as_deref().unwrap_or("no executable")
-            )),
-        }
+        let why = || self.failure.as_deref().unwrap_or("no executable");
+        let built = self.built.get(package).map(PathBuf::as_path);
+        built.with_context(|| format!("not built: {}", why()))
     }
 }
 
@@ -177,17 +173,15 @@ pub fn build() -> Binaries {
 ///
 /// A one-line reason when the binary cannot start, exits, or does not announce an address in time.
 pub fn start(binary: &Path, root: &Path, args: &[&str]) -> Result<Server, StartError> {
-    let mut all: Vec<String> = ["--addr", "127.0.0.1:0", "--quiet", "--root"]
-        .map(str::to_owned)
-        .into();
-    all.push(root.display().to_string());
-    all.extend(args.iter().map(|&arg| {
-        if arg == CORES {
-            cores()
-        } else {
-            arg.to_owned()
-        }
-    }));
+    let root = root.display().to_string();
+    let all: Vec<String> = ["--addr", "127.0.0.1:0", "--quiet", "--root", &root]
+        .iter()
+        .chain(args)
+        .map(|&arg| match arg {
+            CORES => cores(),
+            _ => arg.to_owned(),
+        })
+        .collect();
     Server::spawn(binary, &all, &Launch::default())
 }
 
@@ -200,14 +194,15 @@ pub fn start(binary: &Path, root: &Path, args: &[&str]) -> Result<Server, StartE
 /// A one-line reason when the script fails (no nginx and no way to install it…) or nginx does not start.
 pub fn start_nginx(workers: u32, root: &Path) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let (port_number, workers) = (port.port().to_string(), workers.to_string());
     let output = Command::new("bash")
         .arg(workspace_root().join("bench/nginx/nginx.sh"))
         .args([
             "conf",
             "--port",
-            &port.port().to_string(),
+            &port_number,
             "--workers",
-            &workers.to_string(),
+            &workers,
             "--root",
         ])
         .arg(root)
@@ -246,17 +241,13 @@ mod tests {
 
     #[test]
     fn selects_configurations() {
-        let names =
-            |selection: Vec<ServerSpec>| selection.iter().map(|s| s.name).collect::<Vec<_>>();
-        assert_eq!(
-            names(select(&["step07".into()]).unwrap()),
-            ["step07-1", "step07-per-core"]
-        );
-        assert_eq!(
-            names(select(&["step04-pool".into()]).unwrap()),
-            ["step04-pool"]
-        );
-        assert_eq!(names(select(&["step02-files".into()]).unwrap()), ["step02"]);
+        let names = |name: &str| {
+            let selection = select(&[name.to_owned()]).unwrap();
+            selection.iter().map(|s| s.name).collect::<Vec<_>>()
+        };
+        assert_eq!(names("step07"), ["step07-1", "step07-per-core"]);
+        assert_eq!(names("step04-pool"), ["step04-pool"]);
+        assert_eq!(names("step02-files"), ["step02"]);
         assert_eq!(select(&[]).unwrap().len(), CONFIGURATIONS.len());
         assert!(select(&["step9".into()]).is_err());
     }
@@ -266,10 +257,8 @@ mod tests {
         let error = start(Path::new("/bin/true"), Path::new("/"), &[])
             .err()
             .unwrap();
-        assert!(
-            error.to_string().contains("exited before listening"),
-            "{error}"
-        );
+        let error = error.to_string();
+        assert!(error.contains("exited before listening"), "{error}");
     }
 
     #[test]
@@ -279,12 +268,7 @@ mod tests {
             failure: Some("cargo build failed".into()),
         };
         assert!(binaries.get("step01-hello").is_ok());
-        assert!(
-            binaries
-                .get("step09")
-                .unwrap_err()
-                .to_string()
-                .contains("cargo build failed")
-        );
+        let error = binaries.get("step09").unwrap_err().to_string();
+        assert!(error.contains("cargo build failed"), "{error}");
     }
 }

@@ -63,20 +63,33 @@ impl ErrorCounts {
         self.framing += other.framing;
     }
 
+    /// Each kind's name (as in the JSON) and count, in the order of [`ErrorKind`].
+    #[must_use]
+    pub const fn by_kind(&self) -> [(&'static str, u64); 5] {
+        [
+            ("connect", self.connect),
+            ("reset", self.reset),
+            ("timeout", self.timeout),
+            ("status", self.status),
+            ("framing", self.framing),
+        ]
+    }
+
     /// All errors together.
     #[must_use]
-    pub const fn total(&self) -> u64 {
-        self.connect + self.reset + self.timeout + self.status + self.framing
+    pub fn total(&self) -> u64 {
+        self.by_kind().iter().map(|&(_, count)| count).sum()
     }
 }
 
+/// Every kind with its count: `connect 0, reset 2, timeout 0, status 0, framing 0`.
 impl fmt::Display for ErrorCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "connect {}, reset {}, timeout {}, status {}, framing {}",
-            self.connect, self.reset, self.timeout, self.status, self.framing
-        )
+        for (index, (kind, count)) in self.by_kind().into_iter().enumerate() {
+            let separator = if index == 0 { "" } else { ", " };
+            write!(f, "{separator}{kind} {count}")?;
+        }
+        Ok(())
     }
 }
 
@@ -133,7 +146,7 @@ impl Tally {
 
     /// Requests that ended, successfully or not.
     #[must_use]
-    pub const fn outcomes(&self) -> u64 {
+    pub fn outcomes(&self) -> u64 {
         self.requests + self.errors.total()
     }
 }
@@ -253,16 +266,13 @@ impl fmt::Display for Report {
             human_bytes(self.bytes_per_s),
             self.connects
         )?;
-        writeln!(
-            f,
-            "  latency    min {} p50 {} p90 {} p99 {} p99.9 {} max {}",
-            us(l.min_us),
-            us(l.p50_us),
-            us(l.p90_us),
-            us(l.p99_us),
-            us(l.p999_us),
-            us(l.max_us)
-        )?;
+        f.write_str("  latency   ")?;
+        let points = [("min", l.min_us), ("p50", l.p50_us), ("p90", l.p90_us)];
+        let tail = [("p99", l.p99_us), ("p99.9", l.p999_us), ("max", l.max_us)];
+        for (name, micros) in points.into_iter().chain(tail) {
+            write!(f, " {name} {}", us(micros))?;
+        }
+        writeln!(f)?;
         writeln!(f, "  errors     {} ({})", self.errors.total(), self.errors)?;
         // A closed loop always ends with a request in flight on every connection; with `--rate` the
         // figure shows requests a stalled server left unanswered.

@@ -8,30 +8,21 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
-use nix::sys::time::{TimeSpec, TimeVal};
+use nix::sys::time::{TimeSpec, TimeVal, TimeValLike};
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
-/// The descriptor limits after [`raise_nofile_limit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NofileLimit {
-    /// The soft limit now in force.
-    pub soft: u64,
-    /// The hard limit, which only root can raise.
-    pub hard: u64,
-}
-
-/// Raises this process's `RLIMIT_NOFILE` soft limit to its hard limit. Child processes (the servers
-/// `compare` starts) inherit the raised limit.
+/// Raises this process's `RLIMIT_NOFILE` soft limit to its hard limit (which only root can raise) and
+/// returns it. Child processes (the servers `compare` starts) inherit the raised limit.
 ///
 /// # Errors
 ///
 /// When `getrlimit` or `setrlimit` fails.
-pub fn raise_nofile_limit() -> io::Result<NofileLimit> {
+pub fn raise_nofile_limit() -> io::Result<u64> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     if soft < hard {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
-    Ok(NofileLimit { soft: hard, hard })
+    Ok(hard)
 }
 
 /// User and system CPU time.
@@ -76,16 +67,10 @@ impl std::ops::Add for CpuTime {
 /// count as load-generation cost.
 #[must_use]
 pub fn thread_cpu_time() -> CpuTime {
-    rusage(UsageWho::RUSAGE_THREAD)
-}
-
-fn rusage(who: UsageWho) -> CpuTime {
-    let to_duration = |tv: TimeVal| {
-        Duration::from_secs(u64::try_from(tv.tv_sec()).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(tv.tv_usec()).unwrap_or(0))
-    };
+    let to_duration =
+        |tv: TimeVal| Duration::from_micros(u64::try_from(tv.num_microseconds()).unwrap_or(0));
     // getrusage fails only for an invalid `who`, which the enum rules out.
-    getrusage(who).map_or_else(
+    getrusage(UsageWho::RUSAGE_THREAD).map_or_else(
         |_| CpuTime::default(),
         |usage| CpuTime {
             user: to_duration(usage.user_time()),
@@ -161,7 +146,7 @@ mod tests {
         let spent = thread_cpu_time().since(before).total();
         assert!(spent >= Duration::from_millis(10), "{spent:?}");
         let limit = raise_nofile_limit().unwrap();
-        assert_eq!(limit.soft, limit.hard);
+        assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap(), (limit, limit));
     }
 
     #[test]

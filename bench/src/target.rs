@@ -30,15 +30,13 @@ impl Target {
         let rest = url
             .strip_prefix("http://")
             .with_context(|| format!("{url}: only http:// URLs are supported"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(slash) => (&rest[..slash], &rest[slash..]),
-            None => (rest, "/"),
-        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         ensure!(!authority.is_empty(), "{url}: no host");
-        let with_port = if authority
+        // `[::1]` has colons but no port: a port comes after the `]`.
+        let has_port = authority
             .rsplit_once(':')
-            .is_some_and(|(_, port)| !port.contains(']'))
-        {
+            .is_some_and(|(_, port)| !port.contains(']'));
+        let with_port = if has_port {
             authority.to_owned()
         } else {
             format!("{authority}:80")
@@ -52,7 +50,7 @@ impl Target {
             url: url.to_owned(),
             authority: authority.to_owned(),
             addr,
-            path: path.to_owned(),
+            path: if path.is_empty() { "/" } else { path }.to_owned(),
         })
     }
 

@@ -12,14 +12,20 @@ use std::time::Duration;
 use common::{Answer, serve};
 
 use bench::engine::{self, LoadConfig, LoadResult};
-use bench::stats::{ErrorCounts, Report};
+use bench::stats::{ErrorCounts, Report, Tally};
 use bench::target::Target;
 
 fn config(target: Target, connections: usize, requests: u64) -> LoadConfig {
     let mut config = LoadConfig::new(target, connections, Duration::from_secs(10));
     config.requests = Some(requests);
-    config.timeout = Duration::from_secs(5);
     config
+}
+
+/// One second at a constant `rate` over `connections` connections.
+fn paced(answer: Answer, connections: usize, rate: f64) -> LoadResult {
+    let mut config = LoadConfig::new(serve(answer), connections, Duration::from_secs(1));
+    config.rate = Some(rate);
+    run(&config)
 }
 
 fn run(config: &LoadConfig) -> LoadResult {
@@ -28,30 +34,30 @@ fn run(config: &LoadConfig) -> LoadResult {
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
 
+/// Runs `config`, checks that every request succeeded over `connects` connections, returns the tally.
+fn all_succeed(config: &LoadConfig, connects: u64, why: &str) -> Tally {
+    let tally = run(config).tally;
+    let requests = config.requests.unwrap();
+    assert_eq!(tally.requests, requests);
+    assert_eq!(tally.errors, ErrorCounts::default());
+    assert_eq!(tally.connects, connects, "{why}");
+    assert_eq!(tally.latency.len(), requests);
+    tally
+}
+
 #[test]
 fn keep_alive_responses_are_framed_by_length() {
-    let result = run(&config(serve(Answer::Write(OK)), 4, 400));
-    assert_eq!(result.tally.requests, 400);
-    assert_eq!(result.tally.errors, ErrorCounts::default());
-    assert_eq!(
-        result.tally.connects, 4,
-        "keep-alive must reuse connections"
-    );
-    assert_eq!(result.tally.bytes, 400 * OK.len() as u64);
-    assert_eq!(result.tally.latency.len(), 400);
+    let config = config(serve(Answer::Write(OK)), 4, 400);
+    let tally = all_succeed(&config, 4, "keep-alive must reuse connections");
+    assert_eq!(tally.bytes, 400 * OK.len() as u64);
 }
 
 #[test]
 fn responses_framed_by_close_succeed() {
     let answer =
         b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe body ends when the server closes";
-    let result = run(&config(serve(Answer::WriteAndClose(answer)), 3, 60));
-    assert_eq!(result.tally.requests, 60);
-    assert_eq!(result.tally.errors, ErrorCounts::default());
-    assert_eq!(
-        result.tally.connects, 60,
-        "a close-framed response ends its connection"
-    );
+    let config = config(serve(Answer::WriteAndClose(answer)), 3, 60);
+    all_succeed(&config, 60, "a close-framed response ends its connection");
 }
 
 #[test]
@@ -59,10 +65,7 @@ fn close_mode_opens_a_connection_per_request() {
     let answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
     let mut config = config(serve(Answer::WriteAndClose(answer)), 2, 50);
     config.close = true;
-    let result = run(&config);
-    assert_eq!(result.tally.requests, 50);
-    assert_eq!(result.tally.errors, ErrorCounts::default());
-    assert_eq!(result.tally.connects, 50);
+    all_succeed(&config, 50, "one connection per request");
 }
 
 #[test]
@@ -70,78 +73,48 @@ fn churn_reopens_connections() {
     // One connection, so that every connection carries exactly ten requests.
     let mut config = config(serve(Answer::Write(OK)), 1, 100);
     config.requests_per_connection = Some(10);
-    let result = run(&config);
-    assert_eq!(result.tally.requests, 100);
-    assert_eq!(result.tally.errors, ErrorCounts::default());
-    assert_eq!(result.tally.connects, 10);
+    all_succeed(&config, 10, "ten requests per connection");
 }
 
-/// `n` errors of one kind, none of the others.
-fn only(n: u64, kind: fn(&mut ErrorCounts) -> &mut u64) -> ErrorCounts {
-    let mut counts = ErrorCounts::default();
-    *kind(&mut counts) = n;
-    counts
-}
-
-/// Runs 20 requests against a server answering `answer` and returns the error counts.
-fn errors_for(answer: Answer) -> ErrorCounts {
-    let mut config = config(serve(answer), 2, 20);
-    config.timeout = Duration::from_millis(200);
-    let result = run(&config);
-    assert_eq!(
-        result.tally.requests, 0,
-        "no failure may count as a success"
-    );
-    assert_eq!(result.tally.latency.len(), 0);
-    result.tally.errors
+/// `n` errors of the kind named `kind`, none of the others.
+fn only(n: u64, kind: &str) -> [(&'static str, u64); 5] {
+    ErrorCounts::default()
+        .by_kind()
+        .map(|(name, _)| (name, if name == kind { n } else { 0 }))
 }
 
 #[test]
-fn server_errors_count_as_status() {
-    assert_eq!(
-        errors_for(Answer::Write(
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
-        )),
-        only(20, |e| &mut e.status)
-    );
-}
-
-#[test]
-fn malformed_responses_count_as_framing() {
-    assert_eq!(
-        errors_for(Answer::Write(
-            b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
-        )),
-        only(20, |e| &mut e.framing)
-    );
-}
-
-#[test]
-fn truncated_responses_count_as_framing() {
-    assert_eq!(
-        errors_for(Answer::WriteAndClose(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
-        )),
-        only(20, |e| &mut e.framing)
-    );
-}
-
-#[test]
-fn extra_bytes_after_a_response_count_as_framing() {
-    assert_eq!(
-        errors_for(Answer::Write(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
-        )),
-        only(20, |e| &mut e.framing)
-    );
-}
-
-#[test]
-fn closing_without_an_answer_counts_as_reset() {
-    assert_eq!(
-        errors_for(Answer::WriteAndClose(b"")),
-        only(20, |e| &mut e.reset)
-    );
+fn each_failure_counts_under_its_kind_never_as_a_success() {
+    let cases: [(Answer, &str); 5] = [
+        (
+            Answer::Write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"),
+            "status",
+        ),
+        (
+            Answer::Write(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
+            "framing",
+        ),
+        // Truncated.
+        (
+            Answer::WriteAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"),
+            "framing",
+        ),
+        // Extra bytes after a response.
+        (
+            Answer::Write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"),
+            "framing",
+        ),
+        // Closing without an answer.
+        (Answer::WriteAndClose(b""), "reset"),
+    ];
+    for (index, (answer, kind)) in cases.into_iter().enumerate() {
+        let mut config = config(serve(answer), 2, 20);
+        config.timeout = Duration::from_millis(200);
+        let tally = run(&config).tally;
+        assert_eq!(tally.requests, 0, "case {index}: no failure is a success");
+        assert_eq!(tally.latency.len(), 0);
+        assert_eq!(tally.errors.by_kind(), only(20, kind), "case {index}");
+    }
 }
 
 #[test]
@@ -150,7 +123,7 @@ fn silence_counts_as_timeout() {
     config.timeout = Duration::from_millis(100);
     let result = run(&config);
     assert_eq!(result.tally.requests, 0);
-    assert_eq!(result.tally.errors, only(4, |e| &mut e.timeout));
+    assert_eq!(result.tally.errors.by_kind(), only(4, "timeout"));
 }
 
 #[test]
@@ -164,16 +137,12 @@ fn refused_connections_count_as_connect() {
     let target = Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
     let result = run(&config(target, 2, 10));
     assert_eq!(result.tally.requests, 0);
-    assert_eq!(result.tally.errors, only(10, |e| &mut e.connect));
+    assert_eq!(result.tally.errors.by_kind(), only(10, "connect"));
 }
 
 #[test]
 fn constant_rate_paces_requests() {
-    let mut config = config(serve(Answer::Write(OK)), 4, u64::MAX);
-    config.requests = None;
-    config.duration = Some(Duration::from_millis(1000));
-    config.rate = Some(200.0);
-    let result = run(&config);
+    let result = paced(Answer::Write(OK), 4, 200.0);
     // 200 requests per second for one second; the first slots of each connection start at once.
     assert!(
         (180..=210).contains(&result.tally.requests),
@@ -198,11 +167,7 @@ fn constant_rate_shows_the_requests_a_stall_delayed() {
     assert_eq!(slow_requests(&closed), 1);
     // Constant rate, one request every 10 ms: the ~30 requests due during the pause are late, and
     // each is measured from when it should have started (the coordinated-omission correction).
-    let mut config = config(serve(answer), 1, u64::MAX);
-    config.requests = None;
-    config.duration = Some(Duration::from_millis(1000));
-    config.rate = Some(100.0);
-    let paced = run(&config);
+    let paced = paced(answer, 1, 100.0);
     assert_eq!(paced.tally.errors, ErrorCounts::default());
     assert!(
         slow_requests(&paced) >= 15,
@@ -216,9 +181,7 @@ fn constant_rate_shows_the_requests_a_stall_delayed() {
 fn source_addresses_are_spread_over_loopback() {
     let mut config = config(serve(Answer::Write(OK)), 4, 40);
     config.source_addresses = 4;
-    let result = run(&config);
-    assert_eq!(result.tally.requests, 40);
-    assert_eq!(result.tally.errors, ErrorCounts::default());
+    all_succeed(&config, 4, "keep-alive reuses connections");
 }
 
 #[test]

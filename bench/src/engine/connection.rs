@@ -42,7 +42,6 @@ pub(super) enum Next {
 pub(super) struct Connection {
     stream: Option<TcpStream>,
     pub(super) phase: Phase,
-    established: bool,
     written: usize,
     /// Requests answered on the current socket (for `--requests-per-connection`).
     served: u64,
@@ -61,11 +60,10 @@ impl Connection {
         Self {
             stream: None,
             phase: Phase::Closed,
-            established: false,
             written: 0,
             served: 0,
             ended: 0,
-            scanner: ResponseScanner::new(),
+            scanner: ResponseScanner::default(),
             origin: now,
             deadline: now,
             slot: now,
@@ -77,17 +75,17 @@ impl Connection {
         self.stream.is_some()
     }
 
-    /// Whether it holds an established connection (for the count of connections open at the end).
+    /// Whether it holds an established connection (for the count of connections open at the end): one
+    /// that took a write, which moved it past `Connecting`.
     pub(super) fn is_established(&self) -> bool {
-        self.stream.is_some() && self.established
+        self.stream.is_some() && self.phase != Phase::Connecting
     }
 
-    /// Whether a request is in flight.
+    /// Whether a request is in flight (not one that failed and closed the socket: its phase stays
+    /// until the next request begins).
     pub(super) fn in_flight(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Connecting | Phase::Sending | Phase::Receiving
-        )
+        let phase = self.phase;
+        self.is_open() && matches!(phase, Phase::Connecting | Phase::Sending | Phase::Receiving)
     }
 
     /// Prepares the next request: latency counts from `origin`, it fails after `deadline`.
@@ -104,7 +102,6 @@ impl Connection {
     /// Takes a freshly connecting socket.
     pub(super) fn attach(&mut self, stream: TcpStream) {
         self.stream = Some(stream);
-        self.established = false;
         self.served = 0;
         self.phase = Phase::Connecting;
     }
@@ -112,7 +109,6 @@ impl Connection {
     /// Closes the socket (which also removes it from the epoll set).
     pub(super) fn close(&mut self) {
         self.stream = None;
-        self.established = false;
     }
 
     /// Handles a readiness event. A writable-only event (the end of a handshake whose request already
@@ -127,10 +123,9 @@ impl Connection {
     ) -> Next {
         match self.phase {
             Phase::Connecting | Phase::Sending => self.send(&plan.request, tally),
-            Phase::Receiving | Phase::Draining | Phase::Idle if readable => {
-                self.receive(closed, plan, buffer, tally)
-            }
-            Phase::Receiving | Phase::Draining | Phase::Idle | Phase::Closed => Next::Wait,
+            Phase::Closed => Next::Wait,
+            _ if readable => self.receive(closed, plan, buffer, tally),
+            _ => Next::Wait,
         }
     }
 
@@ -146,22 +141,19 @@ impl Connection {
                 Ok(0) => return self.fail(ErrorKind::Reset, tally),
                 Ok(n) => {
                     self.written += n;
-                    self.established = true;
                     self.phase = Phase::Sending;
                 }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
-                Err(error) if error.kind() == io::ErrorKind::NotConnected && !self.established => {
-                    return Next::Wait;
-                }
-                Err(_) => {
-                    let kind = if self.established {
-                        ErrorKind::Reset
-                    } else {
-                        ErrorKind::Connect
-                    };
-                    return self.fail(kind, tally);
-                }
+                Err(error) => match error.kind() {
+                    io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock => return Next::Wait,
+                    io::ErrorKind::NotConnected if self.phase == Phase::Connecting => {
+                        return Next::Wait;
+                    }
+                    _ if self.phase == Phase::Connecting => {
+                        return self.fail(ErrorKind::Connect, tally);
+                    }
+                    _ => return self.fail(ErrorKind::Reset, tally),
+                },
             }
         }
         self.phase = Phase::Receiving;
@@ -178,21 +170,14 @@ impl Connection {
             let n_bytes = match stream.read(buffer) {
                 Ok(0) => return self.on_close(tally),
                 Ok(n) => n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
-                Err(error) => {
-                    let refused =
-                        error.kind() == io::ErrorKind::ConnectionRefused && !self.established;
-                    let kind = if refused {
-                        ErrorKind::Connect
-                    } else {
-                        ErrorKind::Reset
-                    };
-                    return self.fail_or_drop(kind, tally);
-                }
+                Err(error) => match error.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return Next::Wait,
+                    // Only a socket past `Connecting` reads: its errors are resets.
+                    _ => return self.fail_or_drop(ErrorKind::Reset, tally),
+                },
             };
             tally.bytes += n_bytes as u64;
-            self.established = true;
             if self.phase != Phase::Receiving {
                 // Bytes no request asked for: the server answered twice or sent garbage.
                 return self.fail_or_drop(ErrorKind::Framing, tally);
@@ -205,11 +190,7 @@ impl Connection {
                 Ok(Progress::Complete(done)) => {
                     self.record(done.status, tally);
                     self.served += 1;
-                    if !done.keep_alive {
-                        // Read on, to see the server's FIN.
-                        self.phase = Phase::Draining;
-                        self.deadline = Instant::now() + plan.timeout;
-                    } else {
+                    if done.keep_alive {
                         let churn = plan
                             .requests_per_connection
                             .is_some_and(|limit| self.served >= limit);
@@ -218,6 +199,9 @@ impl Connection {
                         }
                         return Next::Request;
                     }
+                    // Read on, to see the server's FIN.
+                    self.phase = Phase::Draining;
+                    self.deadline = Instant::now() + plan.timeout;
                 }
                 Err(_) => return self.fail(ErrorKind::Framing, tally),
             }
@@ -243,15 +227,8 @@ impl Connection {
             Phase::Receiving | Phase::Sending | Phase::Connecting => {
                 self.fail(ErrorKind::Reset, tally)
             }
-            Phase::Draining => {
-                self.close();
-                Next::Request
-            }
             // A server may close an idle keep-alive connection; the next slot reconnects.
-            Phase::Idle | Phase::Closed => {
-                self.close();
-                Next::Wait
-            }
+            Phase::Draining | Phase::Idle | Phase::Closed => self.drop_idle(),
         }
     }
 
@@ -276,15 +253,20 @@ impl Connection {
     /// FIN) has no request in flight: it is closed and keeps its place in the schedule. Only bytes no
     /// request asked for count, as `framing`; a reset of such a connection fails no request.
     fn fail_or_drop(&mut self, kind: ErrorKind, tally: &mut Tally) -> Next {
-        let phase = self.phase;
-        if !matches!(phase, Phase::Idle | Phase::Draining) {
+        if self.in_flight() {
             return self.fail(kind, tally);
         }
         if kind == ErrorKind::Framing {
             tally.errors.add(kind);
         }
+        self.drop_idle()
+    }
+
+    /// Closes a connection with no request in flight. A draining one ends its request (already
+    /// counted); one waiting for its slot keeps its place in the schedule.
+    fn drop_idle(&mut self) -> Next {
         self.close();
-        if phase == Phase::Draining {
+        if self.phase == Phase::Draining {
             Next::Request
         } else {
             Next::Wait
@@ -293,18 +275,14 @@ impl Connection {
 
     /// Fails a request past its deadline; gives up waiting for a FIN that does not come.
     pub(super) fn on_deadline(&mut self, now: Instant, tally: &mut Tally) -> Next {
-        if self.deadline > now {
-            return Next::Wait;
-        }
-        match self.phase {
-            Phase::Connecting | Phase::Sending | Phase::Receiving => {
-                self.fail(ErrorKind::Timeout, tally)
-            }
-            Phase::Draining => {
-                self.close();
-                Next::Request
-            }
-            Phase::Idle | Phase::Closed => Next::Wait,
+        if self.deadline > now || !self.is_open() {
+            Next::Wait
+        } else if self.in_flight() {
+            self.fail(ErrorKind::Timeout, tally)
+        } else if self.phase == Phase::Draining {
+            self.drop_idle()
+        } else {
+            Next::Wait
         }
     }
 }
@@ -341,7 +319,7 @@ mod tests {
         (connection, plan, server, tally)
     }
 
-    /// Feeds the connection readable events until it asks for something or `patience` runs out.
+    /// Feeds the connection readable events until it asks for its next request (or 5 s pass).
     fn until_next(connection: &mut Connection, plan: &Plan, tally: &mut Tally) -> Next {
         let mut buffer = [0u8; 64];
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -354,17 +332,24 @@ mod tests {
         Next::Wait
     }
 
+    /// The connection and its tally once the server answered `answer` (then closed, if `then_close`)
+    /// and the connection asked for its next request.
+    fn answered(answer: &[u8], then_close: bool) -> (Connection, Tally) {
+        let (mut connection, plan, mut server, mut tally) = connected(false);
+        server.write_all(answer).unwrap();
+        if then_close {
+            drop(server);
+        }
+        let next = until_next(&mut connection, &plan, &mut tally);
+        assert_eq!(next, Next::Request);
+        (connection, tally)
+    }
+
     #[test]
     fn a_response_framed_by_length_is_a_success_and_keeps_the_socket() {
-        let (mut connection, plan, mut server, mut tally) = connected(false);
-        server
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
-            .unwrap();
-        server.write_all(&[b'x'; 100]).unwrap();
-        assert_eq!(
-            until_next(&mut connection, &plan, &mut tally),
-            Next::Request
-        );
+        let mut response = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec();
+        response.extend([b'x'; 100]);
+        let (connection, tally) = answered(&response, false);
         assert_eq!(
             (tally.requests, tally.errors.total(), tally.bytes),
             (1, 0, 140)
@@ -380,53 +365,37 @@ mod tests {
             .unwrap();
         let mut buffer = [0u8; 64];
         while connection.phase != Phase::Draining {
-            assert_eq!(
-                connection.on_event(true, false, &plan, &mut buffer, &mut tally),
-                Next::Wait
-            );
+            let next = connection.on_event(true, false, &plan, &mut buffer, &mut tally);
+            assert_eq!(next, Next::Wait);
         }
         assert_eq!(tally.requests, 1, "counted as soon as it is complete");
         drop(server);
-        assert_eq!(
-            until_next(&mut connection, &plan, &mut tally),
-            Next::Request
-        );
+        let next = until_next(&mut connection, &plan, &mut tally);
+        assert_eq!(next, Next::Request);
         assert!(!connection.is_open());
     }
 
     #[test]
     fn extra_bytes_silence_and_a_cut_are_errors_of_their_kind() {
-        let (mut connection, plan, mut server, mut tally) = connected(false);
-        server
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy")
-            .unwrap();
-        assert_eq!(
-            until_next(&mut connection, &plan, &mut tally),
-            Next::Request
-        );
+        let (mut connection, tally) =
+            answered(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy", false);
         assert_eq!((tally.requests, tally.errors.framing), (0, 1));
         assert!(!connection.is_open());
+        // Failed and closed, it waits for its next request: its deadline fails nothing more.
+        let late = Instant::now() + Duration::from_secs(6);
+        let mut later = Tally::new();
+        assert_eq!(connection.on_deadline(late, &mut later), Next::Wait);
+        assert_eq!(later.errors.total(), 0);
 
         let (mut connection, _plan, _server, mut tally) = connected(false);
-        assert_eq!(
-            connection.on_deadline(Instant::now(), &mut tally),
-            Next::Wait
-        );
-        assert_eq!(
-            connection.on_deadline(Instant::now() + Duration::from_secs(6), &mut tally),
-            Next::Request
-        );
+        let now = Instant::now();
+        assert_eq!(connection.on_deadline(now, &mut tally), Next::Wait);
+        let late = now + Duration::from_secs(6);
+        assert_eq!(connection.on_deadline(late, &mut tally), Next::Request);
         assert_eq!(tally.errors.timeout, 1);
 
-        let (mut connection, plan, mut server, mut tally) = connected(false);
-        server
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
-            .unwrap();
-        drop(server);
-        assert_eq!(
-            until_next(&mut connection, &plan, &mut tally),
-            Next::Request
-        );
+        let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
+        let (_, tally) = answered(cut, true);
         assert_eq!(
             tally.errors.framing, 1,
             "a body cut short is a framing error"

@@ -110,30 +110,22 @@ pub(super) struct Plan {
 
 impl Plan {
     pub(super) fn new(config: &LoadConfig) -> Result<Self, LoadError> {
-        if config.connections == 0 {
-            return Err(LoadError::Config("need at least one connection".into()));
-        }
-        if config.duration.is_none() && config.requests.is_none() {
-            return Err(LoadError::Config(
-                "give a duration or a request count".into(),
-            ));
-        }
-        if config
+        let bad_rate = config
             .rate
-            .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
-        {
-            return Err(LoadError::Config(
-                "the rate must be a positive number".into(),
-            ));
+            .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()));
+        let endless = config.duration.is_none() && config.requests.is_none();
+        let refusals = [
+            (config.connections == 0, "need at least one connection"),
+            (endless, "give a duration or a request count"),
+            (bad_rate, "the rate must be a positive number"),
+        ];
+        if let Some(&(_, why)) = refusals.iter().find(|(refused, _)| *refused) {
+            return Err(LoadError::Config(why.to_owned()));
         }
-        if let Some(bad) = config
-            .headers
-            .iter()
-            .find(|h| !h.contains(':') || h.bytes().any(|b| b.is_ascii_control()))
-        {
-            return Err(LoadError::Config(format!(
-                "header {bad:?} is not `Name: value` on one line"
-            )));
+        let one_line = |h: &String| h.contains(':') && !h.bytes().any(|b| b.is_ascii_control());
+        if let Some(bad) = config.headers.iter().find(|h| !one_line(h)) {
+            let why = format!("header {bad:?} is not `Name: value` on one line");
+            return Err(LoadError::Config(why));
         }
         check_descriptors(config.connections)?;
         Ok(Self {
@@ -149,15 +141,15 @@ impl Plan {
 
 /// Raises the descriptor limit and fails clearly when it cannot hold every connection.
 fn check_descriptors(connections: usize) -> Result<(), LoadError> {
+    // The soft limit is now the hard one, which only root can raise.
     let limit = sys::raise_nofile_limit()?;
     let needed = connections as u64 + SPARE_DESCRIPTORS;
-    if needed > limit.soft {
+    if needed > limit {
         return Err(LoadError::Config(format!(
-            "{connections} connections need about {needed} descriptors, but this process may open only {} \
-             (RLIMIT_NOFILE soft {}, hard {}); the hard limit can only be raised by root \
+            "{connections} connections need about {needed} descriptors, but this process may open only {limit} \
+             (RLIMIT_NOFILE soft {limit}, hard {limit}); the hard limit can only be raised by root \
              (`ulimit -Hn`, /etc/security/limits.conf or the container's settings): use fewer connections \
-             or run several generators",
-            limit.soft, limit.soft, limit.hard
+             or run several generators"
         )));
     }
     Ok(())
@@ -181,35 +173,31 @@ fn source_addresses(config: &LoadConfig) -> Result<Vec<IpAddr>, LoadError> {
 pub(super) struct WorkerShare {
     pub(super) first_connection: usize,
     pub(super) connections: usize,
-    pub(super) requests: Option<u64>,
+    /// The requests this worker may start (`u64::MAX`: no budget).
+    pub(super) requests: u64,
     /// Time between two requests of one connection, with `--rate`.
     pub(super) interval: Option<Duration>,
 }
 
 impl WorkerShare {
     pub(super) fn new(config: &LoadConfig, threads: usize, thread: usize) -> Self {
-        let connections = split_for(config.connections, threads, thread);
-        let first_connection = (0..thread)
-            .map(|t| split_for(config.connections, threads, t))
-            .sum();
-        let split = |total: u64| {
-            total / threads as u64 + u64::from((thread as u64) < total % threads as u64)
+        let share_of = |total: u64, thread: usize| {
+            let threads = threads as u64;
+            total / threads + u64::from((thread as u64) < total % threads)
         };
-        let interval = config.rate.map(|rate| {
-            let per_connection = rate / config.connections as f64;
-            Duration::from_secs_f64(1.0 / per_connection)
-        });
+        let connections = config.connections as u64;
         Self {
-            first_connection,
-            connections,
-            requests: config.requests.map(split),
-            interval,
+            first_connection: (0..thread).map(|t| share_of(connections, t) as usize).sum(),
+            connections: share_of(connections, thread) as usize,
+            requests: config
+                .requests
+                .map_or(u64::MAX, |total| share_of(total, thread)),
+            // Each connection sends every `connections / rate` seconds.
+            interval: config
+                .rate
+                .map(|rate| Duration::from_secs_f64(connections as f64 / rate)),
         }
     }
-}
-
-fn split_for(total: usize, parts: usize, part: usize) -> usize {
-    total / parts + usize::from(part < total % parts)
 }
 
 #[cfg(test)]
@@ -223,38 +211,24 @@ mod tests {
 
     #[test]
     fn refuses_impossible_options() {
-        let refused = |config: LoadConfig| matches!(Plan::new(&config), Err(LoadError::Config(_)));
-        assert!(refused(config(0)));
-        assert!(refused(LoadConfig {
-            duration: None,
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            rate: Some(0.0),
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            rate: Some(f64::NAN),
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            headers: vec!["no colon".into()],
-            ..config(1)
-        }));
-        assert!(refused(LoadConfig {
-            headers: vec!["A: b\r\nC: d".into()],
-            ..config(1)
-        }));
-        assert!(
-            refused(config(100_000_000)),
-            "more connections than descriptors"
-        );
-        let plan = Plan::new(&LoadConfig {
-            source_addresses: 3,
-            ..config(1)
-        })
-        .unwrap();
-        assert_eq!(plan.sources.len(), 3);
+        let refused = |change: fn(&mut LoadConfig)| {
+            let mut config = config(1);
+            change(&mut config);
+            matches!(Plan::new(&config), Err(LoadError::Config(_)))
+        };
+        assert!(refused(|config| config.connections = 0));
+        assert!(refused(|config| config.duration = None));
+        assert!(refused(|config| config.rate = Some(0.0)));
+        assert!(refused(|config| config.rate = Some(f64::NAN)));
+        assert!(refused(|config| config.headers = vec!["no colon".into()]));
+        assert!(refused(
+            |config| config.headers = vec!["A: b\r\nC: d".into()]
+        ));
+        let too_many = |config: &mut LoadConfig| config.connections = 100_000_000;
+        assert!(refused(too_many), "more connections than descriptors");
+        let mut spread = config(1);
+        spread.source_addresses = 3;
+        assert_eq!(Plan::new(&spread).unwrap().sources.len(), 3);
     }
 
     #[test]
@@ -271,7 +245,7 @@ mod tests {
         assert_eq!(connections, [3, 2, 2]);
         let firsts: Vec<usize> = shares.iter().map(|s| s.first_connection).collect();
         assert_eq!(firsts, [0, 3, 5]);
-        assert_eq!(shares.iter().map(|s| s.requests.unwrap()).sum::<u64>(), 10);
+        assert_eq!(shares.iter().map(|s| s.requests).sum::<u64>(), 10);
         // 100 requests/s over 7 connections: each sends every 70 ms.
         let interval = shares[0].interval.unwrap().as_secs_f64();
         assert!((interval - 0.07).abs() < 1e-9, "{interval}");

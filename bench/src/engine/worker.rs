@@ -23,9 +23,10 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// The poll token of the `--rate` timer (connection tokens are indices, far below this).
 const TIMER: Token = Token(usize::MAX);
 
-/// How a worker's connections stood when the run ended.
-#[derive(Debug, Clone, Copy, Default)]
+/// What a worker counted, and how its connections stood when the run ended.
+#[derive(Debug, Clone, Default)]
 pub(super) struct EndState {
+    pub(super) tally: Tally,
     /// Established connections still open.
     pub(super) open: usize,
     /// Requests sent (or being sent) and not answered: neither successes nor errors.
@@ -34,6 +35,17 @@ pub(super) struct EndState {
     pub(super) starved: u64,
     /// CPU time of the worker thread.
     pub(super) cpu: sys::CpuTime,
+}
+
+impl EndState {
+    /// Adds another worker's.
+    pub(super) fn merge(&mut self, other: &Self) {
+        self.tally.merge(&other.tally);
+        self.open += other.open;
+        self.in_flight += other.in_flight;
+        self.starved += other.starved;
+        self.cpu = self.cpu + other.cpu;
+    }
 }
 
 pub(super) struct Worker<'a> {
@@ -57,10 +69,10 @@ impl<'a> Worker<'a> {
     pub(super) fn new(plan: &'a Plan, share: WorkerShare, end: Instant) -> io::Result<Self> {
         let now = Instant::now();
         let poll = Poll::new()?;
-        let timer = match share.interval {
-            Some(_) => Some(SlotTimer::new(poll.registry(), TIMER)?),
-            None => None,
-        };
+        let timer = share
+            .interval
+            .map(|_| SlotTimer::new(poll.registry(), TIMER))
+            .transpose()?;
         Ok(Self {
             plan,
             poll,
@@ -78,8 +90,8 @@ impl<'a> Worker<'a> {
         })
     }
 
-    /// Runs until the end time or the request budget; returns the tallies and the open connections.
-    pub(super) fn run(mut self) -> io::Result<(Tally, EndState)> {
+    /// Runs until the end time or the request budget.
+    pub(super) fn run(mut self) -> io::Result<EndState> {
         let cpu_before = sys::thread_cpu_time();
         self.start_all(Instant::now());
         let mut events = Events::with_capacity(1024);
@@ -125,44 +137,32 @@ impl<'a> Worker<'a> {
                 let index = event.token().0;
                 let closed = event.is_read_closed() || event.is_error();
                 let readable = event.is_readable() || closed;
-                let Some(conn) = self.conns.get_mut(index) else {
-                    continue;
-                };
-                let next = conn.on_event(
-                    readable,
-                    closed,
-                    self.plan,
-                    &mut self.buffer,
-                    &mut self.tally,
-                );
-                self.follow(index, next);
+                if let Some(conn) = self.conns.get_mut(index) {
+                    let (buffer, tally) = (&mut self.buffer, &mut self.tally);
+                    let next = conn.on_event(readable, closed, self.plan, buffer, tally);
+                    self.follow(index, next);
+                }
             }
         }
-        let open = self
-            .conns
-            .iter()
-            .filter(|conn| conn.is_established())
-            .count();
-        let in_flight = self.conns.iter().filter(|conn| conn.in_flight()).count() as u64;
-        let starved = self.conns.iter().filter(|conn| conn.ended == 0).count() as u64;
+        let count = |test: fn(&Connection) -> bool| self.conns.iter().filter(|c| test(c)).count();
+        let (open, in_flight) = (
+            count(Connection::is_established),
+            count(Connection::in_flight),
+        );
+        let starved = count(|conn| conn.ended == 0);
         // Closing the sockets is part of the run's cost: close them before reading the CPU time.
         self.conns.clear();
-        let cpu = sys::thread_cpu_time().since(cpu_before);
-        Ok((
-            self.tally,
-            EndState {
-                open,
-                in_flight,
-                starved,
-                cpu,
-            },
-        ))
+        Ok(EndState {
+            tally: self.tally,
+            open,
+            in_flight: in_flight as u64,
+            starved: starved as u64,
+            cpu: sys::thread_cpu_time().since(cpu_before),
+        })
     }
 
     fn budget_spent(&self) -> bool {
-        self.share
-            .requests
-            .is_some_and(|budget| self.tally.outcomes() >= budget)
+        self.tally.outcomes() >= self.share.requests
     }
 
     /// When the poll must return at the latest: the end, the next timeout sweep, and (without the
@@ -183,15 +183,17 @@ impl<'a> Worker<'a> {
         let count = self.conns.len() as u32;
         for index in 0..self.conns.len() {
             match self.share.interval {
-                Some(interval) => {
-                    let slot = now + interval / count.max(1) * index as u32;
-                    self.conns[index].slot = slot;
-                    self.conns[index].phase = Phase::Idle;
-                    self.schedule.push(Reverse((slot, index)));
-                }
+                Some(interval) => self.wait_for_slot(index, now + interval / count * index as u32),
                 None => self.ready.push(index),
             }
         }
+    }
+
+    /// Makes a connection wait for its next request's slot.
+    fn wait_for_slot(&mut self, index: usize, slot: Instant) {
+        self.conns[index].slot = slot;
+        self.conns[index].phase = Phase::Idle;
+        self.schedule.push(Reverse((slot, index)));
     }
 
     /// Starts the requests whose slot has come.
@@ -211,12 +213,7 @@ impl<'a> Worker<'a> {
             return;
         }
         match self.share.interval {
-            Some(interval) => {
-                let conn = &mut self.conns[index];
-                conn.slot += interval;
-                conn.phase = Phase::Idle;
-                self.schedule.push(Reverse((conn.slot, index)));
-            }
+            Some(interval) => self.wait_for_slot(index, self.conns[index].slot + interval),
             None => self.ready.push(index),
         }
     }
@@ -224,11 +221,7 @@ impl<'a> Worker<'a> {
     /// Starts one request on a connection, opening it first if needed. `origin` is the intended start
     /// with `--rate`; otherwise latency counts from now.
     fn begin_request(&mut self, index: usize, origin: Option<Instant>) {
-        if self
-            .share
-            .requests
-            .is_some_and(|budget| self.started_requests >= budget)
-        {
+        if self.started_requests >= self.share.requests {
             self.conns[index].close();
             self.conns[index].phase = Phase::Closed;
             return;
@@ -253,10 +246,9 @@ impl<'a> Worker<'a> {
     /// Opens a non-blocking connection and registers it for both directions (edge-triggered, so it
     /// is registered once and never modified).
     fn open(&mut self, index: usize) -> io::Result<TcpStream> {
-        let source = match self.plan.sources.len() {
-            0 => None,
-            n => Some(self.plan.sources[(self.share.first_connection + index) % n]),
-        };
+        let sources = &self.plan.sources;
+        let source = (!sources.is_empty())
+            .then(|| sources[(self.share.first_connection + index) % sources.len()]);
         let mut stream = connect(self.plan.addr, source)?;
         let interest = Interest::READABLE | Interest::WRITABLE;
         self.poll
@@ -319,25 +311,26 @@ mod tests {
         Target::parse(&format!("http://{addr}/")).unwrap()
     }
 
+    /// Runs one worker over all of `config` until its duration ends.
+    fn run_worker(config: &LoadConfig) -> EndState {
+        let plan = Plan::new(config).unwrap();
+        let end = Instant::now() + config.duration.unwrap();
+        let worker = Worker::new(&plan, WorkerShare::new(config, 1, 0), end).unwrap();
+        worker.run().unwrap()
+    }
+
     #[test]
     fn runs_a_budget_over_its_connections_then_stops() {
         let config = LoadConfig {
             requests: Some(50),
             ..LoadConfig::new(answering_server(), 3, Duration::from_secs(10))
         };
-        let plan = Plan::new(&config).unwrap();
-        let worker = Worker::new(
-            &plan,
-            WorkerShare::new(&config, 1, 0),
-            Instant::now() + Duration::from_secs(10),
-        )
-        .unwrap();
-        let (tally, end) = worker.run().unwrap();
+        let EndState { tally, starved, .. } = run_worker(&config);
         assert_eq!(
             (tally.requests, tally.errors.total(), tally.connects),
             (50, 0, 3)
         );
-        assert_eq!(end.starved, 0, "every connection had requests answered");
+        assert_eq!(starved, 0, "every connection had requests answered");
     }
 
     #[test]
@@ -346,12 +339,7 @@ mod tests {
             rate: Some(200.0),
             ..LoadConfig::new(answering_server(), 2, Duration::from_millis(500))
         };
-        let plan = Plan::new(&rate).unwrap();
-        let end = Instant::now() + Duration::from_millis(500);
-        let (tally, _) = Worker::new(&plan, WorkerShare::new(&rate, 1, 0), end)
-            .unwrap()
-            .run()
-            .unwrap();
+        let tally = run_worker(&rate).tally;
         assert!(
             (80..=110).contains(&tally.requests),
             "200/s for 0.5 s gave {}",
@@ -367,12 +355,6 @@ mod tests {
             requests: Some(5),
             ..LoadConfig::new(target, 1, Duration::from_secs(5))
         };
-        let plan = Plan::new(&refused).unwrap();
-        let end = Instant::now() + Duration::from_secs(5);
-        let (tally, _) = Worker::new(&plan, WorkerShare::new(&refused, 1, 0), end)
-            .unwrap()
-            .run()
-            .unwrap();
-        assert_eq!(tally.errors.connect, 5);
+        assert_eq!(run_worker(&refused).tally.errors.connect, 5);
     }
 }

@@ -41,26 +41,20 @@ fn handle(mut stream: TcpStream, answer: Answer) {
     loop {
         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             pending.drain(..end + 4);
-            match answer {
-                Answer::Write(bytes) => {
-                    if stream.write_all(bytes).is_err() {
-                        return;
-                    }
-                }
-                Answer::WriteAndClose(bytes) => {
-                    let _ = stream.write_all(bytes);
-                    return;
-                }
-                Answer::Stall => {}
+            answered += 1;
+            let (bytes, close) = match answer {
+                Answer::Write(bytes) => (bytes, false),
+                Answer::WriteAndClose(bytes) => (bytes, true),
+                Answer::Stall => continue,
                 Answer::PauseBefore(nth, pause, bytes) => {
-                    answered += 1;
                     if answered == nth {
                         thread::sleep(pause);
                     }
-                    if stream.write_all(bytes).is_err() {
-                        return;
-                    }
+                    (bytes, false)
                 }
+            };
+            if stream.write_all(bytes).is_err() || close {
+                return;
             }
         }
         match stream.read(&mut chunk) {
