@@ -584,15 +584,9 @@ fn scenario_row(row: &Row<'_>) -> Vec<String> {
 
 /// The kinds of error that happened, e.g. `3 timeout, 1 reset`, or `0`.
 fn error_cell(load: &Report) -> String {
-    let errors = &load.errors;
-    let kinds = [
-        ("connect", errors.connect),
-        ("reset", errors.reset),
-        ("timeout", errors.timeout),
-        ("status", errors.status),
-        ("framing", errors.framing),
-    ];
-    let parts: Vec<String> = kinds
+    let parts: Vec<String> = load
+        .errors
+        .by_kind()
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(kind, n)| format!("{n} {kind}"))
