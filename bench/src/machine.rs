@@ -3,6 +3,7 @@
 use std::fs;
 use std::time::SystemTime;
 
+use procfs::{CpuInfo, Current, Meminfo};
 use serde::{Deserialize, Serialize};
 
 /// The machine a run happened on.
@@ -18,29 +19,18 @@ pub struct Machine {
     pub kernel: String,
 }
 
-/// The value after `key` on the first line of a `/proc` file that starts with `key`.
-fn proc_value(file: &str, key: &str) -> Option<String> {
-    let text = fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|line| line.starts_with(key))?;
-    Some(
-        line[key.len()..]
-            .trim_start_matches([' ', '\t', ':'])
-            .trim()
-            .to_owned(),
-    )
-}
-
 impl Machine {
     /// Reads the machine's description.
     fn describe() -> Self {
-        let memory_kib: u64 = proc_value("/proc/meminfo", "MemTotal:")
-            .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+        const GIB: u64 = 1 << 30;
+        let memory_bytes = Meminfo::current().map_or(0, |meminfo| meminfo.mem_total);
+        let cpu_model = CpuInfo::current()
+            .ok()
+            .and_then(|cpus| Some(cpus.model_name(0)?.to_owned()));
         Self {
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
-            cpu_model: proc_value("/proc/cpuinfo", "model name")
-                .unwrap_or_else(|| "unknown".into()),
-            memory_gib: (memory_kib + 512 * 1024) / (1024 * 1024),
+            cpu_model: cpu_model.unwrap_or_else(|| "unknown".into()),
+            memory_gib: (memory_bytes + GIB / 2) / GIB,
             kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
                 .unwrap_or_default()
                 .trim()
@@ -104,6 +94,8 @@ mod tests {
         let header = Header::now("bench");
         let machine = &header.machine;
         assert!(machine.cpus >= 1 && !machine.kernel.is_empty(), "{machine}");
+        // MemTotal is read in bytes: a KiB/bytes mix-up would say 0 GiB or thousands.
+        assert!((1..=65_536).contains(&machine.memory_gib), "{machine}");
         let (date, stamp) = (header.day(), &header.date);
         assert_eq!((date.len(), stamp.len()), (10, 20), "{stamp}");
         assert!(stamp.starts_with(date) && stamp.ends_with('Z') && date.starts_with("20"));

@@ -1,5 +1,6 @@
 //! Reads a process (or a whole process tree) from `/proc` (Linux): descriptors, threads, memory, CPU
-//! time, children. The tests and `bench` read servers through this one module.
+//! time, children, parsed by the `procfs` crate. The tests and `bench` read servers through this one
+//! module.
 //!
 //! **CPU of a process tree.** [`sample_tree`] sums `utime + stime + cutime + cstime` over the live tree
 //! rooted at a pid. A child that exits and is reaped (`waitpid`) moves its time into its parent's
@@ -15,78 +16,45 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::unistd::{SysconfVar, sysconf};
+use ::procfs::process::{self, Process, Stat, Status};
 use serde::{Deserialize, Serialize};
 
-/// The fields of `/proc/PID/stat` this module uses.
-#[derive(Debug, Clone, Copy)]
-struct Stat {
-    state: char,
-    ppid: u32,
-    /// `utime + stime`: the process's own CPU, in clock ticks.
-    own_ticks: u64,
-    /// `cutime + cstime`: its reaped children's.
-    children_ticks: u64,
-    threads: u64,
-    rss_pages: u64,
+fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
 }
 
 fn stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces or parentheses: split after the last ')'.
-    let (_, after_name) = text.rsplit_once(')')?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Field numbers from proc(5); this slice starts at field 3 (`state`).
-    let field = |number: usize| -> u64 {
-        fields
-            .get(number - 3)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or(0)
-    };
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        ppid: u32::try_from(field(4)).ok()?,
-        own_ticks: field(14) + field(15),
-        children_ticks: field(16) + field(17),
-        threads: field(20),
-        rss_pages: field(24),
-    })
+    process(pid)?.stat().ok()
 }
 
-/// A `sysconf` value, or `default` where the system gives none.
-fn sysconf_or(variable: SysconfVar, default: i64) -> u64 {
-    let value = sysconf(variable).ok().flatten().filter(|&value| value > 0);
-    value.unwrap_or(default).unsigned_abs()
+fn status(pid: u32) -> Option<Status> {
+    process(pid)?.status().ok()
 }
 
 fn ticks_to_seconds(ticks: u64) -> f64 {
-    ticks as f64 / sysconf_or(SysconfVar::CLK_TCK, 100) as f64
-}
-
-fn status_field(pid: u32, field: &str) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
+    ticks as f64 / ::procfs::ticks_per_second() as f64
 }
 
 /// Open descriptors of `pid` (0 once it is gone).
 pub fn fd_count(pid: u32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+    process(pid)
+        .and_then(|process| process.fd_count().ok())
+        .unwrap_or(0)
 }
 
 /// Threads of `pid`.
 pub fn thread_count(pid: u32) -> usize {
-    stat(pid).map_or(0, |stat| stat.threads as usize)
+    stat(pid).map_or(0, |stat| stat.num_threads.try_into().unwrap_or(0))
 }
 
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
-    status_field(pid, "VmRSS:").unwrap_or(0)
+    status(pid).and_then(|status| status.vmrss).unwrap_or(0)
 }
 
 /// The peak resident memory of one process (`VmHWM`), KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    status_field(pid, "VmHWM:")
+    status(pid)?.vmhwm
 }
 
 /// Resets a process's `VmHWM` to its current RSS (`/proc/PID/clear_refs`, value 5), so the next
@@ -97,17 +65,24 @@ pub fn reset_peak_rss(pid: u32) {
 
 /// User + system CPU time of `pid` (all its threads, not its children).
 pub fn cpu_time(pid: u32) -> Duration {
-    Duration::from_secs_f64(stat(pid).map_or(0.0, |stat| ticks_to_seconds(stat.own_ticks)))
+    let ticks = stat(pid).map_or(0, |stat| stat.utime + stat.stime);
+    Duration::from_secs_f64(ticks_to_seconds(ticks))
 }
 
-/// `(pid, stat)` of every process on the machine.
-fn all_processes() -> Vec<(u32, Stat)> {
-    let Ok(entries) = fs::read_dir("/proc") else {
+/// `(pid, parent's pid, state)` of every process on the machine.
+fn all_processes() -> Vec<(u32, u32, char)> {
+    let Ok(processes) = process::all_processes() else {
         return Vec::new();
     };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, stat(pid)?)))
+    processes
+        .filter_map(|process| {
+            let stat = process.ok()?.stat().ok()?;
+            Some((
+                stat.pid.try_into().ok()?,
+                stat.ppid.try_into().ok()?,
+                stat.state,
+            ))
+        })
         .collect()
 }
 
@@ -115,8 +90,8 @@ fn all_processes() -> Vec<(u32, Stat)> {
 pub fn child_pids(parent: u32) -> Vec<u32> {
     all_processes()
         .into_iter()
-        .filter(|(_, stat)| stat.ppid == parent)
-        .map(|(pid, _)| pid)
+        .filter(|&(_, ppid, _)| ppid == parent)
+        .map(|(pid, _, _)| pid)
         .collect()
 }
 
@@ -124,14 +99,14 @@ pub fn child_pids(parent: u32) -> Vec<u32> {
 pub fn zombie_children(parent: u32) -> usize {
     all_processes()
         .iter()
-        .filter(|(_, stat)| stat.ppid == parent && stat.state == 'Z')
+        .filter(|&&(_, ppid, state)| ppid == parent && state == 'Z')
         .count()
 }
 
 /// The pids of `root` and all its descendants (root first). Empty if `root` is gone.
 pub fn process_tree(root: u32) -> Vec<u32> {
     let processes = all_processes();
-    if !processes.iter().any(|&(pid, _)| pid == root) {
+    if !processes.iter().any(|&(pid, _, _)| pid == root) {
         return Vec::new();
     }
     let mut tree = vec![root];
@@ -140,8 +115,8 @@ pub fn process_tree(root: u32) -> Vec<u32> {
         tree.extend(
             processes
                 .iter()
-                .filter(|(_, stat)| stat.ppid == parent)
-                .map(|&(pid, _)| pid),
+                .filter(|&&(_, ppid, _)| ppid == parent)
+                .map(|&(pid, _, _)| pid),
         );
         at += 1;
     }
@@ -179,13 +154,14 @@ impl TreeSample {
 
 /// Samples the tree rooted at `root` now.
 pub fn sample_tree(root: u32) -> TreeSample {
-    let page_kib = sysconf_or(SysconfVar::PAGE_SIZE, 4096) / 1024;
+    let page_kib = ::procfs::page_size() / 1024;
     let mut sample = TreeSample::default();
     for pid in process_tree(root) {
         let Some(stat) = stat(pid) else { continue };
-        sample.cpu_s += ticks_to_seconds(stat.own_ticks + stat.children_ticks);
-        sample.rss_kib += stat.rss_pages * page_kib;
-        sample.threads += stat.threads;
+        let children_ticks = u64::try_from(stat.cutime + stat.cstime).unwrap_or(0);
+        sample.cpu_s += ticks_to_seconds(stat.utime + stat.stime + children_ticks);
+        sample.rss_kib += stat.rss * page_kib;
+        sample.threads += u64::try_from(stat.num_threads).unwrap_or(0);
         sample.processes += 1;
         sample.fds += fd_count(pid) as u64;
     }
