@@ -15,8 +15,7 @@ testkit::convention_tests!(bin = env!("CARGO_BIN_EXE_step01-hello"), args = &[])
 fn answers_hello_world_and_closes() {
     let server = Server::start(BIN, &[]);
     let mut conn = Conn::open(server.addr());
-    conn.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    let response = conn.read_response(false);
+    let response = conn.exchange(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(response.status_line, "HTTP/1.1 200 OK");
     assert_eq!(
         response.header("content-type"),

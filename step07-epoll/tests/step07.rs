@@ -127,8 +127,8 @@ fn idle_server_uses_no_cpu(target: &Target) {
     let server = target.start_on(&testkit::www_root(), &["--idle-timeout", "60s"]);
     let mut conns: Vec<Conn> = (0..20).map(|_| Conn::open(server.addr())).collect();
     for conn in &mut conns {
-        conn.send(testkit::http::get_request("/index.html").as_bytes());
-        assert_eq!(conn.read_response(false).status, 200);
+        let response = conn.exchange(testkit::http::get_request("/index.html").as_bytes());
+        assert_eq!(response.status, 200);
     }
     thread::sleep(Duration::from_millis(200));
     let before = server.cpu_time();

@@ -21,8 +21,7 @@ pub const GET_ROOT: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 /// Opens a connection that completed one request and now sits idle, as a browser's does.
 pub fn idle_client(server: &Server) -> Conn {
     let mut conn = Conn::open(server.addr());
-    conn.send(GET_ROOT);
-    assert_eq!(conn.read_response(false).status, 200);
+    assert_eq!(conn.exchange(GET_ROOT).status, 200);
     conn
 }
 

@@ -400,8 +400,7 @@ pub fn partial_head_is_not_an_error(target: &Target) {
         let closed = conn.is_closed_by_peer(Duration::from_millis(wait_ms));
         assert!(!closed, "closed on a partial head");
     }
-    conn.send(b"\r\n");
-    assert_eq!(conn.read_response(false).status, 200);
+    assert_eq!(conn.exchange(b"\r\n").status, 200);
 }
 
 /// A body the server does not read is never taken for the next request: after a refused POST
@@ -413,8 +412,7 @@ pub fn body_after_refused_request_is_never_parsed(target: &Target) {
     let request =
         format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{smuggled}");
     let mut conn = Conn::open(server.addr());
-    conn.send(request.as_bytes());
-    assert_eq!(conn.read_response(false).status, 405);
+    assert_eq!(conn.exchange(request.as_bytes()).status, 405);
     let closed = conn.is_closed_by_peer(PATIENCE);
     assert!(closed, "kept the connection after an unread body");
     assert!(server.wait_for_log(|line| line.contains("\"POST / HTTP/1.1\" 405"), PATIENCE));

@@ -75,6 +75,12 @@ impl Conn {
             .unwrap_or_else(|error| panic!("send: {error}"));
     }
 
+    /// Sends one request and reads its response (bodiless when the request is a HEAD).
+    pub fn exchange(&mut self, request: &[u8]) -> RawResponse {
+        self.send(request);
+        self.read_response(request.starts_with(b"HEAD "))
+    }
+
     /// Tries to send bytes; the server may already have closed.
     pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)
@@ -211,10 +217,7 @@ pub fn get_request(path: &str) -> String {
 
 /// Opens a connection, sends `request`, reads one response.
 pub fn send_raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    let head_request = request.starts_with(b"HEAD ");
-    let mut conn = Conn::open(addr);
-    conn.send(request);
-    conn.read_response(head_request)
+    Conn::open(addr).exchange(request)
 }
 
 /// `GET path` over HTTP/1.1 with `Connection: close`.

@@ -22,8 +22,7 @@ pub fn answers_pipelined_requests_in_order(target: &Target) {
     let in_order = first.text().contains("space") && second.text().contains("subfolder");
     assert!(in_order, "the answers are not the first file, then /docs/");
     assert!(!third.says_close(), "a 404 need not close the connection");
-    conn.send(get("/").as_bytes());
-    let status = conn.read_response(false).status;
+    let status = conn.exchange(get("/").as_bytes()).status;
     assert_eq!(status, 200, "the connection should still serve");
 }
 
@@ -59,16 +58,15 @@ pub fn http10_closes_unless_asked_to_keep_alive(target: &Target) {
         .header("connection")
         .map(str::to_lowercase);
     assert_eq!(confirmed.as_deref(), Some("keep-alive"));
-    kept.send(b"GET /docs/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    assert_eq!(kept.read_response(false).status, 200);
+    let again = kept.exchange(b"GET /docs/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(again.status, 200);
 }
 
 /// An idle connection is closed once the idle timeout passes, and not long before.
 pub fn idle_timeout_closes_the_connection(target: &Target) {
     let server = target.start_on(&crate::www_root(), &["--idle-timeout", "400ms"]);
     let mut conn = Conn::open(server.addr());
-    conn.send(get("/").as_bytes());
-    assert_eq!(conn.read_response(false).status, 200);
+    assert_eq!(conn.exchange(get("/").as_bytes()).status, 200);
     let waited = conn.time_until_closed();
     assert!(
         waited >= Duration::from_millis(250),
@@ -81,12 +79,12 @@ pub fn idle_timeout_closes_the_connection(target: &Target) {
 pub fn head_and_bodies_keep_framing(target: &Target) {
     let server = target.start_on(&crate::www_root(), &[]);
     let mut conn = Conn::open(server.addr());
-    conn.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
-    let head = conn.read_response(true);
+    let head = conn.exchange(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-    conn.send(b"GET /docs/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
-    assert!(conn.read_response(false).text().contains("subfolder"));
-    conn.send(get("/hello%20world.txt").as_bytes());
-    assert!(conn.read_response(false).text().contains("space"));
+    let with_body =
+        conn.exchange(b"GET /docs/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
+    assert!(with_body.text().contains("subfolder"));
+    let next = conn.exchange(get("/hello%20world.txt").as_bytes());
+    assert!(next.text().contains("space"));
 }

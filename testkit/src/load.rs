@@ -197,8 +197,8 @@ pub fn five_thousand_connections_leave_no_descriptor_behind(target: &Target) {
         let mut conn = Conn::open(server.addr());
         match round % 3 {
             0 => {
-                conn.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                assert_eq!(conn.read_response(false).status, 200, "round {round}");
+                let request = b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+                assert_eq!(conn.exchange(request).status, 200, "round {round}");
                 assert!(conn.is_closed_by_peer(PATIENCE), "round {round}");
             }
             1 => drop(conn),
@@ -274,8 +274,7 @@ pub fn stops_gracefully_finishing_responses_in_flight(target: &Target, signal: i
     let mut big = BigFile::write_to(&site.root().join("big.bin"), 32);
     let mut server = target.start_on(&site.root(), &["--idle-timeout", "5s", "--quiet"]);
     let mut idle = Conn::open(server.addr());
-    idle.send(get("/style.css").as_bytes());
-    assert_eq!(idle.read_response(false).status, 200);
+    assert_eq!(idle.exchange(get("/style.css").as_bytes()).status, 200);
     let (mut downloading, length) = request_body(server.addr(), "/big.bin");
     assert_eq!(length, big.len());
     server.signal(signal);

@@ -126,8 +126,8 @@ fn run_client(addr: SocketAddr, keep_alive: bool, n_requests: usize) {
         if !keep_alive {
             conn = Conn::open(addr);
         }
-        conn.send(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
-        assert_eq!(conn.read_response(false).status, 200);
+        let response = conn.exchange(b"GET /index.html HTTP/1.1\r\nHost: test\r\n\r\n");
+        assert_eq!(response.status, 200);
     }
 }
 
