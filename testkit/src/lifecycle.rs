@@ -1,7 +1,6 @@
 //! Resources come back and signals stop the server, for the blocking models (steps 3–5): the
 //! leak, shutdown and out-of-descriptor checks their lifecycle tests share.
 
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::concurrency::idle_client;
@@ -17,14 +16,7 @@ pub fn thousand_connections(server: &Server) {
 /// Polls `condition` until it holds or [`PATIENCE`] runs out, and says whether it held: for the
 /// changes a test has no event to wait on (a process's death, a line on stderr).
 pub fn eventually(condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
+    crate::server::poll(PATIENCE, || condition().then_some(())).is_some()
 }
 
 /// Ctrl-C (SIGINT to the process group) while a keep-alive connection sits idle: the server

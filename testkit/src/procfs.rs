@@ -104,7 +104,7 @@ pub fn zombie_children(parent: u32) -> usize {
 }
 
 /// The pids of `root` and all its descendants (root first). Empty if `root` is gone.
-pub fn process_tree(root: u32) -> Vec<u32> {
+fn process_tree(root: u32) -> Vec<u32> {
     let processes = all_processes();
     if !processes.iter().any(|&(pid, _, _)| pid == root) {
         return Vec::new();

@@ -419,7 +419,7 @@ impl Drop for Server {
 }
 
 /// Calls `probe` every 10 ms until it gives a value, or `timeout` has passed.
-fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = probe() {
