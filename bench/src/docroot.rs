@@ -28,7 +28,7 @@ impl DocRoot {
         let root = Self(tempfile::Builder::new().prefix("bench-root-").tempdir()?);
         let www = workspace_root().join("www");
         if www.is_dir() {
-            copy_tree(&www, root.path())?;
+            testkit::site::copy_tree(&www, root.path())?;
         }
         let index = root.path().join(SMALL_PATH.trim_start_matches('/'));
         if !index.exists() {
@@ -38,9 +38,7 @@ impl DocRoot {
             )?;
         }
         // A fixed, incompressible-looking pattern (not zeros) so no layer can shortcut it.
-        let big: Vec<u8> = (0..BIG_BYTES)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let big = testkit::site::pseudo_random_bytes(BIG_BYTES);
         fs::write(root.path().join(BIG_PATH.trim_start_matches('/')), big)?;
         Ok(root)
     }
@@ -50,21 +48,6 @@ impl DocRoot {
     pub fn path(&self) -> &Path {
         self.0.path()
     }
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            fs::create_dir_all(&target)?;
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ impl TestSite {
         let secret = format!("TOP-SECRET-{}-{path_len}", std::process::id());
         fs::write(dir.path().join("secret.txt"), &secret).unwrap();
         let root = dir.path().join("www");
-        copy_dir(&www_root(), &root);
+        copy_tree(&www_root(), &root).unwrap();
         symlink("../secret.txt", root.join("escape.txt")).unwrap();
         symlink("..", root.join("up")).unwrap();
         symlink("index.html", root.join("inside.html")).unwrap();
@@ -73,17 +73,19 @@ impl Default for TestSite {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
+/// Copies the folder `from` into `to` (created if missing), recursively; symlinks are followed.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
         let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
         } else {
-            fs::copy(entry.path(), target).unwrap();
+            fs::copy(entry.path(), target)?;
         }
     }
+    Ok(())
 }
 
 /// Deterministic filler (xorshift), so a large file needs no randomness crate.
