@@ -26,7 +26,7 @@ nginx() {
 # counters (SYN retransmits, accept-queue overflows).
 c10k() {
     "$bench" c10k --connections 10000 --step step07-1 --step step07-per-core --nginx 1 --nginx 2 \
-        --repeat 3 --out "$results/c10k-nginx"
+        --repeat 9 --out "$results/c10k-nginx"
 }
 
 # Every model under the whole scenario matrix: short runs, three rounds.

@@ -12,3 +12,15 @@ testkit::conformance_tests!(mod conformance_pool, bin = env!("CARGO_BIN_EXE_step
 testkit::keep_alive_tests!(mod keep_alive_pool, bin = env!("CARGO_BIN_EXE_step04-thread"), args = &["--pool", "8"]);
 testkit::convention_tests!(mod conventions_pool, bin = env!("CARGO_BIN_EXE_step04-thread"), args = &["--pool", "8"]);
 testkit::fault_tests!(mod faults_pool, bin = env!("CARGO_BIN_EXE_step04-thread"), args = &["--pool", "8"]);
+
+/// Threads accept and close descriptors at once: the table is grown before the first client.
+#[test]
+fn descriptor_table_is_grown_at_start() {
+    for args in [&[][..], &["--pool", "8"]] {
+        testkit::conventions::descriptor_table_is_grown_at_start(&testkit::Target {
+            bin: env!("CARGO_BIN_EXE_step04-thread"),
+            args,
+            keep_alive: true,
+        });
+    }
+}

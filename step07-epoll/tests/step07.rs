@@ -161,3 +161,11 @@ fn two_loops_run_on_two_threads() {
         assert_eq!(testkit::get(server.addr(), "/").status, 200);
     }
 }
+
+/// Loops on several threads accept and close descriptors at once: the table is grown before the
+/// first client, or each doubling would stall every loop (see the C10K chapter).
+#[test]
+fn descriptor_table_is_grown_at_start() {
+    testkit::conventions::descriptor_table_is_grown_at_start(&TWO_LOOPS);
+    testkit::conventions::descriptor_table_is_grown_at_start(&EPOLL_TWO_LOOPS);
+}

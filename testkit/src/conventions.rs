@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::http::get;
+use crate::server::Launch;
 use crate::{PATIENCE, Server, Target};
 
 /// Runs `bin ARGS`, which must exit within [`PATIENCE`], and returns what it printed.
@@ -104,4 +105,17 @@ pub fn quiet_silences_the_log(target: &Target) {
     }
     let logged = server.wait_for_log(|_| true, Duration::from_millis(300));
     assert!(!logged, "{:?}", server.log_lines());
+}
+
+/// The descriptor table is grown to the descriptor limit before the first client: in a process
+/// with threads, growing it later stalls every thread at each doubling.
+pub fn descriptor_table_is_grown_at_start(target: &Target) {
+    const LIMIT: usize = 4096;
+    let launch = Launch {
+        nofile_limit: Some(LIMIT as u64),
+        ..Launch::default()
+    };
+    let server = Server::launch(target.bin, target.args, &launch);
+    let size = crate::procfs::fd_table_size(server.pid());
+    assert!(size >= LIMIT, "room for {size} descriptors, not {LIMIT}");
 }

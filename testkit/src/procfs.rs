@@ -42,6 +42,11 @@ pub fn fd_count(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// How many descriptors `pid`'s descriptor table has room for (`FDSize`), 0 once it is gone.
+pub fn fd_table_size(pid: u32) -> usize {
+    status(pid).map_or(0, |status| status.fdsize as usize)
+}
+
 /// Threads of `pid`.
 pub fn thread_count(pid: u32) -> usize {
     stat(pid).map_or(0, |stat| stat.num_threads.try_into().unwrap_or(0))

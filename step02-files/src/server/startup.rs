@@ -3,11 +3,14 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::sys::resource::{Resource, getrlimit};
 use socket2::{Domain, Socket, Type};
 
 use crate::http::docroot::DocRoot;
@@ -119,6 +122,7 @@ pub fn start(
         addr: args.addr,
         source,
     })?;
+    grow_descriptor_table(&listener);
     let site = Site {
         root,
         limits: Limits::default(),
@@ -177,6 +181,37 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListene
 
 /// The accept backlog asked for; see [`listen`].
 const BACKLOG: i32 = 4096;
+
+// ANCHOR: grow_descriptor_table
+/// Grows the process's descriptor table, now, to as many descriptors as it may open.
+///
+/// The kernel keeps a process's descriptors in a table that doubles when it fills: 64, 128, …,
+/// 8,192, 16,384. In a process with more than one thread, each doubling waits for an RCU grace
+/// period (`synchronize_rcu` in the kernel's `expand_fdtable`) so that no thread still reads the
+/// old table, and every thread that opens or closes a descriptor meanwhile waits too. A server
+/// whose loops or threads accept thousands of connections would stall all of them at once, for
+/// milliseconds, at each power of two; the C10K chapter shows it. Taking one descriptor at the
+/// top of the allowed range and closing it at once does every doubling now, while no client waits:
+/// the table never shrinks, and this costs the kernel a few hundred KiB, not the process.
+pub fn grow_descriptor_table(any: &impl AsFd) {
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let top = soft.min(LARGEST_DESCRIPTOR_TABLE).saturating_sub(1);
+    let Ok(top) = i32::try_from(top) else {
+        return;
+    };
+    // The lowest free descriptor at or above `top`: the table grows to hold it.
+    if let Ok(raw) = fcntl(any, FcntlArg::F_DUPFD_CLOEXEC(top)) {
+        // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` has just returned this new descriptor; nothing else in
+        // the process knows it, so owning it here (and closing it on drop) is sound.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    }
+}
+// ANCHOR_END: grow_descriptor_table
+
+/// The most descriptors [`grow_descriptor_table`] makes room for, whatever the limit.
+const LARGEST_DESCRIPTOR_TABLE: u64 = 1 << 16;
 
 // ANCHOR: join
 /// Opens one more listening socket on `first`'s address, in its `SO_REUSEPORT` group: the kernel
