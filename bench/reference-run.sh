@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reference run: the measurements the book and the README include, written under
 # book/src/results/. Run it on a quiet machine (nothing else building or serving); it takes about
-# 25 minutes on 2 cores. Each figure is the median of three interleaved rounds, with its min–max.
+# 35 minutes on 2 cores. Each figure is the median of interleaved rounds (three; nine for c10k),
+# with its min–max.
 #
 #   bash bench/reference-run.sh            # everything
 #   bash bench/reference-run.sh nginx      # one part: nginx | c10k | compare | wrk | log
