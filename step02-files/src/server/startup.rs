@@ -183,16 +183,15 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListene
 const BACKLOG: i32 = 4096;
 
 // ANCHOR: grow_descriptor_table
+/// The most descriptors [`grow_descriptor_table`] makes room for, whatever the limit.
+const LARGEST_DESCRIPTOR_TABLE: u64 = 1 << 16;
+
 /// Grows the process's descriptor table, now, to as many descriptors as it may open.
 ///
-/// The kernel keeps a process's descriptors in a table that doubles when it fills: 64, 128, …,
-/// 8,192, 16,384. In a process with more than one thread, each doubling waits for an RCU grace
-/// period (`synchronize_rcu` in the kernel's `expand_fdtable`) so that no thread still reads the
-/// old table, and every thread that opens or closes a descriptor meanwhile waits too. A server
-/// whose loops or threads accept thousands of connections would stall all of them at once, for
-/// milliseconds, at each power of two; the C10K chapter shows it. Taking one descriptor at the
-/// top of the allowed range and closing it at once does every doubling now, while no client waits:
-/// the table never shrinks, and this costs the kernel a few hundred KiB, not the process.
+/// The kernel doubles the table when it fills, and in a process with threads each doubling waits
+/// for an RCU grace period (`synchronize_rcu` in `expand_fdtable`) while every thread that opens or
+/// closes a descriptor waits too: loops accepting thousands of connections would all stall at once,
+/// at each power of two. Done here, before the first client, it costs nobody anything.
 pub fn grow_descriptor_table(any: &impl AsFd) {
     let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return;
@@ -201,7 +200,7 @@ pub fn grow_descriptor_table(any: &impl AsFd) {
     let Ok(top) = i32::try_from(top) else {
         return;
     };
-    // The lowest free descriptor at or above `top`: the table grows to hold it.
+    // The lowest free descriptor at or above `top`: the table grows to hold it, and never shrinks.
     if let Ok(raw) = fcntl(any, FcntlArg::F_DUPFD_CLOEXEC(top)) {
         // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` has just returned this new descriptor; nothing else in
         // the process knows it, so owning it here (and closing it on drop) is sound.
@@ -209,9 +208,6 @@ pub fn grow_descriptor_table(any: &impl AsFd) {
     }
 }
 // ANCHOR_END: grow_descriptor_table
-
-/// The most descriptors [`grow_descriptor_table`] makes room for, whatever the limit.
-const LARGEST_DESCRIPTOR_TABLE: u64 = 1 << 16;
 
 // ANCHOR: join
 /// Opens one more listening socket on `first`'s address, in its `SO_REUSEPORT` group: the kernel
