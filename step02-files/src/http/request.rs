@@ -247,6 +247,15 @@ static REQUEST_LINE: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::expect_used)]
     Regex::new(pattern).expect("the request-line pattern is valid")
 });
+
+thread_local! {
+    /// This thread's copy of [`REQUEST_LINE`]. A `Regex` used from several threads gives only the
+    /// first its scratch space without a lock; the others take a mutex on every match (the `regex`
+    /// crate's documentation, "Sharing a regex across threads can result in contention"). A clone
+    /// shares the compiled program and has scratch space of its own, so the threads of step 4 and
+    /// the loops of step 7 share no lock here.
+    static THREAD_REQUEST_LINE: Regex = REQUEST_LINE.clone();
+}
 // ANCHOR_END: request_line
 
 // ANCHOR: parse_request
@@ -395,7 +404,7 @@ fn parse_request_line<'a>(
     line: &'a [u8],
     limits: &Limits,
 ) -> Result<(Method, &'a [u8], Version), HttpError> {
-    if !REQUEST_LINE.is_match(line) {
+    if !THREAD_REQUEST_LINE.with(|request_line| request_line.is_match(line)) {
         return Err(request_line_error(line, limits));
     }
     // No group of the pattern admits a space, so the line's two spaces separate them: splitting
