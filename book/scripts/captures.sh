@@ -73,6 +73,19 @@ kill_holders() {
 # The log of the server started as NAME, without its first line.
 log_of() { tail -n +2 "$scratch/$1.log"; }
 
+# Runs SERVER under `strace -f -tt -e trace=CALLS` into $scratch/NAME, sends it one request, and
+# stops it with Ctrl-C: one connection's life, from its accept4 to the server's exit.
+trace_one_request() {
+    local name=$1 calls=$2 server=$3
+    strace -f -tt -o "$scratch/$name" -e trace="$calls" "$server" > /dev/null &
+    local tracer=$!
+    sleep 1
+    curl -s -o /dev/null 'http://127.0.0.1:7080/hello%20world.txt'
+    sleep 0.5
+    kill -INT "$(pgrep -P "$tracer")"
+    wait "$tracer" || true
+}
+
 chromium_once() {
     chromium --headless --no-sandbox --virtual-time-budget=3000 --dump-dom "$@" 2>/dev/null
 }
@@ -269,15 +282,8 @@ capture_step03() {
     stop
 
     # A connection's life under strace -f.
-    strace -f -tt -o "$scratch/strace3" \
-        -e trace=accept4,poll,clone,close,rt_sigprocmask,rt_sigaction,recvfrom,sendto,read,write,wait4,exit_group,openat2,statx \
-        "$release/step03-process" > /dev/null &
-    local tracer=$!
-    sleep 1
-    curl -s -o /dev/null 'http://127.0.0.1:7080/hello%20world.txt'
-    sleep 0.5
-    kill -INT "$(pgrep -P "$tracer")"
-    wait "$tracer" || true
+    trace_one_request strace3 accept4,poll,clone,close,rt_sigprocmask,rt_sigaction,recvfrom,sendto,read,write,wait4,exit_group,openat2,statx \
+        "$release/step03-process"
     { echo '…'; sed -n '/accept4(.*= [0-9]/,$p' "$scratch/strace3" | sed -n '1,/wait4(-1.*ECHILD/p' \
         | cut -c1-200; echo '…'; } | save step03-strace
 
@@ -390,15 +396,8 @@ capture_step04() {
     kill -KILL "$stalled" 2>/dev/null || true
 
     # What a thread costs: one request, under strace -f.
-    strace -f -tt -o "$scratch/strace4" \
-        -e trace=accept4,fcntl,mmap,munmap,mprotect,clone3,prctl,rseq,set_robust_list,sigaltstack,recvfrom,sendto,close,exit \
-        "$release/step04-thread" > /dev/null &
-    local tracer=$!
-    sleep 1
-    curl -s -o /dev/null 'http://127.0.0.1:7080/hello%20world.txt'
-    sleep 0.5
-    kill -INT "$(pgrep -P "$tracer")"
-    wait "$tracer" || true
+    trace_one_request strace4 accept4,fcntl,mmap,munmap,mprotect,clone3,prctl,rseq,set_robust_list,sigaltstack,recvfrom,sendto,close,exit \
+        "$release/step04-thread"
     sed -n '/accept4(.*= [0-9]/,/exited with 0/p' "$scratch/strace4" | cut -c1-220 | save step04-strace
 
     # Ctrl-C with one idle connection, strace -f attached to the running server.
