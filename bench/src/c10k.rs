@@ -58,6 +58,9 @@ pub struct C10kOptions {
     /// Do not cap the process- and thread-per-connection models (may exhaust the machine).
     #[arg(long)]
     pub no_caps: bool,
+    /// Skip the unrecorded warm-up run (the connections opened once) before the first round.
+    #[arg(long)]
+    pub no_warmup: bool,
     /// Also write c10k.json and c10k.md into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -148,7 +151,12 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
     let steps = steps_too.then_some(options.steps.as_slice());
     subjects.extend(Subject::list(steps, &options.nginx_workers)?);
     let binaries = Subject::build(&subjects);
+    let mut warmed_up = options.no_warmup;
     let runs = output::interleave(&subjects, options.repeat, 1, |subject, round, progress| {
+        if !warmed_up {
+            warm_up(subject, root.path(), &binaries, options, progress);
+            warmed_up = true;
+        }
         let record = hold_subject(subject, root.path(), &binaries, options, progress);
         progress.advance();
         vec![C10kRecord { round, ..record }]
@@ -158,6 +166,27 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
         output::write(out, "c10k", &results, &markdown(&results))?;
     }
     Ok(results)
+}
+
+/// Opens the connections to the first server once, unrecorded. Whichever server runs first in a
+/// process pays for the kernel growing its socket caches and the generator touching its memory for
+/// the first time: its first requests wait milliseconds where later runs' wait microseconds.
+fn warm_up(
+    subject: &Subject,
+    root: &Path,
+    binaries: &Binaries,
+    options: &C10kOptions,
+    progress: &Progress,
+) {
+    progress.line(&format!(
+        "bench: warm-up run, not recorded: {}",
+        subject.name()
+    ));
+    let ramp_only = C10kOptions {
+        hold: Some(Duration::ZERO),
+        ..options.clone()
+    };
+    let _ = hold_subject(subject, root, binaries, &ramp_only, progress);
 }
 
 /// How many connections a step gets, and why fewer than asked (a cap) or what to expect of it.

@@ -55,6 +55,11 @@ impl Drop for Progress {
 /// Measures every subject `repeat` times, interleaved (every subject once, then again…), so that a
 /// drift of the machine spreads over all of them; `measure` gets the round (1-based) and advances
 /// the progress bar, which counts `runs_per_subject` runs per subject and round.
+///
+/// Each round starts one subject further along the list (A B C, then B C A, then C A B), so no
+/// subject always runs first or always after the same neighbour: the first run of a process pays
+/// for warming the kernel's socket caches, and a run pays for the ports the previous one left in
+/// `TIME_WAIT`.
 pub(crate) fn interleave<S, R>(
     subjects: &[S],
     repeat: u32,
@@ -64,11 +69,17 @@ pub(crate) fn interleave<S, R>(
     let progress = Progress::new(subjects.len() * runs_per_subject * repeat as usize);
     let mut runs = Vec::new();
     for round in 1..=repeat {
-        for subject in subjects {
+        for subject in rotated(subjects, round as usize - 1) {
             runs.extend(measure(subject, round, &progress));
         }
     }
     runs
+}
+
+/// `subjects` starting at `start` (modulo their number) and wrapping around.
+fn rotated<S>(subjects: &[S], start: usize) -> impl Iterator<Item = &S> {
+    let (before, after) = subjects.split_at(start % subjects.len().max(1));
+    after.iter().chain(before)
 }
 
 /// The round of a run recorded before `--repeat` existed.
@@ -240,6 +251,19 @@ mod tests {
         let text = fs::read_to_string(dir.path().join("soak.md")).unwrap();
         assert_eq!(text, "runs: 3");
         assert!(rewrite_markdown(dir.path(), "c10k", markdown).is_err());
+    }
+
+    #[test]
+    fn each_round_starts_one_subject_further() {
+        let order = interleave(&['a', 'b', 'c'], 4, 1, |subject, round, _| {
+            vec![format!("{round}{subject}")]
+        });
+        assert_eq!(
+            order.join(" "),
+            "1a 1b 1c 2b 2c 2a 3c 3a 3b 4a 4b 4c",
+            "every subject takes every place in turn"
+        );
+        assert!(interleave(&[] as &[char], 2, 1, |_, _, _| vec![()]).is_empty());
     }
 
     #[test]

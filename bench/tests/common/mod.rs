@@ -3,6 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use bench::target::Target;
@@ -23,15 +25,24 @@ pub enum Answer {
 /// Starts a server on 127.0.0.1:0 that answers every request with `answer`, one thread per connection.
 /// The threads die with the test process.
 pub fn serve(answer: Answer) -> Target {
+    serve_counting(answer).0
+}
+
+/// Like [`serve`], also counting the connections accepted.
+pub fn serve_counting(answer: Answer) -> (Target, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::Relaxed);
             thread::spawn(move || handle(stream, answer));
         }
     });
-    Target::parse(&format!("http://{addr}/index.html")).unwrap()
+    let target = Target::parse(&format!("http://{addr}/index.html")).unwrap();
+    (target, accepted)
 }
 
 fn handle(mut stream: TcpStream, answer: Answer) {

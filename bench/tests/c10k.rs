@@ -1,0 +1,62 @@
+//! `c10k` end to end against an in-test server standing in for an external target: every round is
+//! recorded, the warm-up run is not, and the table has the server's row.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bench::c10k::{self, C10kOptions};
+use common::{Answer, serve_counting};
+
+const CONNECTIONS: usize = 20;
+
+fn hold_twice(no_warmup: bool) -> (c10k::C10kResults, usize) {
+    let (target, accepted) = serve_counting(Answer::Write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhey",
+    ));
+    let options = C10kOptions {
+        connections: Some(CONNECTIONS),
+        url: Some(target.url.clone()),
+        interval: Some(Duration::from_millis(200)),
+        hold: Some(Duration::from_millis(300)),
+        timeout: Duration::from_secs(2),
+        repeat: 2,
+        no_warmup,
+        source_addresses: 1,
+        ..C10kOptions::default()
+    };
+    let results = c10k::run(&options, "test").unwrap();
+    (results, accepted.load(Ordering::Relaxed))
+}
+
+#[test]
+fn every_round_is_recorded_and_the_warm_up_is_not() {
+    let (results, accepted) = hold_twice(false);
+    assert_eq!(results.runs.len(), 2, "--repeat 2: two runs, no warm-up");
+    for run in &results.runs {
+        assert_eq!(run.established, CONNECTIONS, "{run:?}");
+        assert!(run.requests >= CONNECTIONS as u64, "{run:?}");
+        assert_eq!(run.errors.total(), 0, "{run:?}");
+    }
+    assert_eq!(
+        accepted,
+        3 * CONNECTIONS,
+        "the warm-up opened the connections once more"
+    );
+    let markdown = c10k::markdown(&results);
+    assert_eq!(
+        markdown
+            .matches(&format!("| {CONNECTIONS} | {CONNECTIONS} |"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn no_warmup_opens_the_connections_only_for_the_rounds() {
+    let (results, accepted) = hold_twice(true);
+    assert_eq!(results.runs.len(), 2);
+    assert_eq!(accepted, 2 * CONNECTIONS);
+}
