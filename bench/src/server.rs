@@ -133,12 +133,6 @@ impl Binaries {
     }
 }
 
-/// [`build`] when `needed`, else no binaries (only reference servers are measured).
-#[must_use]
-pub fn build_if(needed: bool) -> Binaries {
-    if needed { build() } else { Binaries::default() }
-}
-
 /// Builds the workspace in release mode with one `cargo build --release --workspace --keep-going`:
 /// after the README's `cargo build --release --workspace` everything is fresh and this takes a second
 /// (building package by package would unify features differently and rebuild every step). A step that
