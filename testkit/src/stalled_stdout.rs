@@ -21,7 +21,7 @@ fn start_stalled(target: &Target) -> Server {
         unread_stdout: true,
         ..Launch::default()
     };
-    crate::load::launch_on_www(target, &["--idle-timeout", "5s"], &launch)
+    target.launch_on(&crate::www_root(), &["--idle-timeout", "5s"], &launch)
 }
 
 /// Sends SIGTERM, then reads the pipe as a reader who came back would, until the server has
