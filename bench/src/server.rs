@@ -191,14 +191,9 @@ pub fn start_nginx(workers: u32, root: &Path) -> anyhow::Result<Server> {
     let (port_number, workers) = (port.port().to_string(), workers.to_string());
     let output = Command::new("bash")
         .arg(workspace_root().join("bench/nginx/nginx.sh"))
-        .args([
-            "conf",
-            "--port",
-            &port_number,
-            "--workers",
-            &workers,
-            "--root",
-        ])
+        .args(["conf", "--port", &port_number])
+        .args(["--workers", &workers])
+        .arg("--root")
         .arg(root)
         .output()
         .context("cannot run nginx.sh")?;
