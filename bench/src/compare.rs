@@ -379,19 +379,12 @@ fn write_charts(
 ) -> anyhow::Result<()> {
     for scenario in scenarios {
         let rows = summarize(results, scenario);
-        let bars: Vec<(String, f64)> = rows
-            .iter()
-            .map(|row| {
-                let rate = row.median().map_or(0.0, |load| load.requests_per_s);
-                (row.server.clone(), rate)
-            })
+        let medians = rows.iter().map(|row| (row.server.clone(), row.median()));
+        let bars: Vec<(String, f64)> = (medians.clone())
+            .map(|(server, load)| (server, load.map_or(0.0, |load| load.requests_per_s)))
             .collect();
-        let lines: Vec<(String, stats::LatencySummary)> = rows
-            .iter()
-            .filter_map(|row| {
-                let load = row.median().filter(|load| load.requests > 0)?;
-                Some((row.server.clone(), load.latency))
-            })
+        let lines: Vec<(String, stats::LatencySummary)> = medians
+            .filter_map(|(server, load)| Some((server, load.filter(|l| l.requests > 0)?.latency)))
             .collect();
         let (key, title) = (scenario.key(), scenario.title());
         charts::throughput(&out.join(format!("throughput-{key}.svg")), &title, &bars)?;

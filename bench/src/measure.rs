@@ -38,9 +38,15 @@ impl Subject {
         Ok(steps.into_iter().map(Self::Step).chain(nginx).collect())
     }
 
-    /// The steps' executables, built only when `subjects` has a step.
+    /// The steps' executables, built only when `subjects` has a step (else only reference servers
+    /// are measured).
     pub(crate) fn build(subjects: &[Self]) -> Binaries {
-        server::build_if(subjects.iter().any(|s| matches!(s, Self::Step(_))))
+        let has_step = subjects.iter().any(|s| matches!(s, Self::Step(_)));
+        if has_step {
+            server::build()
+        } else {
+            Binaries::default()
+        }
     }
 
     /// The name shown in tables and charts.

@@ -133,12 +133,6 @@ impl Binaries {
     }
 }
 
-/// [`build`] when `needed`, else no binaries (only reference servers are measured).
-#[must_use]
-pub fn build_if(needed: bool) -> Binaries {
-    if needed { build() } else { Binaries::default() }
-}
-
 /// Builds the workspace in release mode with one `cargo build --release --workspace --keep-going`:
 /// after the README's `cargo build --release --workspace` everything is fresh and this takes a second
 /// (building package by package would unify features differently and rebuild every step). A step that
@@ -197,14 +191,9 @@ pub fn start_nginx(workers: u32, root: &Path) -> anyhow::Result<Server> {
     let (port_number, workers) = (port.port().to_string(), workers.to_string());
     let output = Command::new("bash")
         .arg(workspace_root().join("bench/nginx/nginx.sh"))
-        .args([
-            "conf",
-            "--port",
-            &port_number,
-            "--workers",
-            &workers,
-            "--root",
-        ])
+        .args(["conf", "--port", &port_number])
+        .args(["--workers", &workers])
+        .arg("--root")
         .arg(root)
         .output()
         .context("cannot run nginx.sh")?;

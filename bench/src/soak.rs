@@ -88,12 +88,7 @@ pub fn run(options: &SoakOptions, command: &str) -> anyhow::Result<SoakResults> 
             .map_err(|error| format!("{error:#}"))
             .and_then(|running| soak_one(spec, running, options, progress));
         let record = soaked.unwrap_or_else(|error| failed(spec.name, &error));
-        let leaks = if record.leaks.is_empty() {
-            "none".to_owned()
-        } else {
-            record.leaks.join("; ")
-        };
-        let errors = record.errors.total();
+        let (errors, leaks) = (record.errors.total(), leaks_text(&record.leaks));
         progress.line(&format!(
             "bench: {}: {} requests, errors {errors}, leaks: {leaks}",
             record.server, record.requests
@@ -207,6 +202,15 @@ fn leaks(before: &TreeSample, after: &TreeSample) -> Vec<String> {
     leaks
 }
 
+/// What leaked, `none` when nothing did.
+fn leaks_text(leaks: &[String]) -> String {
+    if leaks.is_empty() {
+        "none".to_owned()
+    } else {
+        leaks.join("; ")
+    }
+}
+
 fn failed(name: &str, error: &str) -> SoakRecord {
     eprintln!("bench: {name}: {error}");
     SoakRecord {
@@ -228,11 +232,7 @@ pub fn markdown(results: &SoakResults) -> String {
             (Some(b), Some(a)) => format!("{} → {}", field(b), field(a)),
             _ => "—".to_owned(),
         };
-        let verdict = match (&run.error, run.leaks.is_empty()) {
-            (Some(error), _) => error.clone(),
-            (None, true) => "none".to_owned(),
-            (None, false) => run.leaks.join("; "),
-        };
+        let verdict = run.error.clone().unwrap_or_else(|| leaks_text(&run.leaks));
         vec![
             run.server.clone(),
             format!("{:.0}", run.duration_s),
@@ -262,16 +262,11 @@ mod tests {
             processes: 1,
             fds: 8,
         };
-        assert!(
-            leaks(
-                &before,
-                &TreeSample {
-                    rss_kib: 11_000,
-                    ..before
-                }
-            )
-            .is_empty()
-        );
+        let within_slack = TreeSample {
+            rss_kib: 11_000,
+            ..before
+        };
+        assert!(leaks(&before, &within_slack).is_empty());
         let after = TreeSample {
             fds: 9,
             threads: 4,

@@ -9,6 +9,9 @@ use std::process::{Command, Stdio};
 use crate::site::TestSite;
 use crate::{PATIENCE, Target};
 
+/// What the bundled index page loads besides itself.
+const SUBRESOURCES: [&str; 4] = ["/style.css", "/app.js", "/img/logo.svg", "/favicon.ico"];
+
 /// The first of `names` found on PATH, or `None` after reporting the skip; under `CI=true` (or `1`)
 /// a missing program fails the test instead.
 pub fn require_program(names: &[&str], test: &str) -> Option<String> {
@@ -89,26 +92,15 @@ pub fn ureq_fetches_site(target: &Target) {
     assert_eq!(page.status(), 200);
     assert!(page.body_mut().read_to_string().unwrap().contains("Café"));
     let mut redirected = ureq::get(&server.url("/docs")).call().unwrap();
-    assert!(
-        redirected
-            .body_mut()
-            .read_to_string()
-            .unwrap()
-            .contains("subfolder")
-    );
+    let folder_page = redirected.body_mut().read_to_string().unwrap();
+    assert!(folder_page.contains("subfolder"));
     match ureq::get(&server.url("/missing")).call() {
         Err(ureq::Error::StatusCode(404)) => {}
         other => panic!("expected 404, got {other:?}"),
     }
     // Several requests through one agent: a keep-alive server serves them on pooled connections.
     let agent = ureq::Agent::new_with_defaults();
-    for path in [
-        "/",
-        "/style.css",
-        "/app.js",
-        "/img/logo.svg",
-        "/favicon.ico",
-    ] {
+    for path in std::iter::once("/").chain(SUBRESOURCES) {
         let response = agent.get(&server.url(path)).call().unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
@@ -129,7 +121,7 @@ pub fn chromium_loads_site(target: &Target) {
     let loaded = attribute(&dom, "data-loaded")
         .unwrap_or_else(|| panic!("the page's script did not run; DOM:\n{dom}"));
     assert_eq!(loaded, "css:ok js:ok img:ok favicon:ok", "DOM:\n{dom}");
-    for path in ["/style.css", "/app.js", "/img/logo.svg", "/favicon.ico"] {
+    for path in SUBRESOURCES {
         assert!(
             server.wait_for_log(
                 |line| line.contains(&format!("\"GET {path} HTTP/1.1\" 200")),

@@ -3,10 +3,10 @@
 
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::http::get;
-use crate::server::Launch;
+use crate::server::{Launch, poll};
 use crate::{PATIENCE, Server, Target};
 
 /// Runs `bin ARGS`, which must exit within [`PATIENCE`], and returns what it printed.
@@ -17,13 +17,9 @@ pub(crate) fn run_to_exit(bin: &str, args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{bin} {args:?} should have exited at once");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if poll(PATIENCE, || child.try_wait().unwrap()).is_none() {
+        let _ = child.kill();
+        panic!("{bin} {args:?} should have exited at once");
     }
     child.wait_with_output().unwrap()
 }

@@ -19,7 +19,7 @@ fn start_large_download(
     target: &Target,
     site: &TestSite,
 ) -> (Server, BufReader<TcpStream>, Vec<u8>) {
-    fs::write(site.root().join("large.bin"), pseudo_random_bytes(LARGE)).unwrap();
+    site.add_file("large.bin", LARGE);
     let server = target.start_on(&site.root(), &["--quiet", "--idle-timeout", "10s"]);
     let (mut body, _length) = request_body(server.addr(), "/large.bin");
     let mut received = vec![0u8; 64 * 1024];
@@ -68,7 +68,7 @@ pub fn truncated_file_ends_the_connection_not_the_server(target: &Target) {
 /// (and raise `SIGPIPE`, which kills a process by default). The server must live on.
 pub fn vanishing_clients_never_kill_the_server(target: &Target) {
     let site = TestSite::new();
-    fs::write(site.root().join("large.bin"), pseudo_random_bytes(LARGE)).unwrap();
+    site.add_file("large.bin", LARGE);
     let mut server = target.start_on(&site.root(), &["--quiet"]);
     for _ in 0..20 {
         let mut conn = Conn::open(server.addr());

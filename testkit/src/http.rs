@@ -117,12 +117,7 @@ impl Conn {
             .split(' ')
             .nth(1)
             .and_then(|code| code.parse().ok());
-        let status = status.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {status_line:?}"),
-            )
-        })?;
+        let status = status.ok_or_else(|| invalid(format!("bad status line {status_line:?}")))?;
         let headers = lines
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
@@ -139,9 +134,7 @@ impl Conn {
         }
         match response.header("content-length") {
             Some(length) => {
-                let length: usize = length.parse().map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length")
-                })?;
+                let length: usize = length.parse().map_err(|_| invalid("bad Content-Length"))?;
                 while self.buf.len() < length {
                     self.fill_or_eof("body cut short")?;
                 }
@@ -208,6 +201,11 @@ impl Conn {
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
+}
+
+/// An `InvalidData` error: the bytes are not an HTTP/1.1 response.
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
 /// A `GET path` request that keeps the connection.

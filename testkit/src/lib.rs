@@ -47,8 +47,19 @@ pub struct Target {
 impl Target {
     /// Starts the server on `root` with the target's flags and `extra` ones.
     pub fn start_on(&self, root: &std::path::Path, extra: &[&str]) -> Server {
+        self.launch_on(root, extra, &server::Launch::default())
+    }
+
+    /// [`Target::start_on`] with the process-level `launch` settings.
+    pub fn launch_on(
+        &self,
+        root: &std::path::Path,
+        extra: &[&str],
+        launch: &server::Launch,
+    ) -> Server {
         let root = root.to_str().expect("temp paths are UTF-8");
-        Server::start(self.bin, &[&["--root", root], self.args, extra].concat())
+        let args = [&["--root", root], self.args, extra].concat();
+        Server::launch(self.bin, &args, launch)
     }
 }
 

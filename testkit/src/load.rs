@@ -16,13 +16,6 @@ use crate::lifecycle::eventually;
 use crate::server::Launch;
 use crate::{PATIENCE, Server, Target, TestSite};
 
-/// Starts `target` on the bundled site with `extra` flags and the process-level `launch` settings.
-pub(crate) fn launch_on_www(target: &Target, extra: &[&str], launch: &Launch) -> Server {
-    let root = crate::www_root();
-    let args = [&["--root", root.to_str().unwrap()], target.args, extra].concat();
-    Server::launch(target.bin, &args, launch)
-}
-
 /// Sends a GET that must get a 200; returns the body as a reader, positioned after the head,
 /// and the announced Content-Length.
 pub(crate) fn request_body(addr: SocketAddr, path: &str) -> (BufReader<TcpStream>, usize) {
@@ -222,7 +215,7 @@ pub(crate) fn flood_past_64_descriptors(target: &Target, extra: &[&str]) -> (Ser
         nofile_limit: Some(64),
         ..Launch::default()
     };
-    let server = launch_on_www(target, extra, &launch);
+    let server = target.launch_on(&crate::www_root(), extra, &launch);
     let crowd = (0..100).map(|_| Conn::open(server.addr())).collect();
     let said_so = server.wait_for_stderr("Too many open files", PATIENCE);
     assert!(said_so, "no `accept failed: Too many open files` on stderr");

@@ -91,13 +91,17 @@ fn all_processes() -> Vec<(u32, u32, char)> {
         .collect()
 }
 
+/// The pids among `processes` whose parent is `parent`.
+fn children(processes: &[(u32, u32, char)], parent: u32) -> impl Iterator<Item = u32> + '_ {
+    let children = processes
+        .iter()
+        .filter(move |&&(_, ppid, _)| ppid == parent);
+    children.map(|&(pid, _, _)| pid)
+}
+
 /// Processes whose parent is `parent`.
 pub fn child_pids(parent: u32) -> Vec<u32> {
-    all_processes()
-        .into_iter()
-        .filter(|&(_, ppid, _)| ppid == parent)
-        .map(|(pid, _, _)| pid)
-        .collect()
+    children(&all_processes(), parent).collect()
 }
 
 /// Children of `parent` that have exited and are waiting to be reaped.
@@ -117,12 +121,7 @@ fn process_tree(root: u32) -> Vec<u32> {
     let mut tree = vec![root];
     let mut at = 0;
     while let Some(&parent) = tree.get(at) {
-        tree.extend(
-            processes
-                .iter()
-                .filter(|&&(_, ppid, _)| ppid == parent)
-                .map(|&(pid, _, _)| pid),
-        );
+        tree.extend(children(&processes, parent));
         at += 1;
     }
     tree

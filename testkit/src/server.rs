@@ -206,13 +206,8 @@ impl Server {
             Some(addr) => server.wait_until_accepting(addr),
             None => server.listening_addr(),
         };
-        match ready {
-            Ok(addr) => {
-                server.addr = addr;
-                Ok(server)
-            }
-            Err(reason) => Err(server.failure(reason)),
-        }
+        server.addr = ready.map_err(|reason| server.failure(reason))?;
+        Ok(server)
     }
 
     fn listening_addr(&self) -> Result<SocketAddr, String> {

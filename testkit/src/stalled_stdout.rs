@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::http::Conn;
-use crate::server::Launch;
+use crate::server::{Launch, poll};
 use crate::{PATIENCE, Server, Target};
 
 /// How many keep-alive clients [`keeps_answering`] runs at once.
@@ -21,26 +21,19 @@ fn start_stalled(target: &Target) -> Server {
         unread_stdout: true,
         ..Launch::default()
     };
-    crate::load::launch_on_www(target, &["--idle-timeout", "5s"], &launch)
+    target.launch_on(&crate::www_root(), &["--idle-timeout", "5s"], &launch)
 }
 
 /// Sends SIGTERM, then reads the pipe as a reader who came back would, until the server has
 /// exited and the pipe is empty. Returns the exit code and everything read.
 fn stop_and_read_the_rest(server: &mut Server) -> (Option<i32>, String) {
     server.signal(libc::SIGTERM);
-    let deadline = Instant::now() + PATIENCE;
     let mut text = String::new();
-    let status = loop {
+    let status = poll(PATIENCE, || {
         text.push_str(&server.read_stdout_now());
-        if let Some(status) = server.wait_exit(Duration::ZERO) {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
-        thread::sleep(Duration::from_millis(5));
-    };
+        server.wait_exit(Duration::ZERO)
+    })
+    .expect("still running 10 s after SIGTERM");
     text.push_str(&server.read_stdout_now());
     (status.code(), text)
 }
