@@ -619,8 +619,20 @@ mod tests {
             silent_on: Some(port),
             ..Launch::default()
         };
-        let program = format!("sleep 0.2; exec nc -l 127.0.0.1 {}", port.port());
-        let server = shell(&program, launch).unwrap();
+        // The "server" prints nothing and its port starts accepting 200 ms after it starts: the
+        // harness must wait for the port, not for a line (no external listener program needed).
+        let listening_later = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::net::TcpListener::bind(port).unwrap()
+        });
+        let server = shell("exec sleep 30", launch).unwrap();
         assert_eq!(server.addr(), port);
+        drop(listening_later.join().unwrap());
+        let launch = Launch {
+            silent_on: Some(port),
+            ..Launch::default()
+        };
+        let error = shell("exec true", launch).err().unwrap().to_string();
+        assert!(error.contains("exited before listening"), "{error}");
     }
 }
