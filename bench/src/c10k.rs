@@ -150,6 +150,11 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
         !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
     let steps = steps_too.then_some(options.steps.as_slice());
     subjects.extend(Subject::list(steps, &options.nginx_workers)?);
+    // Refuse before building or starting anything when the generator cannot hold the connections.
+    let most = subjects
+        .iter()
+        .map(|subject| connections_for(subject, options).0);
+    crate::engine::check_descriptors(most.max().unwrap_or(0))?;
     let binaries = Subject::build(&subjects);
     let mut warmed_up = options.no_warmup;
     let runs = output::interleave(&subjects, options.repeat, 1, |subject, round, progress| {
@@ -189,6 +194,15 @@ fn warm_up(
     let _ = hold_subject(subject, root, binaries, &ramp_only, progress);
 }
 
+/// How many connections `subject` gets, and why fewer than asked or what to expect of it.
+fn connections_for(subject: &Subject, options: &C10kOptions) -> (usize, Option<String>) {
+    let asked = options.connections();
+    match subject {
+        Subject::Step(spec) => step_connections(spec, asked, options.no_caps),
+        _ => (asked, None),
+    }
+}
+
 /// How many connections a step gets, and why fewer than asked (a cap) or what to expect of it.
 fn step_connections(spec: &ServerSpec, asked: usize, no_caps: bool) -> (usize, Option<String>) {
     if spec.per_connection_task && !no_caps && asked > C10K_CAP {
@@ -214,10 +228,7 @@ fn hold_subject(
 ) -> C10kRecord {
     let name = subject.name();
     let asked = options.connections();
-    let (connections, note) = match subject {
-        Subject::Step(spec) => step_connections(spec, asked, options.no_caps),
-        _ => (asked, None),
-    };
+    let (connections, note) = connections_for(subject, options);
     if let Some(note) = &note {
         progress.line(&format!("bench: {name}: {note}"));
     }
@@ -307,6 +318,14 @@ pub fn markdown(results: &C10kResults) -> String {
 
 fn row(run: &C10kRecord, p99: String) -> Vec<String> {
     let note = run.error.as_ref().or(run.note.as_ref());
+    // A run that failed measured no latency: a dash, not 0 µs.
+    let latency = |us: f64| {
+        if run.error.is_some() {
+            "—".to_owned()
+        } else {
+            stats::us(us)
+        }
+    };
     let tcp = run
         .tcp
         .map(|tcp| format!("{} / {}", tcp.syn_retransmits, tcp.listen_overflows));
@@ -317,9 +336,13 @@ fn row(run: &C10kRecord, p99: String) -> Vec<String> {
         run.requests.to_string(),
         output::all_errors(&run.errors),
         run.unanswered.to_string(),
-        stats::us(run.latency.p50_us),
-        p99,
-        stats::us(run.latency.max_us),
+        latency(run.latency.p50_us),
+        if run.error.is_some() {
+            "—".to_owned()
+        } else {
+            p99
+        },
+        latency(run.latency.max_us),
         or_dash(
             run.server_rss_kib
                 .map(|kib| format!("{:.1}", kib as f64 / 1024.0)),

@@ -20,7 +20,7 @@ mod worker;
 use std::io;
 use std::time::{Duration, Instant};
 
-pub use plan::{LoadConfig, LoadError};
+pub use plan::{LoadConfig, LoadError, check_descriptors};
 use plan::{Plan, WorkerShare};
 use worker::{EndState, Worker};
 

@@ -141,7 +141,25 @@ impl Binaries {
 pub fn build() -> Binaries {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("bench: cargo build --release --workspace");
-    let output = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // Under `cargo run`, bench inherits the variables cargo sets for a package (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_NAME…). Build scripts that watch them (ring's does) would see them change and rebuild
+    // their crates, a minute here, after every switch between `cargo run -p bench` and the binary.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    let output = command
         .current_dir(workspace_root())
         .args(["build", "--release", "--workspace", "--keep-going"])
         .arg("--message-format=json-render-diagnostics")

@@ -60,3 +60,18 @@ fn no_warmup_opens_the_connections_only_for_the_rounds() {
     assert_eq!(results.runs.len(), 2);
     assert_eq!(accepted, 2 * CONNECTIONS);
 }
+
+#[test]
+fn more_connections_than_descriptors_are_refused_before_any_run() {
+    let (target, accepted) = serve_counting(Answer::Write(b"HTTP/1.1 204 No Content\r\n\r\n"));
+    let options = C10kOptions {
+        connections: Some(100_000_000),
+        url: Some(target.url.clone()),
+        repeat: 1,
+        source_addresses: 1,
+        ..C10kOptions::default()
+    };
+    let error = c10k::run(&options, "test").unwrap_err().to_string();
+    assert!(error.contains("descriptors"), "{error}");
+    assert_eq!(accepted.load(Ordering::Relaxed), 0, "no warm-up, no round");
+}

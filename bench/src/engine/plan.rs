@@ -140,7 +140,12 @@ impl Plan {
 }
 
 /// Raises the descriptor limit and fails clearly when it cannot hold every connection.
-fn check_descriptors(connections: usize) -> Result<(), LoadError> {
+///
+/// # Errors
+///
+/// [`LoadError::Config`] when the hard limit is too low, [`LoadError::Io`] when it cannot be read or
+/// set.
+pub fn check_descriptors(connections: usize) -> Result<(), LoadError> {
     // The soft limit is now the hard one, which only root can raise.
     let limit = sys::raise_nofile_limit()?;
     let needed = connections as u64 + SPARE_DESCRIPTORS;
