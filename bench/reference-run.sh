@@ -37,6 +37,11 @@ compare() {
 
 # The load generator against wrk on the same nginx (one worker): rate and client CPU per request.
 wrk_vs_bench() {
+    if ! command -v wrk >/dev/null; then
+        echo "reference-run.sh: installing wrk from Debian" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2 ||
+            { echo "reference-run.sh: wrk is missing and could not be installed" >&2; return 1; }
+    fi
     bash bench/nginx/nginx.sh start --port 8088 --workers 1 >/dev/null
     trap 'bash bench/nginx/nginx.sh stop --port 8088 >/dev/null' RETURN
     local url=http://127.0.0.1:8088/index.html
