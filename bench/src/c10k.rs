@@ -138,7 +138,6 @@ pub type C10kResults = Results<C10kRecord>;
 ///
 /// When nothing matches the selection, or the results cannot be written.
 pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> {
-    crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
     let header = Header::now(command);
     let root = DocRoot::create().context("cannot create the document root")?;
     let urls = options
@@ -150,7 +149,8 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
         !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
     let steps = steps_too.then_some(options.steps.as_slice());
     subjects.extend(Subject::list(steps, &options.nginx_workers)?);
-    // Refuse before building or starting anything when the generator cannot hold the connections.
+    // Raise the descriptor limit (the servers inherit it) and refuse before building or starting
+    // anything when the generator cannot hold the connections.
     let most = subjects
         .iter()
         .map(|subject| connections_for(subject, options).0);
@@ -319,11 +319,11 @@ pub fn markdown(results: &C10kResults) -> String {
 fn row(run: &C10kRecord, p99: String) -> Vec<String> {
     let note = run.error.as_ref().or(run.note.as_ref());
     // A run that failed measured no latency: a dash, not 0 µs.
-    let latency = |us: f64| {
+    let latency = |cell: String| {
         if run.error.is_some() {
             "—".to_owned()
         } else {
-            stats::us(us)
+            cell
         }
     };
     let tcp = run
@@ -336,13 +336,9 @@ fn row(run: &C10kRecord, p99: String) -> Vec<String> {
         run.requests.to_string(),
         output::all_errors(&run.errors),
         run.unanswered.to_string(),
-        latency(run.latency.p50_us),
-        if run.error.is_some() {
-            "—".to_owned()
-        } else {
-            p99
-        },
-        latency(run.latency.max_us),
+        latency(stats::us(run.latency.p50_us)),
+        latency(p99),
+        latency(stats::us(run.latency.max_us)),
         or_dash(
             run.server_rss_kib
                 .map(|kib| format!("{:.1}", kib as f64 / 1024.0)),

@@ -379,12 +379,14 @@ fn write_charts(
 ) -> anyhow::Result<()> {
     for scenario in scenarios {
         let rows = summarize(results, scenario);
-        let medians = rows.iter().map(|row| (row.server.clone(), row.median()));
-        let bars: Vec<(String, f64)> = (medians.clone())
-            .map(|(server, load)| (server, load.map_or(0.0, |load| load.requests_per_s)))
+        let medians: Vec<_> = rows.iter().map(|row| (&row.server, row.median())).collect();
+        let bars: Vec<(String, f64)> = (medians.iter())
+            .map(|&(server, load)| (server.clone(), load.map_or(0.0, |load| load.requests_per_s)))
             .collect();
-        let lines: Vec<(String, stats::LatencySummary)> = medians
-            .filter_map(|(server, load)| Some((server, load.filter(|l| l.requests > 0)?.latency)))
+        let lines: Vec<(String, stats::LatencySummary)> = (medians.iter())
+            .filter_map(|&(server, load)| {
+                Some((server.clone(), load.filter(|l| l.requests > 0)?.latency))
+            })
             .collect();
         let (key, title) = (scenario.key(), scenario.title());
         charts::throughput(&out.join(format!("throughput-{key}.svg")), &title, &bars)?;

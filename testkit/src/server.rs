@@ -615,7 +615,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let launch = Launch {
+        let silent = || Launch {
             silent_on: Some(port),
             ..Launch::default()
         };
@@ -625,14 +625,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
             std::net::TcpListener::bind(port).unwrap()
         });
-        let server = shell("exec sleep 30", launch).unwrap();
+        let server = shell("exec sleep 30", silent()).unwrap();
         assert_eq!(server.addr(), port);
         drop(listening_later.join().unwrap());
-        let launch = Launch {
-            silent_on: Some(port),
-            ..Launch::default()
-        };
-        let error = shell("exec true", launch).err().unwrap().to_string();
+        let error = shell("exec true", silent()).err().unwrap().to_string();
         assert!(error.contains("exited before listening"), "{error}");
     }
 }
