@@ -46,6 +46,10 @@ struct Args {
     show_headers: bool,
 }
 
+/// The longest `--idle-timeout` accepted, as in steps 2–7: a zero timeout would reset every
+/// client, and a deadline far in the future could overflow the clock.
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
@@ -60,6 +64,13 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<(), String> {
+    if args.idle_timeout.is_zero() || args.idle_timeout > MAX_IDLE_TIMEOUT {
+        return Err(format!(
+            "--idle-timeout {} is out of range: it must be more than 0s and at most {}",
+            humantime::format_duration(args.idle_timeout),
+            humantime::format_duration(MAX_IDLE_TIMEOUT),
+        ));
+    }
     if !args.root.is_dir() {
         return Err(format!(
             "cannot serve {}: not a folder",

@@ -161,6 +161,8 @@ fn cases() -> Vec<Case> {
             get("/docs"), |r| header_is(r, "location", "/docs/");
         301 Policy "the redirect keeps the query", get("/docs?page=2"),
             |r| header_is(r, "location", "/docs/?page=2");
+        301 Policy "a redirect never names another host: //docs goes to /docs/",
+            get("//docs"), |r| header_is(r, "location", "/docs/");
         404 Policy "a folder without index.html is 404", get("/empty/");
         404 Policy "a missing file is 404 with a small page",
             get("/no-such-file.html"), is_not_found_page;
@@ -556,6 +558,30 @@ pub fn curl_revalidates_its_copy(target: &Target) {
     let by_date = fetch(&["-z", last_modified, &url]);
     assert_eq!(by_date.as_deref(), Some("304"), "revalidation by date");
     assert_eq!(copy(), file, "the copy changed after a 304");
+}
+
+/// A file stamped in the future is sent with a `Last-Modified` no later than the `Date`
+/// (RFC 9110 §8.8.2.1), and a revalidation with that date is still answered correctly.
+pub fn future_file_is_not_modified_after_the_date(target: &Target) {
+    let site = TestSite::new();
+    let root = site.root();
+    let path = root.join("future.txt");
+    std::fs::write(&path, "from the future").unwrap();
+    let in_a_year = std::time::SystemTime::now() + Duration::from_secs(365 * 24 * 60 * 60);
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(in_a_year).unwrap();
+    let server = target.start_on(&root, &["--quiet"]);
+    let response = crate::get(server.addr(), "/future.txt");
+    assert_eq!(response.status, 200);
+    let date_of = |name: &str| {
+        let text = response.header(name).unwrap_or_else(|| panic!("no {name}"));
+        httpdate::parse_http_date(text).unwrap_or_else(|_| panic!("{name}: {text:?}"))
+    };
+    let (date, last_modified) = (date_of("date"), date_of("last-modified"));
+    assert!(
+        last_modified <= date,
+        "Last-Modified {last_modified:?} is later than Date {date:?}"
+    );
 }
 
 /// The open-file cache (`--file-cache-valid`) serves a changed file fresh once its interval has

@@ -71,6 +71,17 @@ pub fn missing_root_is_a_one_line_error(target: &Target) {
     assert_one_line_error(&run_target(target, &args), "/no/such/folder");
 }
 
+/// An `--idle-timeout` of zero (every client would be cut off at once) or past a day is a
+/// one-line error before `Listening`, the same on every step.
+pub fn out_of_range_idle_timeout_is_a_one_line_error(target: &Target) {
+    for timeout in ["0s", "100000d"] {
+        let args = ["--addr", "127.0.0.1:0", "--idle-timeout", timeout];
+        let output = run_target(target, &args);
+        assert!(output.stdout.is_empty(), "{timeout}: nothing listened");
+        assert_one_line_error(&output, "--idle-timeout");
+    }
+}
+
 /// Starts the server, has it answer once, `send`s it `signal` and expects exit code 0.
 fn signal_exits_zero(target: &Target, signal: i32, send: fn(&Server, i32)) {
     let mut server = target.start_on(&crate::www_root(), &[]);

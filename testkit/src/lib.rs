@@ -120,6 +120,7 @@ macro_rules! conformance_tests {
             clients::chromium_loads_site as headless_chromium_loads_the_whole_site,
             conformance::access_log_has_one_line_per_request,
             conformance::file_cache_follows_the_disk,
+            conformance::future_file_is_not_modified_after_the_date,
             conformance::curl_resumes_a_download,
             conformance::curl_revalidates_its_copy,
         ]);
@@ -150,6 +151,7 @@ macro_rules! convention_tests {
             conventions::help_lists_common_flags,
             conventions::port_in_use_is_a_one_line_error,
             conventions::missing_root_is_a_one_line_error,
+            conventions::out_of_range_idle_timeout_is_a_one_line_error,
             conventions::sigterm_exits_zero,
             conventions::ctrl_c_exits_zero,
             conventions::quiet_silences_the_log,

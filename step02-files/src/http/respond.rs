@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::http::date::Now;
+use crate::http::date::{ImfDate, Now, whole_seconds};
 use crate::http::docroot::{DocRoot, FileContent, FoundFile, Resolved};
 use crate::http::error::HttpError;
 use crate::http::range::{RangeChoice, choose_range};
@@ -43,7 +43,7 @@ pub fn respond(root: &DocRoot, request: &Request, persistence: Persistence, now:
         return reply.page(StatusCode::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")]);
     }
     match root.lookup(&request.path, now.mono) {
-        Resolved::File(found) => reply.file(request, found),
+        Resolved::File(found) => reply.file(request, dated_no_later_than(found, now)),
         Resolved::MissingSlash => {
             let location = with_trailing_slash(&request.target);
             reply.page(StatusCode::MOVED_PERMANENTLY, &[("Location", &location)])
@@ -73,6 +73,18 @@ pub fn status_page(status: StatusCode, now: &Now) -> Response {
         framing: Framing::CLOSE,
     };
     reply.page(status, &[])
+}
+
+/// `found` with a `Last-Modified` no later than the response's `Date`: a file stamped in the
+/// future (a clock set wrong, an archive unpacked from elsewhere) is said to have changed now, as
+/// RFC 9110 §8.8.2.1 requires. The `ETag` still names the real modification time.
+fn dated_no_later_than(mut found: FoundFile, now: &Now) -> FoundFile {
+    let validators = &mut found.validators;
+    if validators.last_modified > now.wall {
+        validators.last_modified = whole_seconds(now.wall);
+        validators.last_modified_text = ImfDate::of(validators.last_modified);
+    }
+    found
 }
 
 /// How to answer one request, whatever the answer turns out to be.
@@ -217,8 +229,31 @@ fn joined<'a>(request: &'a Request, name: &'a str) -> Option<Cow<'a, str>> {
 /// `/docs?x=1` becomes `/docs/?x=1`. The target is reused as sent (still percent-encoded), so
 /// the redirect names exactly the folder the client asked for.
 fn with_trailing_slash(target: &str) -> String {
+    // `//host/…` in a Location is a network-path reference: a browser would leave for `host`.
+    // Browsers read `\` as `/` in http URLs, so a run of either at the start becomes one slash.
+    let target = format!("/{}", target.trim_start_matches(['/', '\\']));
     match target.split_once('?') {
         Some((path, query)) => format!("{path}/?{query}"),
         None => format!("{target}/"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_trailing_slash;
+
+    #[test]
+    fn redirects_stay_on_this_host() {
+        assert_eq!(with_trailing_slash("/docs"), "/docs/");
+        assert_eq!(with_trailing_slash("/docs?page=2"), "/docs/?page=2");
+        for target in [
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+        ] {
+            assert_eq!(with_trailing_slash(target), "/evil.example/", "{target}");
+        }
+        assert_eq!(with_trailing_slash("//a?b=//c"), "/a/?b=//c");
     }
 }
