@@ -79,6 +79,24 @@ fn valid_requests_parse_to_their_parts() {
 }
 
 #[test]
+fn an_absolute_form_target_is_read_as_its_path() {
+    for (target, origin, path) in [
+        ("http://a/index.html?x=1", "/index.html?x=1", "/index.html"),
+        ("HTTP://a:8080/docs/", "/docs/", "/docs/"),
+        ("https://a", "/", "/"),
+        ("http://a?x=1", "/", "/"),
+        ("/?next=http://b/", "/?next=http://b/", "/"),
+    ] {
+        let request = complete(&format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert_eq!(
+            (request.target.as_str(), request.path.as_str()),
+            (origin, path),
+            "{target}"
+        );
+    }
+}
+
+#[test]
 fn every_prefix_of_a_valid_request_is_partial() {
     let requests = [
         "GET /a%20b?q HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n",
@@ -191,7 +209,15 @@ fn bad_requests_give_their_error() {
         ),
         ("GET * HTTP/1.1\r\nHost: a\r\n\r\n", HttpError::BadTarget),
         (
-            "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            HttpError::BadTarget,
+        ),
+        (
+            "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+            HttpError::BadTarget,
+        ),
+        (
+            "GET http://user@a/x HTTP/1.1\r\nHost: a\r\n\r\n",
             HttpError::BadTarget,
         ),
         ("GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", HttpError::BadTarget),

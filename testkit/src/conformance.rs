@@ -108,8 +108,10 @@ fn cases() -> Vec<Case> {
         400 Always "a request line with no version is 400", "GET /\r\nHost: x\r\n\r\n";
         400 Always "two spaces in the request line are 400", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n";
         400 Always "binary garbage is 400", "\x01\x02\x03\x04\r\n\r\n";
-        400 Always "an absolute-form target is refused",
-            "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n";
+        200 Policy "an absolute-form target is served as its path (RFC 9112 §3.2.2)",
+            "GET http://x/index.html HTTP/1.1\r\nHost: x\r\n\r\n", announces_index_length;
+        400 Always "an absolute-form target of another scheme is refused",
+            "GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n";
         400 Always "a target without a leading slash is refused",
             "GET index.html HTTP/1.1\r\nHost: x\r\n\r\n";
         400 Always "a raw non-ASCII character in the target is 400",

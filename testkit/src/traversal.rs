@@ -52,6 +52,10 @@ pub const CORPUS: &[&str] = &[
     "/etc/passwd",
     "/proc/self/environ",
     "/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    // The absolute form is served as its path: the same rules hold for that path.
+    "http://x/../secret.txt",
+    "http://x/%2e%2e/secret.txt",
+    "http://x/..%2fsecret.txt",
 ];
 // ANCHOR_END: corpus
 

@@ -365,7 +365,8 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, HttpError> {
     }
     let spare = SPARE_STRINGS.try_with(Cell::take).unwrap_or_default();
     // The regex admits only visible ASCII, so this never replaces a byte.
-    let target = refill(spare.target, &String::from_utf8_lossy(raw_target));
+    let origin = origin_form(raw_target)?;
+    let target = refill(spare.target, &String::from_utf8_lossy(origin));
     let headers = Headers {
         text: refill(spare.headers, &String::from_utf8_lossy(header_block(head))),
         present,
@@ -386,6 +387,34 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, HttpError> {
         content_length,
         keep_alive,
     })
+}
+
+/// The origin form (`/path?query`) of a request target. A server MUST accept the absolute form
+/// `http://host/path` too (RFC 9112 §3.2.2), and then the target's authority stands for the host;
+/// this server has one site, so only the path and query are kept. An authority with a slash-free
+/// end (`http://host`) asks for `/`; any other scheme, or no authority, is refused.
+fn origin_form(target: &[u8]) -> Result<&[u8], HttpError> {
+    let scheme_end = target.windows(3).position(|bytes| bytes == b"://");
+    let Some(scheme_end) = scheme_end.filter(|_| !target.starts_with(b"/")) else {
+        // Origin form, or a form `decode_path` refuses (`*`, no leading slash).
+        return Ok(target);
+    };
+    let scheme = &target[..scheme_end];
+    let is_http = scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https");
+    let after = &target[scheme_end + 3..];
+    let authority_end = after
+        .iter()
+        .position(|&byte| matches!(byte, b'/' | b'?' | b'#'))
+        .unwrap_or(after.len());
+    if !is_http || authority_end == 0 || after[..authority_end].contains(&b'@') {
+        return Err(HttpError::BadTarget);
+    }
+    match after[authority_end..] {
+        [] => Ok(b"/"),
+        [b'/', ..] => Ok(&after[authority_end..]),
+        // `http://host?q`: no path is the path `/` (RFC 9110 §4.2.3); the query is not needed.
+        _ => Ok(b"/"),
+    }
 }
 
 /// The header lines of a complete head, terminators included: what lies between the request
