@@ -50,6 +50,29 @@ use step02_files::{Persistence, ShutdownSignal, Site, Stream, handle_connection}
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 // ANCHOR_END: stack_size
 
+/// The `--stack-size` values accepted: from `may`'s own default, which holds the deepest request
+/// path measured above, to 64 MiB, past which a few thousand connections would reserve more
+/// address space than a machine has. Outside it, a stack either overflows on the first request
+/// (its connection hangs, its descriptor is never closed) or cannot be allocated at all.
+pub const STACK_SIZES: std::ops::RangeInclusive<usize> = 32 * 1024..=64 * 1024 * 1024;
+
+/// `size` if it is within [`STACK_SIZES`], else the one-line reason a server refuses to start.
+///
+/// # Errors
+///
+/// When `size` is below or above [`STACK_SIZES`].
+pub fn check_stack_size(size: usize) -> Result<usize, String> {
+    if STACK_SIZES.contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!(
+            "--stack-size {size} is out of range: it must be from {} to {} bytes",
+            STACK_SIZES.start(),
+            STACK_SIZES.end()
+        ))
+    }
+}
+
 /// How step 5 serves.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -312,5 +335,14 @@ mod tests {
         assert!(parse_size("64G").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999K").is_err());
+    }
+
+    #[test]
+    fn stack_sizes_out_of_range_are_refused() {
+        use super::{DEFAULT_STACK_SIZE, check_stack_size};
+        assert_eq!(check_stack_size(DEFAULT_STACK_SIZE), Ok(DEFAULT_STACK_SIZE));
+        for size in [0, 1024, 32 * 1024 - 1, 64 * 1024 * 1024 + 1, usize::MAX] {
+            assert!(check_stack_size(size).is_err(), "{size}");
+        }
     }
 }

@@ -28,7 +28,7 @@ use clap::Parser;
 use step02_files::server::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
 use step05_coroutine::{
-    DEFAULT_STACK_SIZE, Options, configure, into_may_listener, parse_size, serve,
+    DEFAULT_STACK_SIZE, Options, check_stack_size, configure, into_may_listener, parse_size, serve,
 };
 
 /// Step 5: serve files with a coroutine per connection, on a few threads.
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let stack_size = check_stack_size(args.stack_size)?;
     let shutdown = ShutdownSignal::install().map_err(StartupError::Signals)?;
     let (listener, site) = startup::start(&args.server, ListenOptions::default())?;
     let workers = args
@@ -68,7 +69,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(NonZeroUsize::MIN);
     configure(&Options {
         workers,
-        stack_size: args.stack_size,
+        stack_size,
         report_stack_usage: args.report_stack_usage,
     });
     let listener = into_may_listener(listener);

@@ -104,3 +104,17 @@ fn serves_again_after_running_out_of_descriptors() {
 fn help_explains_the_model_flags() {
     testkit::lifecycle::help_mentions(BIN, &["--workers", "--stack-size", "--report-stack-usage"]);
 }
+
+/// A stack too small for the deepest request (every connection would overflow and hang) or too
+/// large to allocate is refused before `Listening`, in one line.
+#[test]
+fn an_out_of_range_stack_size_is_a_one_line_error() {
+    let target = testkit::Target {
+        bin: BIN,
+        args: &[],
+        keep_alive: true,
+    };
+    for size in ["0", "1K", "99999999M"] {
+        testkit::conventions::refuses_to_start(&target, &["--stack-size", size], "--stack-size");
+    }
+}

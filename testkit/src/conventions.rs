@@ -71,15 +71,22 @@ pub fn missing_root_is_a_one_line_error(target: &Target) {
     assert_one_line_error(&run_target(target, &args), "/no/such/folder");
 }
 
-/// An `--idle-timeout` of zero (every client would be cut off at once) or past a day is a
-/// one-line error before `Listening`, the same on every step.
+/// An `--idle-timeout` of zero (every client would be cut off at once), past a day, or so long
+/// that adding it to the clock would overflow is a one-line error before `Listening`, the same on
+/// every step.
 pub fn out_of_range_idle_timeout_is_a_one_line_error(target: &Target) {
-    for timeout in ["0s", "100000d"] {
-        let args = ["--addr", "127.0.0.1:0", "--idle-timeout", timeout];
-        let output = run_target(target, &args);
-        assert!(output.stdout.is_empty(), "{timeout}: nothing listened");
-        assert_one_line_error(&output, "--idle-timeout");
+    for timeout in ["0s", "2days", "500000000years"] {
+        refuses_to_start(target, &["--idle-timeout", timeout], "--idle-timeout");
     }
+}
+
+/// Starting the target with `extra` flags must fail before `Listening` with one line on stderr
+/// that mentions `mentions`, and exit code 1.
+pub fn refuses_to_start(target: &Target, extra: &[&str], mentions: &str) {
+    let output = run_target(target, &[&["--addr", "127.0.0.1:0"], extra].concat());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("Listening on"), "{extra:?}: announced");
+    assert_one_line_error(&output, mentions);
 }
 
 /// Starts the server, has it answer once, `send`s it `signal` and expects exit code 0.
