@@ -170,6 +170,10 @@ fn cases() -> Vec<Case> {
             get("/no-such-file.html"), is_not_found_page;
         404 Policy "a file named as a folder is 404", get("/index.html/");
         200 Policy "a symlink that stays inside the root is served", get("/inside.html");
+        200 Policy "a symlink whose .. stays inside the root is served", get("/docs/back.html");
+        403 Policy "an absolute symlink is refused, even to a file inside", get("/absolute.html");
+        403 Policy "a symlink that steps out of the root and back is refused",
+            get("/out-and-back.html");
         200 Policy "HEAD sends the head without the body", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
             announces_index_length;
         // Content types.

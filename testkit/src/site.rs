@@ -16,6 +16,9 @@ use crate::www_root;
 /// TMP/www/escape.txt     -> ../secret.txt   (a symlink leading out: must be refused)
 /// TMP/www/up             -> ..              (a folder symlink leading out)
 /// TMP/www/inside.html    -> index.html      (a symlink that stays inside: may be served)
+/// TMP/www/docs/back.html -> ../index.html   (a `..` that stays inside: may be served)
+/// TMP/www/absolute.html  -> TMP/www/index.html  (absolute, though inside: refused by openat2)
+/// TMP/www/out-and-back.html -> ../www/index.html (steps out and back: refused by openat2)
 /// TMP/www/data.unknownext                    (no known media type)
 /// TMP/www/empty/                             (a folder without index.html)
 /// ```
@@ -39,6 +42,9 @@ impl TestSite {
         symlink("../secret.txt", root.join("escape.txt")).unwrap();
         symlink("..", root.join("up")).unwrap();
         symlink("index.html", root.join("inside.html")).unwrap();
+        symlink("../index.html", root.join("docs/back.html")).unwrap();
+        symlink(root.join("index.html"), root.join("absolute.html")).unwrap();
+        symlink("../www/index.html", root.join("out-and-back.html")).unwrap();
         fs::write(root.join("data.unknownext"), b"\x00\x01binary").unwrap();
         fs::create_dir(root.join("empty")).unwrap();
         TestSite { dir, secret }
