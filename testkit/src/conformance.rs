@@ -166,6 +166,9 @@ fn cases() -> Vec<Case> {
         301 Policy "a redirect never names another host: //docs goes to /docs/",
             get("//docs"), |r| header_is(r, "location", "/docs/");
         404 Policy "a folder without index.html is 404", get("/empty/");
+        404 Policy "a dotfile is answered as missing", get("/.env");
+        404 Policy "an encoded dotfile is answered as missing", get("/%2eenv");
+        200 Policy "/.well-known/ is served (RFC 8615)", get("/.well-known/security.txt");
         404 Policy "a missing file is 404 with a small page",
             get("/no-such-file.html"), is_not_found_page;
         404 Policy "a file named as a folder is 404", get("/index.html/");

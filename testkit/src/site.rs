@@ -21,6 +21,8 @@ use crate::www_root;
 /// TMP/www/out-and-back.html -> ../www/index.html (steps out and back: refused by openat2)
 /// TMP/www/data.unknownext                    (no known media type)
 /// TMP/www/empty/                             (a folder without index.html)
+/// TMP/www/.env                                (a dotfile holding the secret: answered 404)
+/// TMP/www/.well-known/security.txt            (RFC 8615: served)
 /// ```
 pub struct TestSite {
     dir: TempDir,
@@ -47,6 +49,13 @@ impl TestSite {
         symlink("../www/index.html", root.join("out-and-back.html")).unwrap();
         fs::write(root.join("data.unknownext"), b"\x00\x01binary").unwrap();
         fs::create_dir(root.join("empty")).unwrap();
+        fs::write(root.join(".env"), &secret).unwrap();
+        fs::create_dir(root.join(".well-known")).unwrap();
+        fs::write(
+            root.join(".well-known/security.txt"),
+            "Contact: mailto:x@x.invalid\n",
+        )
+        .unwrap();
         TestSite { dir, secret }
     }
 

@@ -151,6 +151,9 @@ impl DocRoot {
         let Some(relative) = relative_path(url_path) else {
             return Resolved::BadPath;
         };
+        if names_a_hidden_file(&relative) {
+            return Resolved::NotFound;
+        }
         let (file, metadata) = match self.open_beneath(&relative) {
             Ok(opened) => opened,
             Err(refusal) => return refusal,
@@ -296,6 +299,16 @@ fn relative_path(url_path: &str) -> Option<PathBuf> {
     Some(relative)
 }
 // ANCHOR_END: relative_path
+
+/// Whether a component of `relative` is a dotfile or dot-folder (`.env`, `.git/`, `.htpasswd`),
+/// other than `.well-known` (RFC 8615). Such names are left in a site's folder by tools, not
+/// published, and often hold secrets; they are answered as missing, as if they were not there.
+fn names_a_hidden_file(relative: &Path) -> bool {
+    relative.components().any(|component| {
+        let name = component.as_os_str().as_encoded_bytes();
+        name.starts_with(b".") && name != b".well-known"
+    })
+}
 
 fn refusal(error: io::Error) -> Resolved {
     if error.raw_os_error().is_some_and(is_shortage) {
