@@ -56,6 +56,9 @@ pub const CORPUS: &[&str] = &[
     "http://x/../secret.txt",
     "http://x/%2e%2e/secret.txt",
     "http://x/..%2fsecret.txt",
+    // The test site's `.env` holds the secret too.
+    "/.env",
+    "/%2eenv",
 ];
 // ANCHOR_END: corpus
 
