@@ -1,6 +1,6 @@
 //! Decides the answer to a request: the file (whole, in part, or "not modified"), a failed
-//! precondition, a redirect, or an error page. No I/O but what the document root does to find the file; the time comes in as
-//! an argument.
+//! precondition, a redirect, or an error page. No I/O but what the document root does to find
+//! the file; the time comes in as an argument.
 
 use std::borrow::Cow;
 
