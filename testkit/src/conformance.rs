@@ -192,6 +192,7 @@ fn cases() -> Vec<Case> {
     };
     rows.extend(host_cases());
     rows.extend(validator_cases());
+    rows.extend(precondition_cases());
     rows.extend(range_cases());
     rows
 }
@@ -245,6 +246,45 @@ fn validator_cases() -> Vec<Case> {
         404 Policy "a missing file with If-None-Match: * is 404",
             "GET /no-such-file HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n";
     }
+}
+
+/// Preconditions (RFC 9110 §13.1.1, §13.1.4, §13.2.2), with `{etag}` and `{last-modified}` as in
+/// [`validator_cases`].
+fn precondition_cases() -> Vec<Case> {
+    let if_match = |tags: &str| index_with(&format!("If-Match: {tags}\r\n"));
+    let unmodified = |date: &str| index_with(&format!("If-Unmodified-Since: {date}\r\n"));
+    let (old_date, future_date) = (
+        "Sat, 01 Jan 2000 00:00:00 GMT",
+        "Fri, 01 Jan 2100 00:00:00 GMT",
+    );
+    rows! {
+        412 Policy "If-Match with another ETag is 412", if_match("\"other\""), is_empty;
+        200 Policy "If-Match with the current ETag is 200", if_match("{etag}"), is_whole_file;
+        200 Policy "If-Match: * is 200 for a file that exists", if_match("*"), is_whole_file;
+        200 Policy "If-Match finds the ETag in a list", if_match("\"other\", {etag}");
+        412 Policy "If-Match compares strongly: W/ never matches", if_match("W/{etag}"), is_empty;
+        412 Policy "If-Unmodified-Since a date before the file is 412", unmodified(old_date),
+            is_empty;
+        200 Policy "If-Unmodified-Since the Last-Modified is 200", unmodified("{last-modified}");
+        200 Policy "If-Unmodified-Since a later date is 200", unmodified(future_date),
+            is_whole_file;
+        200 Policy "an unparsable If-Unmodified-Since is ignored", unmodified("yesterday");
+        200 Policy "If-Match wins over If-Unmodified-Since",
+            if_match(&format!("{{etag}}\r\nIf-Unmodified-Since: {old_date}"));
+        412 Policy "a failed If-Match comes before If-None-Match",
+            if_match("\"other\"\r\nIf-None-Match: {etag}"), is_empty;
+        412 Policy "a failed precondition comes before Range",
+            if_match("\"other\"\r\nRange: bytes=0-9"), is_empty;
+        412 Policy "HEAD with a failed If-Match is 412 like GET",
+            "HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-Match: \"other\"\r\n\r\n";
+        404 Policy "a missing file with If-Match: * is 404",
+            "GET /no-such-file HTTP/1.1\r\nHost: x\r\nIf-Match: *\r\n\r\n";
+    }
+}
+
+/// A 412 has no content, and says so with `Content-Length: 0`.
+fn is_empty(response: &RawResponse) -> Option<String> {
+    header_is(response, "content-length", "0")
 }
 
 fn has_validators(response: &RawResponse) -> Option<String> {
@@ -473,7 +513,7 @@ pub fn request_cut_short_gets_408(target: &Target) {
     crate::keep_alive::answers_then_closes(&mut conn, 408);
 }
 
-/// 304, 206 and 416 keep the framing exact on a keep-alive connection: pipelined between plain
+/// 304, 412, 206 and 416 keep the framing exact on a keep-alive connection: pipelined between plain
 /// GETs, every answer is read whole and in order, and the connection carries on.
 pub fn conditional_answers_keep_framing(target: &Target) {
     let site = TestSite::new();
@@ -483,6 +523,7 @@ pub fn conditional_answers_keep_framing(target: &Target) {
     let file = std::fs::read(site.root().join("index.html")).unwrap();
     let requests = [
         index_with(&format!("If-None-Match: {etag}\r\n")),
+        index_with("If-Match: \"other\"\r\n"),
         index_with("Range: bytes=0-9\r\n"),
         index_with("Range: bytes=999999-\r\n"),
         format!("HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
@@ -496,7 +537,7 @@ pub fn conditional_answers_keep_framing(target: &Target) {
         let response = conn.read_response(request.starts_with("HEAD "));
         let unsatisfiable = format!("bytes */{}", file.len());
         match response.status {
-            304 => assert!(response.body.is_empty()),
+            304 | 412 => assert!(response.body.is_empty()),
             206 if request.contains("bytes=0-9") => assert_eq!(response.body, file[..10]),
             206 => assert_eq!(response.body, file[file.len() - 5..]),
             200 => assert_eq!(response.body, file),
@@ -508,9 +549,25 @@ pub fn conditional_answers_keep_framing(target: &Target) {
         }
         statuses.push(response.status);
     }
-    assert_eq!(statuses, [304, 206, 416, 304, 200, 206]);
+    assert_eq!(statuses, [304, 412, 206, 416, 304, 200, 206]);
     let closed = conn.is_closed_by_peer(PATIENCE);
     assert!(closed, "did not close after the last");
+}
+
+/// A failed precondition is an answer, not an error: after a 412 the connection stays open, and
+/// the next request on it is served.
+pub fn failed_precondition_keeps_the_connection(target: &Target) {
+    let site = TestSite::new();
+    let server = target.start_on(&site.root(), &["--quiet"]);
+    let file = std::fs::read(site.root().join("index.html")).unwrap();
+    let mut conn = Conn::open(server.addr());
+    let failed = conn.exchange(index_with("If-Match: \"other\"\r\n").as_bytes());
+    assert_eq!((failed.status, failed.body.len()), (412, 0));
+    assert_eq!(failed.header("content-length"), Some("0"));
+    assert!(!failed.says_close(), "a 412 need not close the connection");
+    let next = conn.exchange(index_with("").as_bytes());
+    assert_eq!(next.status, 200, "the connection should still serve");
+    assert_eq!(next.body, file);
 }
 
 /// Runs curl with `args` in `dir`; returns its stdout, or `None` (reported) when curl is missing.

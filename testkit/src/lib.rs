@@ -138,6 +138,7 @@ macro_rules! keep_alive_tests {
             keep_alive::idle_timeout_closes_the_connection,
             keep_alive::head_and_bodies_keep_framing,
             conformance::conditional_answers_keep_framing,
+            conformance::failed_precondition_keeps_the_connection,
         ]);
     };
 }

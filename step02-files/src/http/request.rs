@@ -81,11 +81,13 @@ pub struct Headers {
 }
 
 /// The header names the server itself looks up, for every request or for most.
-const LOOKED_UP: [&str; 8] = [
+const LOOKED_UP: [&str; 10] = [
     "host",
     "connection",
     "content-length",
     "transfer-encoding",
+    "if-match",
+    "if-unmodified-since",
     "if-none-match",
     "if-modified-since",
     "range",

@@ -1,6 +1,6 @@
-//! Decides the answer to a request: the file (whole, in part, or "not modified"), a redirect, or
-//! an error page. No I/O but what the document root does to find the file; the time comes in as
-//! an argument.
+//! Decides the answer to a request: the file (whole, in part, or "not modified"), a failed
+//! precondition, a redirect, or an error page. No I/O but what the document root does to find
+//! the file; the time comes in as an argument.
 
 use std::borrow::Cow;
 
@@ -13,7 +13,7 @@ use crate::http::response::{
     Body, Connection, FileRange, Framing, Persistence, Response, Sending, SharedBytes,
 };
 use crate::http::status::StatusCode;
-use crate::http::validators::{Conditions, if_range_holds, is_not_modified};
+use crate::http::validators::{Conditions, Verdict, evaluate, if_range_holds};
 
 // ANCHOR: respond
 /// The response to `request`, serving files from `root`, made at `now`.
@@ -105,19 +105,26 @@ impl Reply<'_> {
     }
 
     // ANCHOR: file
-    /// A file, after the conditions of RFC 9110 §13.2.2: `If-None-Match` (or, without it,
-    /// `If-Modified-Since`) may make it a 304; then, for GET, `Range` (unless `If-Range` no longer
-    /// holds) may make it a part (206) or an impossible part (416).
+    /// A file, after the conditions of RFC 9110 §13.2.2: `If-Match` (or, without it,
+    /// `If-Unmodified-Since`) may make it a 412; then `If-None-Match` (or, without it,
+    /// `If-Modified-Since`) a 304; then, for GET, `Range` (unless `If-Range` no longer holds) may
+    /// make it a part (206) or an impossible part (416).
     fn file(&self, request: &Request, found: FoundFile) -> Response {
         let validators = found.validators;
+        let if_match = joined(request, "if-match");
         let if_none_match = joined(request, "if-none-match");
         let conditions = Conditions {
+            if_match: if_match.as_deref(),
+            if_unmodified_since: request.header("if-unmodified-since"),
             if_none_match: if_none_match.as_deref(),
             if_modified_since: request.header("if-modified-since"),
         };
-        let part = if is_not_modified(&conditions, &validators, self.now.wall) {
-            return self.not_modified(&found);
-        } else if request.method != Method::Get {
+        match evaluate(&conditions, &validators, self.now.wall) {
+            Verdict::PreconditionFailed => return self.precondition_failed(),
+            Verdict::NotModified => return self.not_modified(&found),
+            Verdict::Proceed => {}
+        }
+        let part = if request.method != Method::Get {
             // Range applies to GET only (RFC 9110 §14.2); HEAD describes the whole file.
             RangeChoice::Whole
         } else {
@@ -192,6 +199,14 @@ impl Reply<'_> {
             .header("Last-Modified", found.validators.last_modified_text)
             .header("ETag", found.validators.etag)
             .finish(found.content_type, Body::None)
+    }
+
+    /// 412: a precondition failed (RFC 9110 §15.5.13). No content, but a `Content-Length: 0`
+    /// that frames it exactly, so a keep-alive connection carries on: the request itself was
+    /// well formed, only the version it asked for is gone.
+    fn precondition_failed(&self) -> Response {
+        Response::build(StatusCode::PRECONDITION_FAILED, self.now, self.framing)
+            .finish("text/plain; charset=utf-8", Body::Bytes(Vec::new()))
     }
 
     fn page(&self, status: StatusCode, headers: &[(&str, &str)]) -> Response {

@@ -28,6 +28,8 @@ impl StatusCode {
     pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
     /// 408: the client started a request and did not finish it in time.
     pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
+    /// 412: an `If-Match` or `If-Unmodified-Since` of a GET or HEAD does not hold for the file.
+    pub const PRECONDITION_FAILED: StatusCode = StatusCode(412);
     /// 413: the request body is larger than the server will read.
     pub const CONTENT_TOO_LARGE: StatusCode = StatusCode(413);
     /// 414: the request target is longer than the server will read.
@@ -62,6 +64,7 @@ impl StatusCode {
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
+            412 => "Precondition Failed",
             413 => "Content Too Large",
             414 => "URI Too Long",
             416 => "Range Not Satisfiable",

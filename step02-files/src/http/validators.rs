@@ -1,5 +1,6 @@
 //! Validators and conditional requests (RFC 9110 §8.8, §13): `ETag`, `Last-Modified`,
-//! `If-None-Match`, `If-Modified-Since` and `If-Range`. Pure functions of header values.
+//! `If-Match`, `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since` and `If-Range`.
+//! Pure functions of header values.
 
 use std::fmt;
 use std::fs::Metadata;
@@ -97,17 +98,77 @@ impl Validators {
     }
 }
 
-/// The conditional headers of a GET or HEAD, as sent (several `If-None-Match` lines joined).
+/// The conditional headers of a GET or HEAD, as sent (several lines of a list header joined).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Conditions<'a> {
+    /// `If-Match`, every line of it.
+    pub if_match: Option<&'a str>,
+    /// `If-Unmodified-Since`.
+    pub if_unmodified_since: Option<&'a str>,
     /// `If-None-Match`, every line of it.
     pub if_none_match: Option<&'a str>,
     /// `If-Modified-Since`.
     pub if_modified_since: Option<&'a str>,
 }
 
+/// What the conditional headers of a GET or HEAD make of the answer for a file that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every condition holds: answer as if there were none (a `Range` may still apply).
+    Proceed,
+    /// `412 Precondition Failed`: the client asked for a version the file no longer is.
+    PreconditionFailed,
+    /// `304 Not Modified`: the client's copy is still current.
+    NotModified,
+}
+
+// ANCHOR: evaluate
+/// The verdict of `conditions` on the file `current`, in the order of RFC 9110 §13.2.2: the
+/// preconditions (`If-Match`, else `If-Unmodified-Since`) first, since a client that asked for
+/// one version must never be told "not modified" about another; then revalidation
+/// (`If-None-Match`, else `If-Modified-Since`). `Range` and `If-Range` come after, in the caller.
+pub fn evaluate(conditions: &Conditions<'_>, current: &Validators, now: SystemTime) -> Verdict {
+    if !preconditions_hold(conditions, current) {
+        Verdict::PreconditionFailed
+    } else if is_not_modified(conditions, current, now) {
+        Verdict::NotModified
+    } else {
+        Verdict::Proceed
+    }
+}
+// ANCHOR_END: evaluate
+
+// ANCHOR: preconditions_hold
+/// Whether `If-Match` and `If-Unmodified-Since` hold for `current` (RFC 9110 §13.1.1, §13.1.4).
+///
+/// `If-Match` is evaluated first and, when present, decides alone: it holds for `*` (the file
+/// exists) or a tag in its list that matches by strong comparison, so a weak tag never does. An
+/// `If-Unmodified-Since` holds when the file was modified at or before its date; one that does
+/// not parse is ignored (§13.1.4).
+pub fn preconditions_hold(conditions: &Conditions<'_>, current: &Validators) -> bool {
+    if let Some(list) = conditions.if_match {
+        return match_holds(list, &current.etag);
+    }
+    match conditions.if_unmodified_since.and_then(parse_http_date) {
+        Some(since) => current.last_modified <= since,
+        None => true,
+    }
+}
+// ANCHOR_END: preconditions_hold
+
+/// Whether `If-Match: list` is true for a representation tagged `etag`: the list is `*`, or
+/// holds a strong tag equal to `etag` (§8.8.3.2, strong comparison: `W/"x"` matches nothing).
+fn match_holds(list: &str, etag: &ETag) -> bool {
+    if list.trim() == "*" {
+        return true;
+    }
+    let ours = etag.as_str();
+    entity_tags(list).any(|(weak, tag)| !weak && tag == ours)
+}
+
 // ANCHOR: is_not_modified
-/// Whether a GET or HEAD with `conditions` gets `304 Not Modified` (RFC 9110 §13.2.2).
+/// Whether a GET or HEAD with `conditions` gets `304 Not Modified` (RFC 9110 §13.2.2), once its
+/// preconditions hold.
 ///
 /// `If-None-Match` is evaluated first and, when present, decides alone: `If-Modified-Since` is
 /// then ignored, since a tag is more exact than a date with one-second precision. A date that
@@ -194,9 +255,28 @@ mod tests {
         let conditions = Conditions {
             if_none_match: inm,
             if_modified_since: ims,
+            ..Conditions::default()
         };
         is_not_modified(&conditions, &validators(), now())
     }
+
+    /// The verdict on [`validators`] of the headers `(name, value)`, names in lower case.
+    fn verdict(headers: &[(&str, &str)]) -> Verdict {
+        let value = |name: &str| {
+            let mut values = headers.iter().filter(|(field, _)| *field == name);
+            values.next().map(|(_, value)| *value)
+        };
+        let conditions = Conditions {
+            if_match: value("if-match"),
+            if_unmodified_since: value("if-unmodified-since"),
+            if_none_match: value("if-none-match"),
+            if_modified_since: value("if-modified-since"),
+        };
+        evaluate(&conditions, &validators(), now())
+    }
+
+    const OLDER: &str = "Sat, 01 Jan 2000 00:00:00 GMT";
+    const NEWER: &str = "Sat, 01 Jan 2033 00:00:00 GMT";
 
     #[test]
     fn the_tag_is_inode_size_and_nanosecond_time() {
@@ -248,6 +328,90 @@ mod tests {
             Some("\"ab-10-123\""),
             Some("Sat, 01 Jan 2000 00:00:00 GMT")
         ));
+    }
+
+    #[test]
+    fn no_conditions_proceed() {
+        assert_eq!(verdict(&[]), Verdict::Proceed);
+    }
+
+    #[test]
+    fn if_match_compares_strongly_and_knows_star_and_lists() {
+        for list in [
+            "\"ab-10-123\"",
+            "\"x\", \"ab-10-123\"",
+            "\"x\",\"ab-10-123\" , \"y\"",
+            "W/\"x\", \"ab-10-123\"",
+            "*",
+            " * ",
+        ] {
+            assert_eq!(verdict(&[("if-match", list)]), Verdict::Proceed, "{list}");
+        }
+        for list in [
+            "W/\"ab-10-123\"",
+            "\"x\", W/\"ab-10-123\"",
+            "\"x\"",
+            "\"ab-10-124\"",
+            "ab-10-123",
+            "\"ab-10-123",
+            "",
+            "**",
+            "\"x\", *",
+        ] {
+            let failed = verdict(&[("if-match", list)]);
+            assert_eq!(failed, Verdict::PreconditionFailed, "{list}");
+        }
+    }
+
+    #[test]
+    fn if_unmodified_since_compares_dates_and_ignores_invalid_ones() {
+        let at = validators().last_modified_text;
+        for (date, expected) in [
+            (at.as_str(), Verdict::Proceed),
+            (NEWER, Verdict::Proceed),
+            (OLDER, Verdict::PreconditionFailed),
+            ("not a date", Verdict::Proceed),
+            ("", Verdict::Proceed),
+            // A list of dates is not a date (§13.1.4).
+            (&format!("{at}, {at}"), Verdict::Proceed),
+        ] {
+            assert_eq!(
+                verdict(&[("if-unmodified-since", date)]),
+                expected,
+                "{date}"
+            );
+        }
+    }
+
+    #[test]
+    fn if_match_wins_over_if_unmodified_since() {
+        let matching = [
+            ("if-match", "\"ab-10-123\""),
+            ("if-unmodified-since", OLDER),
+        ];
+        assert_eq!(verdict(&matching), Verdict::Proceed);
+        let other = [("if-match", "\"x\""), ("if-unmodified-since", NEWER)];
+        assert_eq!(verdict(&other), Verdict::PreconditionFailed);
+    }
+
+    #[test]
+    fn preconditions_come_before_if_none_match() {
+        // A failed precondition is 412 even when the client's copy would be current.
+        let failed = [("if-match", "\"x\""), ("if-none-match", "\"ab-10-123\"")];
+        assert_eq!(verdict(&failed), Verdict::PreconditionFailed);
+        let stale = [("if-unmodified-since", OLDER), ("if-none-match", "*")];
+        assert_eq!(verdict(&stale), Verdict::PreconditionFailed);
+        // Once they hold, revalidation decides as without them.
+        let current = [("if-match", "*"), ("if-none-match", "\"ab-10-123\"")];
+        assert_eq!(verdict(&current), Verdict::NotModified);
+        let changed = [("if-match", "*"), ("if-none-match", "\"x\"")];
+        assert_eq!(verdict(&changed), Verdict::Proceed);
+        let at = validators().last_modified_text;
+        let dated = [
+            ("if-unmodified-since", NEWER),
+            ("if-modified-since", at.as_str()),
+        ];
+        assert_eq!(verdict(&dated), Verdict::NotModified);
     }
 
     #[test]
