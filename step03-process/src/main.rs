@@ -36,7 +36,8 @@ struct Args {
 
     /// Fork N worker processes at start, each accepting and serving one connection at a time,
     /// instead of a process per connection. An idle keep-alive connection holds its worker, so
-    /// with N of them open the next client waits (at most --idle-timeout).
+    /// with N of them open the next client waits in the kernel's backlog. Its --idle-timeout
+    /// starts only when a worker accepts it: behind other idle clients it can wait several.
     #[arg(long, value_name = "N")]
     prefork: Option<NonZeroUsize>,
 

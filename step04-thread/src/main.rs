@@ -32,8 +32,9 @@ struct Args {
     server: ServerArgs,
 
     /// Serve with a fixed pool of N threads instead of a new thread per connection. An idle
-    /// keep-alive connection holds its thread, so with N of them open the next client waits
-    /// (at most --idle-timeout) for a thread.
+    /// keep-alive connection holds its thread, so with N of them open the next client waits in
+    /// the queue for a thread. Its --idle-timeout starts only when a thread takes it: behind
+    /// other idle clients it can wait several idle timeouts.
     #[arg(long, value_name = "N")]
     pool: Option<NonZeroUsize>,
 
