@@ -81,3 +81,39 @@ pub fn vanishing_clients_never_kill_the_server(target: &Target) {
     assert!(alive, "the server died");
     assert_eq!(crate::get(server.addr(), "/").status, 200);
 }
+
+/// An open-file cache full of large files never takes the descriptors clients need: under a
+/// limit of 128 descriptors, 200 files of 20 KiB (each cached with its descriptor open) are each
+/// fetched once, and every answer, then and after, is the file, never a 503; the server holds
+/// at most half its descriptors once all are cached.
+pub fn a_full_file_cache_leaves_descriptors_for_clients(target: &Target) {
+    const FILES: usize = 200;
+    let site = TestSite::new();
+    for index in 0..FILES {
+        site.add_file(&format!("photo-{index}.bin"), 20 * 1024);
+    }
+    let launch = crate::server::Launch {
+        nofile_limit: Some(128),
+        ..crate::server::Launch::default()
+    };
+    let server = target.launch_on(&site.root(), &["--quiet"], &launch);
+    let statuses = |range: std::ops::Range<usize>| -> Vec<(usize, u16)> {
+        range
+            .map(|index| {
+                let path = format!("/photo-{index}.bin");
+                (index, crate::get(server.addr(), &path).status)
+            })
+            .filter(|&(_, status)| status != 200)
+            .collect()
+    };
+    let refused = statuses(0..FILES);
+    assert!(refused.is_empty(), "while filling the cache: {refused:?}");
+    // A quarter of the limit for the cache, a few for listeners, logs and loops: never most.
+    let held = server.fd_count();
+    assert!(
+        held <= 64,
+        "{held} of 128 descriptors held with every file cached"
+    );
+    let refused = statuses(0..20);
+    assert!(refused.is_empty(), "after: {refused:?}");
+}

@@ -169,6 +169,7 @@ macro_rules! fault_tests {
             faults::deleted_file_is_still_sent_whole,
             faults::truncated_file_ends_the_connection_not_the_server,
             faults::vanishing_clients_never_kill_the_server,
+            faults::a_full_file_cache_leaves_descriptors_for_clients,
         ]);
     };
 }

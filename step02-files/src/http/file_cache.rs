@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,16 @@ pub struct FileCacheConfig {
     pub max_file_in_memory: u64,
     /// How long an entry is used before the path is resolved again.
     pub valid_for: Duration,
+    /// How many descriptors the entries of every cache in this process may hold open together.
+    /// Clients need descriptors too: the server sets this from its descriptor limit, so that a
+    /// cache full of large files never leaves none for `accept` (see [`HELD_DESCRIPTORS`]).
+    pub max_descriptors: usize,
 }
+
+/// Descriptors held open by the entries of every [`FileCache`] in this process. The descriptor
+/// limit is the process's, shared by all its loops and threads, so the count is too: N loops
+/// with a cache each may not hold N budgets.
+static HELD_DESCRIPTORS: AtomicUsize = AtomicUsize::new(0);
 
 impl Default for FileCacheConfig {
     fn default() -> Self {
@@ -45,6 +55,7 @@ impl Default for FileCacheConfig {
             max_bytes: 16 * 1024 * 1024,
             max_file_in_memory: SMALL_BODY,
             valid_for: Duration::from_secs(1),
+            max_descriptors: usize::MAX,
         }
     }
 }
@@ -78,6 +89,10 @@ struct Entry {
 }
 
 impl Entry {
+    fn holds_descriptor(&self) -> bool {
+        matches!(self.found.content, FileContent::Open(_))
+    }
+
     fn bytes(&self) -> usize {
         match &self.found.content {
             FileContent::InMemory(bytes) => bytes.len(),
@@ -137,7 +152,13 @@ impl FileCache {
         if let Some(found) = self.valid_entry(url_path, now) {
             return Resolved::File(found);
         }
-        match root.resolve(url_path) {
+        let resolved = match root.resolve(url_path) {
+            // Out of descriptors: give back the ones this cache holds and try once more, so
+            // that a full cache never turns into 503s for everyone.
+            Resolved::Unavailable if self.shed_descriptors() => root.resolve(url_path),
+            resolved => resolved,
+        };
+        match resolved {
             Resolved::File(fresh) => Resolved::File(self.remember(url_path, fresh, now)),
             refusal => {
                 self.forget(url_path);
@@ -180,18 +201,20 @@ impl FileCache {
             valid_until: now.checked_add(self.config.valid_for),
             last_used: inner.clock,
         };
-        if let Some(old) = inner.entries.remove(url_path) {
-            inner.bytes -= old.bytes();
-        }
+        inner.remove(url_path);
         if self.config.max_entries == 0 || entry.bytes() > self.config.max_bytes {
             return found;
         }
         while inner.entries.len() >= self.config.max_entries
             || inner.bytes + entry.bytes() > self.config.max_bytes
         {
-            if !inner.evict_least_recently_used() {
+            if !inner.evict_least_recently_used(|_| true) {
                 break;
             }
+        }
+        if entry.holds_descriptor() && !self.reserve_descriptor(&mut inner) {
+            // Served from its own descriptor, which closes with the response.
+            return found;
         }
         inner.bytes += entry.bytes();
         inner.entries.insert(url_path.to_owned(), entry);
@@ -219,29 +242,79 @@ impl FileCache {
     }
 
     fn forget(&self, url_path: &str) {
-        let mut inner = self.lock();
-        if let Some(old) = inner.entries.remove(url_path) {
-            inner.bytes -= old.bytes();
+        self.lock().remove(url_path);
+    }
+
+    /// Counts one more held descriptor against the process's budget, evicting this cache's
+    /// least recently used descriptor entry first when the budget is spent; `false` when there
+    /// is none to evict (other caches hold the budget).
+    fn reserve_descriptor(&self, inner: &mut Inner) -> bool {
+        loop {
+            let held = HELD_DESCRIPTORS.load(Ordering::Relaxed);
+            if held < self.config.max_descriptors {
+                let swapped = HELD_DESCRIPTORS.compare_exchange(
+                    held,
+                    held + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                if swapped.is_ok() {
+                    return true;
+                }
+            } else if !inner.evict_least_recently_used(Entry::holds_descriptor) {
+                return false;
+            }
         }
+    }
+
+    /// Drops every entry that holds a descriptor; `true` if there was one.
+    fn shed_descriptors(&self) -> bool {
+        let mut inner = self.lock();
+        let mut shed = false;
+        while inner.evict_least_recently_used(Entry::holds_descriptor) {
+            shed = true;
+        }
+        shed
+    }
+}
+
+impl Drop for FileCache {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let held = inner
+            .entries
+            .values()
+            .filter(|e| e.holds_descriptor())
+            .count();
+        HELD_DESCRIPTORS.fetch_sub(held, Ordering::Relaxed);
     }
 }
 
 impl Inner {
-    /// Drops the entry used longest ago; `false` if there is none. A scan, but only on a miss
-    /// with a full cache, and the cache is small.
-    fn evict_least_recently_used(&mut self) -> bool {
+    /// Drops the entry used longest ago among those `eligible`; `false` if there is none. A
+    /// scan, but only on a miss with a full cache, and the cache is small.
+    fn evict_least_recently_used(&mut self, eligible: impl Fn(&Entry) -> bool) -> bool {
         let Some(oldest) = self
             .entries
             .iter()
+            .filter(|(_, entry)| eligible(entry))
             .min_by_key(|(_, entry)| entry.last_used)
             .map(|(path, _)| path.clone())
         else {
             return false;
         };
-        if let Some(old) = self.entries.remove(&oldest) {
-            self.bytes -= old.bytes();
-        }
+        self.remove(&oldest);
         true
+    }
+
+    /// Removes `url_path`'s entry, if any, and gives back what it held.
+    fn remove(&mut self, url_path: &str) {
+        if let Some(old) = self.entries.remove(url_path) {
+            self.bytes -= old.bytes();
+            if old.holds_descriptor() {
+                HELD_DESCRIPTORS.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -266,6 +339,7 @@ mod tests {
             max_bytes,
             max_file_in_memory: 100,
             valid_for: Duration::from_secs(60),
+            max_descriptors: usize::MAX,
         }
     }
 

@@ -147,8 +147,18 @@ fn with_file_cache(root: DocRoot, args: &ServerArgs) -> DocRoot {
     }
     root.with_cache(FileCache::new(FileCacheConfig {
         valid_for: args.file_cache_valid,
+        max_descriptors: cache_descriptor_budget(),
         ..FileCacheConfig::default()
     }))
+}
+
+/// A quarter of the descriptor limit for the open-file cache, the rest for clients, the log and
+/// the files of responses in flight: under `ulimit -n 1024`, 256 cached large files at most.
+fn cache_descriptor_budget() -> usize {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => usize::try_from(soft / 4).unwrap_or(usize::MAX),
+        Err(_) => 0,
+    }
 }
 // ANCHOR_END: with_file_cache
 
