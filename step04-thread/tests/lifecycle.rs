@@ -150,7 +150,14 @@ fn serves_again_after_running_out_of_descriptors() {
 
 #[test]
 fn help_explains_the_model_flags() {
-    testkit::lifecycle::help_mentions(BIN, &["--pool", "--shutdown-timeout"]);
+    testkit::lifecycle::help_mentions(
+        BIN,
+        &[
+            "--pool",
+            "--shutdown-timeout",
+            "a second Ctrl-C or SIGTERM exits at once",
+        ],
+    );
 }
 
 /// A second SIGTERM while a graceful stop waits for a download whose client stopped reading:
