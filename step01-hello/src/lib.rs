@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 // ANCHOR: page
@@ -86,7 +86,9 @@ pub fn serve(listener: &TcpListener, options: &Options, stop: &AtomicBool) {
 ///
 /// `accept` does not return because a signal arrived (the handler restarts it), so the wake-up
 /// is a connection: `serve` accepts it, sees the flag and returns. A client being served is
-/// answered first.
+/// answered first; a second SIGINT or SIGTERM does not wait for it and exits at once, with
+/// status 0. SIGHUP (a closed terminal) is ignored, with a line on stderr: there is nothing to
+/// reload, and by default it would kill the server with status 129.
 ///
 /// # Errors
 ///
@@ -94,11 +96,20 @@ pub fn serve(listener: &TcpListener, options: &Options, stop: &AtomicBool) {
 pub fn stop_on_signals(listener: &TcpListener) -> io::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let wake_at = listener.local_addr()?;
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let flag = Arc::clone(&stop);
     thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            flag.store(true, Ordering::SeqCst);
+        for signal in signals.forever() {
+            if signal == SIGHUP {
+                eprintln!(
+                    "SIGHUP ignored: nothing to reload (stop the server with Ctrl-C or SIGTERM)"
+                );
+                continue;
+            }
+            // The second stop request: the user does not want to wait for the client.
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(0);
+            }
             if TcpStream::connect(wake_at).is_err() {
                 // No way to wake `accept` (the backlog is full): leave without it.
                 std::process::exit(0);

@@ -123,3 +123,24 @@ fn depends_on_no_project_crate() {
         );
     }
 }
+
+/// A client being served holds a first Ctrl-C back (step 1 answers it first); a second Ctrl-C
+/// ends the server at once, with status 0.
+#[test]
+fn a_second_ctrl_c_does_not_wait_for_the_client() {
+    let target = testkit::Target {
+        bin: BIN,
+        args: &[],
+        keep_alive: false,
+    };
+    let graceful = testkit::conventions::second_signal_stops_at_once(
+        &target,
+        &[],
+        libc::SIGINT,
+        Server::signal_group,
+    );
+    assert!(
+        graceful,
+        "the first Ctrl-C should have waited for the client"
+    );
+}

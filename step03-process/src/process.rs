@@ -15,8 +15,13 @@ use step02_files::ShutdownSignal;
 /// The signals the parent handles itself. A child must not run the parent's handlers for them.
 const PARENT_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD];
 
+/// The parent ignores SIGHUP with a note on stderr; a child ignores it silently, so a hangup of
+/// the whole process group (a closed terminal) leaves one line, not one per child.
+const IGNORED_SIGNALS: [Signal; 1] = [Signal::SIGHUP];
+
 // ANCHOR: fork_child
-/// Forks, and in the child puts SIGINT, SIGTERM and SIGCHLD back to their default actions.
+/// Forks, and in the child puts SIGINT, SIGTERM and SIGCHLD back to their default actions (and
+/// SIGHUP to "ignore").
 ///
 /// The child inherits the parent's signal handlers, and the handlers installed by `signal-hook`
 /// write into the parent's self-pipes, whose write ends the child inherits too. Left alone, a
@@ -28,7 +33,7 @@ const PARENT_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SI
 ///
 /// Returns `fork`'s error: `EAGAIN` (too many processes for this user, `ulimit -u`) or `ENOMEM`.
 pub fn fork_child() -> nix::Result<ForkResult> {
-    let parent_signals: SigSet = PARENT_SIGNALS.into_iter().collect();
+    let parent_signals: SigSet = PARENT_SIGNALS.into_iter().chain(IGNORED_SIGNALS).collect();
     let mut old_mask = SigSet::empty();
     sigprocmask(
         SigmaskHow::SIG_BLOCK,
@@ -55,6 +60,10 @@ fn restore_default_signals() {
         // SAFETY: `SigDfl` installs no handler code, so nothing can run in signal context. The
         // call cannot fail for these signals (only SIGKILL and SIGSTOP are refused).
         let _ = unsafe { signal(parent_signal, SigHandler::SigDfl) };
+    }
+    for ignored in IGNORED_SIGNALS {
+        // SAFETY: as above, `SigIgn` installs no handler code.
+        let _ = unsafe { signal(ignored, SigHandler::SigIgn) };
     }
 }
 

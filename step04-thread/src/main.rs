@@ -7,7 +7,8 @@
 //!
 //! What changed since step 3: threads instead of processes, and a graceful shutdown. On Ctrl-C or
 //! SIGTERM the server stops accepting, closes idle keep-alive connections at once, lets responses
-//! in progress finish (up to `--shutdown-timeout`), and exits 0.
+//! in progress finish (up to `--shutdown-timeout`), and exits 0; a second Ctrl-C or SIGTERM stops
+//! waiting and exits 0 at once.
 //!
 //! What to watch for: `ps -L -p PID` or `top -H -p PID` shows one thread per open connection,
 //! gone when the client leaves. With `--pool 2`, open two idle connections (`nc 127.0.0.1 7080`
@@ -39,7 +40,7 @@ struct Args {
     pool: Option<NonZeroUsize>,
 
     /// On Ctrl-C or SIGTERM, how long responses in progress may take to finish before the server
-    /// exits anyway. Idle connections are closed at once.
+    /// exits anyway. Idle connections are closed at once; a second Ctrl-C or SIGTERM exits at once.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
 }

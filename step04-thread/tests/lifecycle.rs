@@ -150,5 +150,43 @@ fn serves_again_after_running_out_of_descriptors() {
 
 #[test]
 fn help_explains_the_model_flags() {
-    testkit::lifecycle::help_mentions(BIN, &["--pool", "--shutdown-timeout"]);
+    testkit::lifecycle::help_mentions(
+        BIN,
+        &[
+            "--pool",
+            "--shutdown-timeout",
+            "a second Ctrl-C or SIGTERM exits at once",
+        ],
+    );
+}
+
+/// A second SIGTERM while a graceful stop waits for a download whose client stopped reading:
+/// the server exits at once, long before `--shutdown-timeout`.
+fn second_sigterm_cuts_the_graceful_stop_short(args: &'static [&'static str]) {
+    let target = testkit::Target {
+        bin: BIN,
+        args,
+        keep_alive: true,
+    };
+    let extra = ["--shutdown-timeout", "30s"];
+    let graceful = testkit::conventions::second_signal_stops_at_once(
+        &target,
+        &extra,
+        libc::SIGTERM,
+        Server::signal,
+    );
+    assert!(
+        graceful,
+        "the first SIGTERM should have waited for the download"
+    );
+}
+
+#[test]
+fn second_sigterm_cuts_the_graceful_stop_short_thread() {
+    second_sigterm_cuts_the_graceful_stop_short(&[]);
+}
+
+#[test]
+fn second_sigterm_cuts_the_graceful_stop_short_pool() {
+    second_sigterm_cuts_the_graceful_stop_short(&["--pool", "2"]);
 }

@@ -51,3 +51,4 @@ fn stops_gracefully_on_sigterm() {
 }
 
 testkit::fault_tests!(bin = env!("CARGO_BIN_EXE_step06-nonblocking"), args = &[]);
+testkit::convention_tests!(bin = env!("CARGO_BIN_EXE_step06-nonblocking"), args = &[]);

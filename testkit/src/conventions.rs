@@ -3,11 +3,11 @@
 
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::http::get;
+use crate::http::{Conn, get};
 use crate::server::{Launch, poll};
-use crate::{PATIENCE, Server, Target};
+use crate::{PATIENCE, Server, Target, TestSite};
 
 /// Runs `bin ARGS`, which must exit within [`PATIENCE`], and returns what it printed.
 pub(crate) fn run_to_exit(bin: &str, args: &[&str]) -> Output {
@@ -109,6 +109,81 @@ pub fn sigterm_exits_zero(target: &Target) {
 /// exit code 0.
 pub fn ctrl_c_exits_zero(target: &Target) {
     signal_exits_zero(target, libc::SIGINT, Server::signal_group);
+}
+
+/// SIGHUP to the whole process group (a closed terminal) is ignored, with one line on stderr: a
+/// request whose head was half sent before it is answered once the head is complete (a blocked
+/// `read` that the signal interrupts goes on), and the server goes on serving.
+pub fn sighup_is_ignored_with_a_note(target: &Target) {
+    let mut server = target.start_on(&crate::www_root(), &[]);
+    let mut begun = Conn::open(server.addr());
+    begun.send(b"GET / HTTP/1.1\r\nHost: x\r\n");
+    // Time for the server to start reading the head, so the signal finds it blocked in `read`.
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal_group(libc::SIGHUP);
+    let noted = server.wait_for_stderr("SIGHUP", PATIENCE);
+    assert!(noted, "no note on stderr: {:?}", server.stderr_lines());
+    begun.send(b"\r\n");
+    assert_eq!(begun.read_response(false).status, 200);
+    assert_eq!(get(server.addr(), "/").status, 200);
+    let alive = server.wait_exit(Duration::from_millis(200)).is_none();
+    assert!(alive, "SIGHUP stopped the server");
+    let lines = server.stderr_lines();
+    let notes = lines.iter().filter(|line| line.contains("SIGHUP")).count();
+    assert_eq!(notes, 1, "one note per SIGHUP: {lines:?}");
+}
+
+/// A second stop signal during a graceful stop: with a download in flight whose client stopped
+/// reading and a head half sent (`--idle-timeout 60s`, so neither ends by itself), the server
+/// waits no more and exits within 2 s of the second `signal`, with status 0.
+///
+/// Returns whether a graceful stop was under way (the server still ran 1 s after the first
+/// signal); a model that stops abruptly exits on the first one, with status 0 too.
+pub fn second_signal_stops_at_once(
+    target: &Target,
+    extra: &[&str],
+    signal: i32,
+    send: fn(&Server, i32),
+) -> bool {
+    let site = TestSite::new();
+    // Far larger than the socket buffers of both sides: the server's write blocks.
+    site.add_file("large.bin", 32 * 1024 * 1024);
+    let args = [&["--quiet", "--idle-timeout", "60s"], extra].concat();
+    let mut server = target.start_on(&site.root(), &args);
+    // Step 1 (and step 2, one client at a time) is busy reading this head and serves nothing else.
+    let mut half_sent = Conn::open(server.addr());
+    half_sent.send(b"GET / HTTP/1.1\r\n");
+    let mut downloading = Conn::open(server.addr());
+    downloading.send(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Time for the server to begin the download; the client never reads it.
+    std::thread::sleep(Duration::from_millis(300));
+    send(&server, signal);
+    if let Some(status) = server.wait_exit(Duration::from_secs(1)) {
+        assert_eq!(status.code(), Some(0), "{:?}", server.stderr_lines());
+        return false;
+    }
+    let second = Instant::now();
+    send(&server, signal);
+    let status = server
+        .wait_exit(PATIENCE)
+        .expect("still running 10 s after the second signal");
+    let took = second.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "exited {took:?} after the second signal"
+    );
+    assert_eq!(status.code(), Some(0), "{:?}", server.stderr_lines());
+    true
+}
+
+/// A second SIGTERM ends a graceful stop at once (see [`second_signal_stops_at_once`]).
+pub fn second_sigterm_stops_at_once(target: &Target) {
+    second_signal_stops_at_once(target, &[], libc::SIGTERM, Server::signal);
+}
+
+/// A second Ctrl-C ends a graceful stop at once (see [`second_signal_stops_at_once`]).
+pub fn second_ctrl_c_stops_at_once(target: &Target) {
+    second_signal_stops_at_once(target, &[], libc::SIGINT, Server::signal_group);
 }
 
 /// `--quiet` silences the access log.

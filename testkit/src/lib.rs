@@ -155,6 +155,9 @@ macro_rules! convention_tests {
             conventions::out_of_range_idle_timeout_is_a_one_line_error,
             conventions::sigterm_exits_zero,
             conventions::ctrl_c_exits_zero,
+            conventions::sighup_is_ignored_with_a_note,
+            conventions::second_sigterm_stops_at_once,
+            conventions::second_ctrl_c_stops_at_once,
             conventions::quiet_silences_the_log,
         ]);
     };

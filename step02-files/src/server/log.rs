@@ -295,6 +295,15 @@ impl LineSink {
     }
     // ANCHOR_END: write_line
 
+    /// Writes `line` with one non-blocking system call, or drops it; for a signal handler, which
+    /// may not take the backlog's lock or allocate. The line may go out ahead of lines still
+    /// queued, and is not counted if dropped.
+    pub fn write_from_signal_handler(&self, line: &[u8]) {
+        if self.target.is_some() && !self.broken.load(Ordering::Relaxed) {
+            let _ = self.write(line);
+        }
+    }
+
     /// Writes what is queued, for at most until `deadline`; what is still queued then counts as
     /// dropped (for the next writer to report: a step-3 child flushes just before it exits).
     fn flush_until(&self, deadline: Instant) {

@@ -10,7 +10,7 @@
 //! | [`clock`] | the time each response is made at, its `Date` formatted once per second |
 //! | [`cli`] | the flags every server takes, and exit codes |
 //! | [`startup`] | root check, bind, the `Listening on` line, accept-error back-off |
-//! | [`shutdown`] | SIGINT/SIGTERM as a descriptor an accept loop or event loop can wait on |
+//! | [`shutdown`] | SIGINT/SIGTERM as a descriptor an accept loop or event loop can wait on; SIGHUP ignored |
 //! | [`log`] | the access log |
 
 pub mod blocking;

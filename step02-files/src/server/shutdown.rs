@@ -4,6 +4,12 @@
 //! server itself. The classic answer is the self-pipe trick: the handler writes a byte into a
 //! socket pair, and the server watches the other end beside its listener, with `poll`, `epoll` or
 //! `mio`. `signal-hook` provides the handler; this module provides the waiting.
+//!
+//! Two more signals have a fixed answer here, the same in every step. A second SIGINT or SIGTERM,
+//! while a graceful stop is still waiting for responses in flight, means "stop now": the process
+//! exits at once with status 0 (lines of the access log still queued are lost). SIGHUP, which
+//! by default kills a process with status 129, is ignored: the server has no configuration to
+//! reload, and a closed terminal should not take it down. It says so in one line on stderr.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,8 +19,16 @@ use std::os::unix::net::UnixStream;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::server::log::LineSink;
+
+/// The line SIGHUP leaves on stderr.
+pub const HANGUP_NOTE: &str =
+    "SIGHUP ignored: nothing to reload (stop the server with Ctrl-C or SIGTERM)\n";
 
 /// What [`ShutdownSignal::accept`] waited for.
 #[derive(Debug)]
@@ -34,7 +48,9 @@ pub struct ShutdownSignal {
 }
 
 impl ShutdownSignal {
-    /// Installs handlers for SIGINT and SIGTERM.
+    // ANCHOR: install
+    /// Installs handlers for SIGINT and SIGTERM (the first asks for a graceful stop, the second
+    /// ends the process at once with status 0), and for SIGHUP (ignored, with a note).
     ///
     /// # Errors
     ///
@@ -43,10 +59,18 @@ impl ShutdownSignal {
         let (receiver, sender) = UnixStream::pair()?;
         receiver.set_nonblocking(true)?;
         sender.set_nonblocking(true)?;
-        signal_hook::low_level::pipe::register(SIGINT, sender.try_clone()?)?;
-        signal_hook::low_level::pipe::register(SIGTERM, sender)?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        for signal in [SIGINT, SIGTERM] {
+            // The actions run in the order they are registered: the exit looks at the flag before
+            // this signal sets it, so it ends the process only when a stop is already under way.
+            signal_hook::flag::register_conditional_shutdown(signal, 0, Arc::clone(&stopping))?;
+            signal_hook::low_level::pipe::register(signal, sender.try_clone()?)?;
+            signal_hook::flag::register(signal, Arc::clone(&stopping))?;
+        }
+        ignore_hangups()?;
         Ok(ShutdownSignal { receiver })
     }
+    // ANCHOR_END: install
 
     /// Whether a shutdown signal has arrived.
     ///
@@ -100,6 +124,24 @@ impl ShutdownSignal {
         }
     }
     // ANCHOR_END: accept
+}
+
+/// Replaces SIGHUP's default action (terminate) with a note on stderr.
+///
+/// A handler may not take a lock or allocate, so it cannot call
+/// [`note`](crate::server::log::note); it makes one non-blocking write of a fixed line to the
+/// same stderr instead ([`LineSink::write_from_signal_handler`]).
+fn ignore_hangups() -> io::Result<()> {
+    // Opened here, outside the handler, which must find it ready.
+    let stderr = LineSink::stderr();
+    // SAFETY: the action is async-signal-safe: it reads an atomic flag and makes one `write` or
+    // `send` system call on a descriptor opened above, with no lock and no allocation.
+    unsafe {
+        signal_hook::low_level::register(SIGHUP, move || {
+            stderr.write_from_signal_handler(HANGUP_NOTE.as_bytes());
+        })?;
+    }
+    Ok(())
 }
 
 impl AsFd for ShutdownSignal {
