@@ -98,6 +98,9 @@ fn cases() -> Vec<Case> {
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
             |r| header_is(r, "allow", "GET, HEAD");
         405 Always "DELETE is refused with 405", "DELETE / HTTP/1.1\r\nHost: x\r\n\r\n";
+        405 Always "OPTIONS * is well formed: 405 with Allow, like OPTIONS /",
+            "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", |r| header_is(r, "allow", "GET, HEAD");
+        400 Always "the asterisk form with another method is 400", "GET * HTTP/1.1\r\nHost: x\r\n\r\n";
         405 Always "a lower-case method is another method: 405",
             "get / HTTP/1.1\r\nHost: x\r\n\r\n";
         505 Always "HTTP/2.0 on an HTTP/1 connection is 505", "GET / HTTP/2.0\r\nHost: x\r\n\r\n";

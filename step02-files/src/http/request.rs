@@ -378,7 +378,11 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, HttpError> {
     if method.is_supported() && content_length > limits.max_body_bytes {
         return Err(HttpError::BodyTooLarge);
     }
-    let path = decode_path(&target, spare.path)?;
+    let path = if is_asterisk_form(&method, &target) {
+        refill(spare.path, "*")
+    } else {
+        decode_path(&target, spare.path)?
+    };
     let keep_alive = wants_keep_alive(&headers, version);
     Ok(Request {
         method,
@@ -417,6 +421,13 @@ fn origin_form(target: &[u8]) -> Result<&[u8], HttpError> {
         // `http://host?q`: no path is the path `/` (RFC 9110 §4.2.3); the query is not needed.
         _ => Ok(b"/"),
     }
+}
+
+/// `OPTIONS *`, the asterisk form (RFC 9112 §3.2.4): a question about the server as a whole, and
+/// the only request whose target need not start with `/`. It is well formed, so it is answered
+/// (405, like any `OPTIONS`: this server offers GET and HEAD), not refused as 400.
+fn is_asterisk_form(method: &Method, target: &str) -> bool {
+    target == "*" && matches!(method, Method::Other(name) if name == "OPTIONS")
 }
 
 /// The header lines of a complete head, terminators included: what lies between the request
