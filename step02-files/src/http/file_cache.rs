@@ -249,32 +249,29 @@ impl FileCache {
     /// least recently used descriptor entry first when the budget is spent; `false` when there
     /// is none to evict (other caches hold the budget).
     fn reserve_descriptor(&self, inner: &mut Inner) -> bool {
+        let max = self.config.max_descriptors;
         loop {
-            let held = HELD_DESCRIPTORS.load(Ordering::Relaxed);
-            if held < self.config.max_descriptors {
-                let swapped = HELD_DESCRIPTORS.compare_exchange(
-                    held,
-                    held + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-                if swapped.is_ok() {
-                    return true;
-                }
-            } else if !inner.evict_least_recently_used(Entry::holds_descriptor) {
+            let reserved =
+                HELD_DESCRIPTORS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                    (held < max).then_some(held + 1)
+                });
+            if reserved.is_ok() {
+                return true;
+            }
+            if !inner.evict_least_recently_used(Entry::holds_descriptor) {
                 return false;
             }
         }
     }
 
-    /// Drops every entry that holds a descriptor; `true` if there was one.
+    /// Drops every entry that holds a descriptor (they hold no bytes); `true` if there was one.
     fn shed_descriptors(&self) -> bool {
         let mut inner = self.lock();
-        let mut shed = false;
-        while inner.evict_least_recently_used(Entry::holds_descriptor) {
-            shed = true;
-        }
-        shed
+        let before = inner.entries.len();
+        inner.entries.retain(|_, entry| !entry.holds_descriptor());
+        let shed = before - inner.entries.len();
+        HELD_DESCRIPTORS.fetch_sub(shed, Ordering::Relaxed);
+        shed > 0
     }
 }
 
