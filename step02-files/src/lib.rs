@@ -23,7 +23,7 @@ use std::net::TcpListener;
 
 pub use http::date::Now;
 pub use http::decoder::RequestDecoder;
-pub use http::docroot::{DocRoot, Resolved};
+pub use http::docroot::{DocRoot, Identity, Resolved, SETTLE};
 pub use http::error::HttpError;
 pub use http::file_cache::{FileCache, FileCacheConfig};
 pub use http::limits::Limits;

@@ -37,12 +37,29 @@ pub fn deleted_file_is_still_sent_whole(target: &Target) {
     let _ = body.read_to_end(&mut received);
     assert_eq!(received.len(), LARGE);
     assert_eq!(fnv1a(&received), fnv1a(&pseudo_random_bytes(LARGE)));
-    // The open-file cache may serve what it found for up to its interval (1 s by default).
-    std::thread::sleep(Duration::from_millis(1100));
     let status = crate::get(server.addr(), "/large.bin").status;
     assert_eq!(
         status, 404,
-        "deleted means gone once the open-file cache revalidates"
+        "deleted means gone at the next request, though the open-file cache held it"
+    );
+}
+
+/// A file replaced by rename while it is being sent (a deploy): the download in flight gets the
+/// old version whole, from the descriptor it holds, and the next request gets the new one,
+/// though the open-file cache held the old.
+pub fn replaced_file_is_sent_whole_and_the_next_request_sees_the_new(target: &Target) {
+    let site = TestSite::new();
+    let (server, mut body, mut received) = start_large_download(target, &site);
+    fs::write(site.root().join("large.new"), b"the new version").unwrap();
+    fs::rename(site.root().join("large.new"), site.root().join("large.bin")).unwrap();
+    let _ = body.get_ref().shutdown(Shutdown::Write);
+    let _ = body.read_to_end(&mut received);
+    assert_eq!(received.len(), LARGE);
+    assert_eq!(fnv1a(&received), fnv1a(&pseudo_random_bytes(LARGE)));
+    let next = crate::get(server.addr(), "/large.bin");
+    assert_eq!(
+        (next.status, next.text().as_str()),
+        (200, "the new version")
     );
 }
 
@@ -62,6 +79,12 @@ pub fn truncated_file_ends_the_connection_not_the_server(target: &Target) {
     );
     let status = crate::get(server.addr(), "/").status;
     assert_eq!(status, 200, "the server must go on serving");
+    let next = crate::get(server.addr(), "/large.bin");
+    assert_eq!(
+        (next.status, next.body.len()),
+        (200, 1024),
+        "the next request sees the truncated file, though the open-file cache held it"
+    );
 }
 
 /// Clients that close with a response half sent make the server's next write fail with `EPIPE`

@@ -120,6 +120,8 @@ macro_rules! conformance_tests {
             clients::chromium_loads_site as headless_chromium_loads_the_whole_site,
             conformance::access_log_has_one_line_per_request,
             conformance::file_cache_follows_the_disk,
+            conformance::an_edited_file_is_never_not_modified,
+            conformance::a_root_symlink_swapped_by_a_deploy_is_followed,
             conformance::future_file_is_not_modified_after_the_date,
             conformance::curl_resumes_a_download,
             conformance::curl_revalidates_its_copy,
@@ -170,6 +172,7 @@ macro_rules! fault_tests {
     ($(mod $name:ident,)? bin = $bin:expr, args = $args:expr $(,)?) => {
         $crate::target_tests!(faults $($name)?, $crate::Target { bin: $bin, args: $args, keep_alive: true }, [
             faults::deleted_file_is_still_sent_whole,
+            faults::replaced_file_is_sent_whole_and_the_next_request_sees_the_new,
             faults::truncated_file_ends_the_connection_not_the_server,
             faults::vanishing_clients_never_kill_the_server,
             faults::a_full_file_cache_leaves_descriptors_for_clients,

@@ -3,9 +3,10 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use crate::http::file_cache::FileCache;
 use crate::http::validators::Validators;
@@ -13,15 +14,56 @@ use crate::http::validators::Validators;
 /// The folder a server publishes. Nothing outside it is ever opened.
 #[derive(Debug, Clone)]
 pub struct DocRoot {
-    /// Canonical (absolute, symlink-free), so that "inside" is a plain prefix test.
-    root: PathBuf,
-    /// The root, held open: on Linux files are opened relative to it with `openat2`.
-    #[cfg(target_os = "linux")]
-    dir: std::sync::Arc<std::os::fd::OwnedFd>,
+    /// The path as the operator gave it, made absolute but with its symlinks kept: a root that
+    /// is a symlink (`current -> releases/2`, swapped by a deploy) is followed anew, see
+    /// [`DocRoot::tree`].
+    configured: PathBuf,
+    /// The folder `configured` led to when last looked at, shared by every clone.
+    tree: Arc<RwLock<Arc<Tree>>>,
     /// Use the portable check-then-open even where `openat2` exists.
     portable: bool,
     /// What [`DocRoot::lookup`] remembers of earlier resolutions, if anything.
     cache: Option<Arc<FileCache>>,
+}
+
+/// The folder a root's path leads to, held open.
+#[derive(Debug)]
+struct Tree {
+    /// Canonical (absolute, symlink-free), so that "inside" is a plain prefix test.
+    canonical: PathBuf,
+    /// The folder itself, held open with `O_PATH`: on Linux files are opened relative to it with
+    /// `openat2`. `O_PATH` needs no read permission, so a root of mode 711 (files readable, the
+    /// listing not) is served, as by any server that opens files by their full path.
+    #[cfg(target_os = "linux")]
+    dir: std::os::fd::OwnedFd,
+    /// Device and inode, to notice that `configured` now leads elsewhere.
+    id: (u64, u64),
+}
+
+impl Tree {
+    fn open(path: &Path) -> io::Result<Tree> {
+        let canonical = fs::canonicalize(path)?;
+        let metadata = fs::metadata(&canonical)?;
+        if !metadata.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        #[cfg(target_os = "linux")]
+        let dir = {
+            use nix::fcntl::{OFlag, open};
+            use nix::sys::stat::Mode;
+            let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            open(&canonical, flags, Mode::empty()).map_err(io::Error::from)?
+        };
+        Ok(Tree {
+            #[cfg(target_os = "linux")]
+            dir,
+            id: (metadata.dev(), metadata.ino()),
+            canonical,
+        })
+    }
 }
 
 /// A file found under the root, ready to send.
@@ -35,6 +77,60 @@ pub struct FoundFile {
     pub content_type: &'static str,
     /// What identifies this version of it: `ETag` and `Last-Modified`.
     pub validators: Validators,
+    /// What tells this version of the file from any other, to the nanosecond.
+    pub identity: Identity,
+}
+
+// ANCHOR: identity
+/// Which file, and which version of it: what the open-file cache compares on every hit.
+///
+/// A file replaced by rename has another inode; one written in place, truncated or appended to
+/// has another size or change time (`ctime` moves with every write, and with every change of
+/// mode or owner, and no program can set it back, unlike `mtime`, which `touch -d` and `tar`
+/// do). What cannot be told apart is two writes of the same size within one tick of the
+/// kernel's file clock: see [`Identity::settled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+// ANCHOR_END: identity
+
+/// How long after a change a file's identity is trusted to show the next change. Linux stamps
+/// `ctime` from a clock that ticks once a jiffy (1 to 10 ms) unless someone looked at the
+/// timestamp since the last change (multigrain timestamps, Linux 6.13, on ext4, XFS, Btrfs and
+/// tmpfs); two ticks is beyond both. Git calls the same problem a "racily clean" index entry.
+pub const SETTLE: Duration = Duration::from_millis(20);
+
+impl Identity {
+    /// The identity of the file `metadata` describes.
+    pub fn of(metadata: &fs::Metadata) -> Identity {
+        Identity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            len: metadata.size(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
+
+    /// Whether the last change is at least `settle` older than `now`, so that a change after
+    /// `now` is sure to show as another identity. A file changed later than `now` (a clock set
+    /// back) has not settled either.
+    pub fn settled(&self, settle: Duration, now: SystemTime) -> bool {
+        let (seconds, nanos) = self.changed;
+        let Ok(seconds) = u64::try_from(seconds) else {
+            return true;
+        };
+        let changed = SystemTime::UNIX_EPOCH
+            + Duration::new(seconds, u32::try_from(nanos).unwrap_or(0).min(999_999_999));
+        changed
+            .checked_add(settle)
+            .is_some_and(|settled_at| settled_at <= now)
+    }
 }
 
 /// Where a found file's bytes are.
@@ -83,17 +179,10 @@ impl DocRoot {
     ///
     /// Fails when `path` does not exist or is not a folder.
     pub fn open(path: &Path) -> io::Result<DocRoot> {
-        let root = fs::canonicalize(path)?;
-        if !root.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                "not a directory",
-            ));
-        }
+        let tree = Tree::open(path)?;
         Ok(DocRoot {
-            #[cfg(target_os = "linux")]
-            dir: std::sync::Arc::new(File::open(&root)?.into()),
-            root,
+            configured: std::path::absolute(path)?,
+            tree: Arc::new(RwLock::new(Arc::new(tree))),
             portable: false,
             cache: None,
         })
@@ -135,15 +224,52 @@ impl DocRoot {
     }
 
     // ANCHOR: lookup
-    /// What a percent-decoded URL path names, through the open-file cache when there is one:
-    /// what [`DocRoot::resolve`] found at most the cache's validity interval before `now`.
-    pub fn lookup(&self, url_path: &str, now: Instant) -> Resolved {
+    /// What a percent-decoded URL path names, through the open-file cache when there is one,
+    /// at `now`. The cache answers only with a file it has just checked is still the one there,
+    /// so the answer is the same as [`DocRoot::resolve`]'s, without its system calls.
+    pub fn lookup(&self, url_path: &str, now: SystemTime) -> Resolved {
         match &self.cache {
             Some(cache) => cache.lookup(self, url_path, now),
             None => self.resolve(url_path),
         }
     }
     // ANCHOR_END: lookup
+
+    /// Where the file a URL path names would be, through the root's path as configured (so
+    /// through a root symlink swapped since): what the cache checks a hit against. `None` for a
+    /// path [`DocRoot::resolve`] refuses.
+    pub fn path_of(&self, url_path: &str) -> Option<PathBuf> {
+        let relative = relative_path(url_path)?;
+        let path = self.configured.join(relative);
+        Some(if url_path.ends_with('/') {
+            path.join("index.html")
+        } else {
+            path
+        })
+    }
+
+    // ANCHOR: tree
+    /// The folder the root's path leads to now. A root given as a symlink that a deploy has
+    /// since pointed elsewhere (`ln -sfn releases/2 current.tmp && mv -T current.tmp current`)
+    /// is opened anew, so the next request is served from the new release; a root that is gone
+    /// for a moment keeps serving the folder it was. One `stat` per resolution.
+    fn tree(&self) -> Arc<Tree> {
+        let current = Arc::clone(&self.tree.read().unwrap_or_else(PoisonError::into_inner));
+        let moved = fs::metadata(&self.configured)
+            .is_ok_and(|now| now.is_dir() && (now.dev(), now.ino()) != current.id);
+        if !moved {
+            return current;
+        }
+        match Tree::open(&self.configured) {
+            Ok(tree) => {
+                let tree = Arc::new(tree);
+                *self.tree.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&tree);
+                tree
+            }
+            Err(_) => current,
+        }
+    }
+    // ANCHOR_END: tree
 
     // ANCHOR: resolve
     /// Finds what a percent-decoded URL path names under the root, now: no cache.
@@ -154,7 +280,12 @@ impl DocRoot {
         if names_a_hidden_file(&relative) {
             return Resolved::NotFound;
         }
-        let (file, metadata) = match self.open_beneath(&relative) {
+        let tree = self.tree();
+        let opened = Opener {
+            tree: &tree,
+            portable: self.portable,
+        };
+        let (file, metadata) = match opened.open_beneath(&relative) {
             Ok(opened) => opened,
             Err(refusal) => return refusal,
         };
@@ -163,7 +294,7 @@ impl DocRoot {
                 return Resolved::MissingSlash;
             }
             let index = relative.join("index.html");
-            return match self.open_beneath(&index) {
+            return match opened.open_beneath(&index) {
                 Ok((file, metadata)) => found(file, &metadata, &index),
                 Err(refusal) => refusal,
             };
@@ -175,7 +306,15 @@ impl DocRoot {
         found(file, &metadata, &relative)
     }
     // ANCHOR_END: resolve
+}
 
+/// Opens files beneath one [`Tree`]: the root as it was when the resolution began.
+struct Opener<'a> {
+    tree: &'a Tree,
+    portable: bool,
+}
+
+impl Opener<'_> {
     // ANCHOR: open_beneath
     /// Opens `relative` under the root, refusing any path that would resolve outside it.
     ///
@@ -200,7 +339,7 @@ impl DocRoot {
             // Opening a FIFO would block the server until someone writes to it.
             return Err(Resolved::NotFound);
         }
-        let file = File::open(self.root.join(relative)).map_err(refusal)?;
+        let file = File::open(self.tree.canonical.join(relative)).map_err(refusal)?;
         Ok((file, metadata))
     }
     // ANCHOR_END: open_beneath
@@ -226,7 +365,7 @@ impl DocRoot {
         let how = OpenHow::new()
             .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        match openat2(self.dir.as_ref(), path, how) {
+        match openat2(&self.tree.dir, path, how) {
             Ok(fd) => Some(Ok(File::from(fd))),
             Err(Errno::ENOSYS | Errno::E2BIG) => {
                 UNSUPPORTED.store(true, Ordering::Relaxed);
@@ -249,14 +388,15 @@ impl DocRoot {
     /// not be seen; that race is why Linux servers use `openat2`.
     #[allow(clippy::result_large_err)]
     fn walk(&self, relative: &Path) -> Result<fs::Metadata, Resolved> {
-        let mut current = self.root.clone();
+        let root = &self.tree.canonical;
+        let mut current = root.clone();
         let mut metadata = fs::symlink_metadata(&current).map_err(refusal)?;
         for component in relative.components() {
             current.push(component);
             metadata = fs::symlink_metadata(&current).map_err(refusal)?;
             if metadata.file_type().is_symlink() {
                 let target = fs::canonicalize(&current).map_err(refusal)?;
-                if !target.starts_with(&self.root) {
+                if !target.starts_with(root) {
                     return Err(Resolved::Forbidden);
                 }
                 metadata = fs::metadata(&target).map_err(refusal)?;
@@ -277,6 +417,7 @@ fn found(file: File, metadata: &fs::Metadata, path: &Path) -> Resolved {
         len: metadata.len(),
         content_type: content_type(path),
         validators: Validators::of(metadata),
+        identity: Identity::of(metadata),
     })
 }
 

@@ -1,30 +1,35 @@
-//! Defines [`FileCache`]: what the document root found, remembered for a short, stated interval,
-//! so that a request for a file served a moment ago costs no system call at all.
+//! Defines [`FileCache`]: what the document root found, remembered, so that a request for a file
+//! served a moment ago costs one `stat` instead of `openat2`, `fstat`, a `read` and `close`.
 //!
-//! Without it, every request for a file pays `openat2`, `fstat` and `close` (and a `read` for a
-//! small file) before its response is written. nginx's `open_file_cache` removes those; this is
-//! the same idea, with the same trade: a file changed on disk is seen within
-//! [`FileCacheConfig::valid_for`] (nginx's `open_file_cache_valid`), not at once.
+//! nginx's `open_file_cache` removes those calls too, but trusts an entry for
+//! `open_file_cache_valid` seconds: a file edited within that window is still answered "not
+//! modified", with its old `ETag`. This cache trusts nothing it has not checked: every hit
+//! `stat`s the file's path (through the root's path as configured, so through a swapped root
+//! symlink too) and serves the entry only if the file there is still the very version it holds
+//! ([`Identity`]: device, inode, size, and both timestamps to the nanosecond). Anything else (the
+//! file replaced, truncated, appended to, edited in place, removed, a symlink on the way swapped)
+//! makes the hit a miss, which resolves the path again exactly as an uncached request would, and
+//! refuses it or remembers the new version.
 //!
 //! It holds only what [`DocRoot::resolve`] produced, the `openat2(RESOLVE_BENEATH)` resolution:
-//! there is no other way in. Once an entry's interval has passed, the next request for it
-//! resolves the path again, exactly as an uncached request would; a file now refused (a symlink
-//! swapped to lead outside the root) or gone is dropped from the cache and refused or 404.
-//! Within the interval, what was served a moment ago is served again: that is the price of
-//! caching at all, and it is bounded by the interval.
+//! there is no other way in. A version changed less than [`SETTLE`] ago is served but not
+//! remembered, because a second change within the same tick of the kernel's file clock could
+//! leave its identity unchanged.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
-use crate::http::docroot::{DocRoot, FileContent, FoundFile, Resolved};
+use crate::http::docroot::{DocRoot, FileContent, FoundFile, Identity, Resolved, SETTLE};
 use crate::http::response::SMALL_BODY;
 
 // ANCHOR: config
-/// The cache's bounds and its revalidation interval.
+/// The cache's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileCacheConfig {
     /// How many paths it remembers at most. Each entry for a large file holds a descriptor open.
@@ -35,8 +40,9 @@ pub struct FileCacheConfig {
     /// the open descriptor. The default is [`SMALL_BODY`]: the files whose bytes would join the
     /// response head in one `write` anyway.
     pub max_file_in_memory: u64,
-    /// How long an entry is used before the path is resolved again.
-    pub valid_for: Duration,
+    /// A version changed less than this long ago is served but not remembered: [`SETTLE`],
+    /// except in tests that need every file cached at once.
+    pub settle: Duration,
     /// How many descriptors the entries of every cache in this process may hold open together.
     /// Clients need descriptors too: the server sets this from its descriptor limit, so that a
     /// cache full of large files never leaves none for `accept` (see [`HELD_DESCRIPTORS`]).
@@ -54,17 +60,18 @@ impl Default for FileCacheConfig {
             max_entries: 1000,
             max_bytes: 16 * 1024 * 1024,
             max_file_in_memory: SMALL_BODY,
-            valid_for: Duration::from_secs(1),
+            settle: SETTLE,
             max_descriptors: usize::MAX,
         }
     }
 }
 // ANCHOR_END: config
 
-/// A bounded map from URL path to what resolving it found, each entry revalidated after
-/// [`FileCacheConfig::valid_for`].
+/// A bounded map from URL path to what resolving it found, each entry checked against the disk
+/// on every hit.
 ///
-/// One lock guards it; a hit holds the lock for a hash lookup and two reference-count increments.
+/// One lock guards it; a hit holds the lock for a hash lookup and three reference-count
+/// increments, and `stat`s the path after letting it go.
 pub struct FileCache {
     config: FileCacheConfig,
     inner: Mutex<Inner>,
@@ -82,9 +89,8 @@ struct Inner {
 
 struct Entry {
     found: FoundFile,
-    /// `None`: an interval so long that the clock cannot express its end (`--file-cache-valid
-    /// 1000years`); the entry is then never revalidated, which is what was asked for.
-    valid_until: Option<Instant>,
+    /// The path to `stat` on a hit: [`DocRoot::path_of`].
+    path: Arc<Path>,
     last_used: u64,
 }
 
@@ -146,10 +152,10 @@ impl FileCache {
     }
 
     // ANCHOR: lookup
-    /// What `url_path` names under `root`: the remembered answer while it is valid, otherwise a
-    /// fresh [`DocRoot::resolve`], remembered if it is a file.
-    pub fn lookup(&self, root: &DocRoot, url_path: &str, now: Instant) -> Resolved {
-        if let Some(found) = self.valid_entry(url_path, now) {
+    /// What `url_path` names under `root` at `now`: the remembered file if it is still the one
+    /// on disk, otherwise a fresh [`DocRoot::resolve`], remembered if it is a file.
+    pub fn lookup(&self, root: &DocRoot, url_path: &str, now: SystemTime) -> Resolved {
+        if let Some(found) = self.unchanged_entry(url_path) {
             return Resolved::File(found);
         }
         let resolved = match root.resolve(url_path) {
@@ -159,7 +165,7 @@ impl FileCache {
             resolved => resolved,
         };
         match resolved {
-            Resolved::File(fresh) => Resolved::File(self.remember(url_path, fresh, now)),
+            Resolved::File(fresh) => Resolved::File(self.remember(root, url_path, fresh, now)),
             refusal => {
                 self.forget(url_path);
                 refusal
@@ -168,40 +174,49 @@ impl FileCache {
     }
     // ANCHOR_END: lookup
 
-    /// The hit path: no system call, one lock, a hash lookup, clones of two `Arc`s.
-    fn valid_entry(&self, url_path: &str, now: Instant) -> Option<FoundFile> {
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let clock = inner.clock;
-        let entry = inner.entries.get_mut(url_path)?;
-        if entry.valid_until.is_some_and(|until| now >= until) {
-            return None;
-        }
-        entry.last_used = clock;
-        Some(entry.found.clone())
-    }
-
-    /// Stores what a fresh resolution found and returns what to serve. A file whose validators
-    /// did not change keeps the content already held (no second read, no second descriptor).
-    fn remember(&self, url_path: &str, fresh: FoundFile, now: Instant) -> FoundFile {
-        let unchanged = self
-            .lock()
-            .entries
-            .get(url_path)
-            .filter(|entry| entry.found.validators == fresh.validators)
-            .map(|entry| entry.found.content.clone());
-        let found = match unchanged {
-            Some(content) => FoundFile { content, ..fresh },
-            None => self.load(fresh),
+    // ANCHOR: unchanged_entry
+    /// The hit path: one lock for a hash lookup and clones of three `Arc`s, then one `stat`
+    /// outside the lock. `None` unless the path still leads to the version remembered.
+    fn unchanged_entry(&self, url_path: &str) -> Option<FoundFile> {
+        let (found, path) = {
+            let mut inner = self.lock();
+            inner.clock += 1;
+            let clock = inner.clock;
+            let entry = inner.entries.get_mut(url_path)?;
+            entry.last_used = clock;
+            (entry.found.clone(), Arc::clone(&entry.path))
         };
+        let on_disk = fs::metadata(&path).ok()?;
+        (Identity::of(&on_disk) == found.identity).then_some(found)
+    }
+    // ANCHOR_END: unchanged_entry
+
+    /// Stores what a fresh resolution found, in place of what was remembered for the path, and
+    /// returns what to serve.
+    fn remember(
+        &self,
+        root: &DocRoot,
+        url_path: &str,
+        fresh: FoundFile,
+        now: SystemTime,
+    ) -> FoundFile {
+        let found = self.load(fresh);
+        let path = root.path_of(url_path).map(Arc::from);
         let mut inner = self.lock();
+        inner.remove(url_path);
+        let Some(path) = path else {
+            return found;
+        };
+        if !found.identity.settled(self.config.settle, now) {
+            // Served, and resolved again next time, until a change is sure to show.
+            return found;
+        }
         inner.clock += 1;
         let entry = Entry {
             found: found.clone(),
-            valid_until: now.checked_add(self.config.valid_for),
+            path,
             last_used: inner.clock,
         };
-        inner.remove(url_path);
         if self.config.max_entries == 0 || entry.bytes() > self.config.max_bytes {
             return found;
         }
@@ -335,7 +350,7 @@ mod tests {
             max_entries,
             max_bytes,
             max_file_in_memory: 100,
-            valid_for: Duration::from_secs(60),
+            settle: Duration::ZERO,
             max_descriptors: usize::MAX,
         }
     }
@@ -351,7 +366,7 @@ mod tests {
     fn small_files_are_held_as_bytes_and_large_ones_as_descriptors() {
         let (_dir, root) = root_with(&[("small", 10), ("large", 1000)]);
         let cache = FileCache::new(config(10, 1000));
-        let now = Instant::now();
+        let now = SystemTime::now();
         assert!(matches!(
             content(cache.lookup(&root, "/small", now)),
             FileContent::InMemory(bytes) if bytes.len() == 10
@@ -367,7 +382,7 @@ mod tests {
     fn the_entry_bound_evicts_the_least_recently_used() {
         let (_dir, root) = root_with(&[("a", 1), ("b", 1), ("c", 1)]);
         let cache = FileCache::new(config(2, 1000));
-        let now = Instant::now();
+        let now = SystemTime::now();
         cache.lookup(&root, "/a", now);
         cache.lookup(&root, "/b", now);
         cache.lookup(&root, "/a", now);
@@ -381,7 +396,7 @@ mod tests {
     fn the_byte_bound_is_kept() {
         let (_dir, root) = root_with(&[("a", 60), ("b", 60), ("c", 30)]);
         let cache = FileCache::new(config(10, 100));
-        let now = Instant::now();
+        let now = SystemTime::now();
         for path in ["/a", "/b", "/c"] {
             cache.lookup(&root, path, now);
             assert!(cache.bytes() <= 100, "{} bytes", cache.bytes());
@@ -389,46 +404,91 @@ mod tests {
         assert_eq!(cache.bytes(), 90);
     }
 
+    fn in_memory(resolved: Resolved) -> Arc<[u8]> {
+        match content(resolved) {
+            FileContent::InMemory(bytes) => bytes,
+            FileContent::Open(_) => panic!("held as a descriptor"),
+        }
+    }
+
+    /// Past one tick of the kernel's file clock, so that the next write shows in `ctime`.
+    fn let_the_file_clock_tick() {
+        std::thread::sleep(SETTLE);
+    }
+
     #[test]
     fn a_hit_serves_the_same_content_and_a_refusal_is_not_remembered() {
         let (dir, root) = root_with(&[("a", 10)]);
         let cache = FileCache::new(config(10, 1000));
-        let now = Instant::now();
-        let FileContent::InMemory(first) = content(cache.lookup(&root, "/a", now)) else {
-            panic!("in memory")
-        };
+        let now = SystemTime::now();
+        let first = in_memory(cache.lookup(&root, "/a", now));
+        let again = in_memory(cache.lookup(&root, "/a", now));
+        assert!(Arc::ptr_eq(&first, &again), "an unchanged file is a hit");
         fs::remove_file(dir.path().join("a")).unwrap();
-        let FileContent::InMemory(again) = content(cache.lookup(&root, "/a", now)) else {
-            panic!("in memory")
-        };
-        assert!(Arc::ptr_eq(&first, &again), "a hit within the interval");
-        let later = now + Duration::from_secs(61);
-        assert!(matches!(
-            cache.lookup(&root, "/a", later),
-            Resolved::NotFound
-        ));
+        assert!(matches!(cache.lookup(&root, "/a", now), Resolved::NotFound));
         assert!(cache.is_empty(), "a missing file is forgotten");
         assert!(matches!(
-            cache.lookup(&root, "/missing", later),
+            cache.lookup(&root, "/missing", now),
             Resolved::NotFound
         ));
         assert!(cache.is_empty());
     }
 
     #[test]
-    fn an_unchanged_file_keeps_its_content_after_revalidation() {
-        let (_dir, root) = root_with(&[("a", 10)]);
+    fn every_change_to_a_cached_file_is_seen_at_the_next_lookup() {
+        let (dir, root) = root_with(&[("a", 10), ("b", 1000)]);
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         let cache = FileCache::new(config(10, 1000));
-        let now = Instant::now();
-        let FileContent::InMemory(first) = content(cache.lookup(&root, "/a", now)) else {
-            panic!("in memory")
+        let bytes_of = |path: &str| match content(cache.lookup(&root, path, SystemTime::now())) {
+            FileContent::InMemory(bytes) => bytes.to_vec(),
+            FileContent::Open(file) => {
+                let mut read = Vec::new();
+                std::io::Read::read_to_end(&mut &*file, &mut read).unwrap();
+                read
+            }
         };
-        let later = now + Duration::from_secs(61);
-        let FileContent::InMemory(again) = content(cache.lookup(&root, "/a", later)) else {
-            panic!("in memory")
+        assert_eq!(bytes_of("/a"), vec![b'x'; 10]);
+        let_the_file_clock_tick();
+        fs::write(&a, [b'y'; 10]).unwrap();
+        assert_eq!(bytes_of("/a"), vec![b'y'; 10], "edited in place, same size");
+        let_the_file_clock_tick();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&a)
+            .unwrap()
+            .set_len(3)
+            .unwrap();
+        assert_eq!(bytes_of("/a"), b"yyy", "truncated");
+        let_the_file_clock_tick();
+        fs::write(dir.path().join("new"), "renamed").unwrap();
+        fs::rename(dir.path().join("new"), &a).unwrap();
+        assert_eq!(bytes_of("/a"), b"renamed", "replaced by rename");
+        assert_eq!(bytes_of("/b").len(), 1000);
+        let_the_file_clock_tick();
+        std::io::Write::write_all(
+            &mut fs::OpenOptions::new().append(true).open(&b).unwrap(),
+            b"z",
+        )
+        .unwrap();
+        let Resolved::File(found) = cache.lookup(&root, "/b", SystemTime::now()) else {
+            panic!("found")
         };
-        assert!(Arc::ptr_eq(&first, &again));
-        assert_eq!(cache.bytes(), 10);
+        assert_eq!(found.len, 1001, "appended to: the length is the new one");
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_version_younger_than_the_settling_time_is_served_but_not_remembered() {
+        let (_dir, root) = root_with(&[("a", 10)]);
+        let cache = FileCache::new(FileCacheConfig {
+            settle: Duration::from_secs(3600),
+            ..config(10, 1000)
+        });
+        assert!(matches!(
+            cache.lookup(&root, "/a", SystemTime::now()),
+            Resolved::File(_)
+        ));
+        assert!(cache.is_empty());
     }
 
     #[test]
@@ -436,7 +496,7 @@ mod tests {
         let (_dir, root) = root_with(&[("a", 10)]);
         let cache = FileCache::new(config(0, 1000));
         assert!(matches!(
-            cache.lookup(&root, "/a", Instant::now()),
+            cache.lookup(&root, "/a", SystemTime::now()),
             Resolved::File(_)
         ));
         assert!(cache.is_empty());

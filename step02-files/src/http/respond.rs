@@ -42,7 +42,7 @@ pub fn respond(root: &DocRoot, request: &Request, persistence: Persistence, now:
     if !request.method.is_supported() {
         return reply.page(StatusCode::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")]);
     }
-    match root.lookup(&request.path, now.mono) {
+    match root.lookup(&request.path, now.wall) {
         Resolved::File(found) => reply.file(request, dated_no_later_than(found, now)),
         Resolved::MissingSlash => {
             let location = with_trailing_slash(&request.target);

@@ -48,14 +48,9 @@ pub struct ServerArgs {
     pub quiet: bool,
 
     /// Resolve and open every requested file anew, instead of reusing what was found for the
-    /// same path within the last `--file-cache-valid`.
+    /// same path after one `stat` shows the file unchanged.
     #[arg(long)]
     pub no_file_cache: bool,
-
-    /// How long the open-file cache reuses what it found for a path before resolving it again:
-    /// a file changed on disk is served fresh within this interval (e.g. 1s, 250ms, 0s).
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub file_cache_valid: Duration,
 }
 
 /// Maps the result of a server's `run` to its exit code: 0, or 1 with a one-line reason on stderr.

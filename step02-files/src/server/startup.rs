@@ -146,7 +146,6 @@ fn with_file_cache(root: DocRoot, args: &ServerArgs) -> DocRoot {
         return root;
     }
     root.with_cache(FileCache::new(FileCacheConfig {
-        valid_for: args.file_cache_valid,
         max_descriptors: cache_descriptor_budget(),
         ..FileCacheConfig::default()
     }))
