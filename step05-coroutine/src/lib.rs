@@ -282,6 +282,10 @@ impl Stream for CoStream {
         self.0.set_read_timeout(timeout)
     }
 
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_write_timeout(timeout)
+    }
+
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.0.shutdown(Shutdown::Write)
     }

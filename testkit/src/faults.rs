@@ -105,6 +105,31 @@ pub fn vanishing_clients_never_kill_the_server(target: &Target) {
     assert_eq!(crate::get(server.addr(), "/").status, 200);
 }
 
+/// A client that asks for a large file and then stops reading holds the server's side of the
+/// connection (a blocking worker, in steps 2–5) for about the idle timeout, not for a multiple of
+/// it: the timeout bounds the response's progress as a whole, not each write, and a write that
+/// sends a little before it times out does not start the clock again.
+pub fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout(target: &Target) {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    let site = TestSite::new();
+    site.add_file("large.bin", LARGE);
+    let server = target.start_on(&site.root(), &["--quiet", "--idle-timeout", "1s"]);
+    let mut stalled = TcpStream::connect(server.addr()).unwrap();
+    std::io::Write::write_all(&mut stalled, b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The socket buffers fill, then nothing moves. A server that gave up has closed by now, and
+    // reading shows only what was already buffered; one still waiting resumes and sends it all.
+    std::thread::sleep(TIMEOUT * 5 / 2);
+    stalled.set_read_timeout(Some(crate::PATIENCE)).unwrap();
+    let mut received = Vec::new();
+    let _ = stalled.read_to_end(&mut received);
+    assert!(
+        received.len() < LARGE,
+        "still sending after 2.5 × the idle timeout: {} bytes arrived",
+        received.len()
+    );
+    assert_eq!(crate::get(server.addr(), "/").status, 200);
+}
+
 /// An open-file cache full of large files never takes the descriptors clients need: under a
 /// limit of 128 descriptors, 200 files of 20 KiB (each cached with its descriptor open) are each
 /// fetched once, and every answer, then and after, is the file, never a 503; the server holds

@@ -175,6 +175,7 @@ macro_rules! fault_tests {
             faults::replaced_file_is_sent_whole_and_the_next_request_sees_the_new,
             faults::truncated_file_ends_the_connection_not_the_server,
             faults::vanishing_clients_never_kill_the_server,
+            faults::a_client_that_stops_reading_is_dropped_after_the_idle_timeout,
             faults::a_full_file_cache_leaves_descriptors_for_clients,
         ]);
     };

@@ -3,7 +3,7 @@
 //! It is written once, generic over [`Stream`], so the chapters on processes, threads and
 //! coroutines show only what they change: how many of these loops run at once.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -77,7 +77,7 @@ pub fn handle_connection<T: Stream>(
         };
         let status = response.status();
         let keep_alive = response.keep_alive();
-        let body_bytes = write_response(stream, response)?;
+        let body_bytes = write_response(stream, response, site.idle_timeout)?;
         site.log.record(peer, request.as_ref(), status, body_bytes);
         if !keep_alive && decoder.can_close_at_once(request.as_ref()) {
             return Ok(());
@@ -174,25 +174,118 @@ fn is_timeout(error: &io::Error) -> bool {
 /// Fails when the peer goes away, the write times out, or the file ends early (it was truncated
 /// while being served): the head has promised a length the server can no longer keep, so the
 /// only honest thing left is to close.
-pub fn write_response<S: Stream + ?Sized>(stream: &mut S, response: Response) -> io::Result<u64> {
+pub fn write_response<S: Stream + ?Sized>(
+    stream: &mut S,
+    response: Response,
+    timeout: Duration,
+) -> io::Result<u64> {
     let body_len = response.body_len();
     let wire = response.into_wire()?;
+    let mut deadline = WriteDeadline::new(timeout);
     // A head marked "more follows" must be followed: an empty range gets a plain write.
     match wire.rest.as_ref().filter(|range| range.len > 0) {
-        None => stream.write_all(&wire.first)?,
+        None => write_all(stream, &wire.first, &mut deadline)?,
         Some(range) => {
-            write_head(stream, &wire.first)?;
-            send_range(stream, range)?;
+            write_head(stream, &wire.first, &mut deadline)?;
+            send_range(stream, range, &mut deadline)?;
         }
     }
     stream.flush()?;
+    deadline.restore(stream)?;
     recycle_buffer(wire.first);
     Ok(body_len)
 }
 // ANCHOR_END: write_response
 
+// ANCHOR: write_deadline
+/// How much a client must take of a response, before its write deadline, for the deadline to
+/// start again; and the most one `sendfile` call is asked to send, for the same reason.
+const PROGRESS: u64 = 256 * 1024;
+
+/// One response's write deadline: the idle timeout, counted from the start of the response or
+/// from the last time the client took [`PROGRESS`] more bytes in time.
+///
+/// The socket's own write timeout (`SO_SNDTIMEO`) bounds each wait inside one call, not the
+/// call: a `sendfile` of a large file to a client that has stopped reading goes on for several
+/// timeouts while the client's kernel still opens its window by a little now and then, and the
+/// next call starts a whole timeout again. So calls send at most [`PROGRESS`] bytes, the socket
+/// is given only what is left of the deadline, and a call that comes back after the deadline
+/// ends the response, whatever it sent. A client reading slowly but steadily keeps its download.
+struct WriteDeadline {
+    timeout: Duration,
+    deadline: Instant,
+    since_restart: u64,
+    /// The timeout the socket has now: the whole one unless a call was given less.
+    socket_timeout: Duration,
+}
+
+impl WriteDeadline {
+    fn new(timeout: Duration) -> WriteDeadline {
+        WriteDeadline {
+            timeout,
+            deadline: Instant::now() + timeout,
+            since_restart: 0,
+            socket_timeout: timeout,
+        }
+    }
+
+    /// Counts `n_bytes` just sent, with more to send: fails once the deadline has passed, and
+    /// bounds the next call by what is left of it.
+    fn sent_part<S: Stream + ?Sized>(&mut self, stream: &mut S, n_bytes: u64) -> io::Result<()> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.since_restart += n_bytes;
+        if self.since_restart >= PROGRESS {
+            self.since_restart = 0;
+            self.deadline = now + self.timeout;
+        }
+        let left = self.deadline - now;
+        // Within a hundredth of the socket's timeout: not worth a system call per part.
+        if left + self.timeout / 100 < self.socket_timeout || left > self.socket_timeout {
+            stream.set_write_timeout(Some(left))?;
+            self.socket_timeout = left;
+        }
+        Ok(())
+    }
+
+    /// Gives the socket its whole timeout back, if a part-sent call shortened it.
+    fn restore<S: Stream + ?Sized>(&self, stream: &mut S) -> io::Result<()> {
+        if self.socket_timeout != self.timeout {
+            stream.set_write_timeout(Some(self.timeout))?;
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: write_deadline
+
+/// `write_all`, within `deadline`.
+fn write_all<S: Stream + ?Sized>(
+    stream: &mut S,
+    mut bytes: &[u8],
+    deadline: &mut WriteDeadline,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n_bytes) => bytes = &bytes[n_bytes..],
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+        if !bytes.is_empty() {
+            deadline.sent_part(stream, 0)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes all of a head that a file body follows, with `MSG_MORE` where the stream allows it.
-fn write_head<S: Stream + ?Sized>(stream: &mut S, head: &[u8]) -> io::Result<()> {
+fn write_head<S: Stream + ?Sized>(
+    stream: &mut S,
+    head: &[u8],
+    deadline: &mut WriteDeadline,
+) -> io::Result<()> {
     let mut n_sent = 0;
     while n_sent < head.len() {
         match send_head(stream, &head[n_sent..]) {
@@ -203,10 +296,13 @@ fn write_head<S: Stream + ?Sized>(stream: &mut S, head: &[u8]) -> io::Result<()>
             Err(error)
                 if error.kind() == io::ErrorKind::WouldBlock && stream.blocking_is_emulated() =>
             {
-                return stream.write_all(&head[n_sent..]);
+                return write_all(stream, &head[n_sent..], deadline);
             }
             // On a blocking socket, WouldBlock means the write timeout passed.
             Err(error) => return Err(error),
+        }
+        if n_sent < head.len() {
+            deadline.sent_part(stream, 0)?;
         }
     }
     Ok(())
@@ -221,27 +317,34 @@ fn write_head<S: Stream + ?Sized>(stream: &mut S, head: &[u8]) -> io::Result<()>
 /// when the socket is full. `may` offers no wait for "writable" that honours the write timeout,
 /// so that one chunk goes through the stream's own `write`, which parks the coroutine (not the
 /// worker thread) until the socket takes it, or the timeout passes; then `sendfile` resumes.
-fn send_range<S: Stream + ?Sized>(stream: &mut S, range: &FileRange) -> io::Result<()> {
+fn send_range<S: Stream + ?Sized>(
+    stream: &mut S,
+    range: &FileRange,
+    deadline: &mut WriteDeadline,
+) -> io::Result<()> {
     let mut chunk = Vec::new();
     let mut n_sent = 0u64;
     while n_sent < range.len {
         let offset = range.offset + n_sent;
         let remaining = range.len - n_sent;
-        let n_bytes = match send_file(stream, &range.file, offset, remaining) {
+        let n_bytes = match send_file(stream, &range.file, offset, remaining.min(PROGRESS)) {
             Some(Ok(n_bytes)) => n_bytes as u64,
             Some(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
             Some(Err(error))
                 if error.kind() == io::ErrorKind::WouldBlock && stream.blocking_is_emulated() =>
             {
-                copy_chunk(stream, range, n_sent, &mut chunk)?
+                copy_chunk(stream, range, n_sent, &mut chunk, deadline)?
             }
             Some(Err(error)) => return Err(error),
-            None => copy_chunk(stream, range, n_sent, &mut chunk)?,
+            None => copy_chunk(stream, range, n_sent, &mut chunk, deadline)?,
         };
         if n_bytes == 0 {
             return Err(file_shrank());
         }
         n_sent += n_bytes;
+        if n_sent < range.len {
+            deadline.sent_part(stream, n_bytes)?;
+        }
     }
     Ok(())
 }
@@ -253,14 +356,15 @@ fn send_range<S: Stream + ?Sized>(stream: &mut S, range: &FileRange) -> io::Resu
 /// Not `io::copy`: that keeps an 8 KiB buffer on the stack, a quarter of a `may` coroutine's
 /// default stack, and (where it uses `sendfile`) reads from the file's own position, which a
 /// shared descriptor must not use.
-fn copy_chunk<W: Write + ?Sized>(
-    sink: &mut W,
+fn copy_chunk<S: Stream + ?Sized>(
+    sink: &mut S,
     range: &FileRange,
     n_sent: u64,
     chunk: &mut Vec<u8>,
+    deadline: &mut WriteDeadline,
 ) -> io::Result<u64> {
     let n_read = range.read_chunk(n_sent, COPY_CHUNK, chunk)?;
-    sink.write_all(&chunk[..n_read])?;
+    write_all(sink, &chunk[..n_read], deadline)?;
     Ok(n_read as u64)
 }
 
@@ -351,6 +455,10 @@ mod tests {
             self.0.shutdown(std::net::Shutdown::Write)
         }
 
+        fn set_write_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+
         fn set_read_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
             Ok(())
         }
@@ -398,7 +506,12 @@ mod tests {
             received
         });
         let mut stream = make(server);
-        send_range(&mut stream, &range).unwrap();
+        send_range(
+            &mut stream,
+            &range,
+            &mut super::WriteDeadline::new(Duration::from_secs(5)),
+        )
+        .unwrap();
         after(&stream);
         drop(stream);
         reader.join().unwrap()

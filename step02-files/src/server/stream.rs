@@ -43,6 +43,14 @@ pub trait Stream: Read + Write {
     /// Fails when the underlying socket rejects the option.
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
 
+    /// Bounds how long the next `write` (or `sendfile`) may block; `None` waits for ever. Only
+    /// the blocking loop calls it, to keep one deadline over a whole response.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the underlying socket rejects the option.
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
     /// The socket's descriptor, which lets a file body go out through `sendfile` and a head carry
     /// `MSG_MORE`. `None` (the default, for stand-ins) sends file bodies through `pread` + `write`.
     fn socket_fd(&self) -> Option<BorrowedFd<'_>> {
@@ -66,6 +74,10 @@ impl Stream for TcpStream {
 
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
     }
 
     fn socket_fd(&self) -> Option<BorrowedFd<'_>> {

@@ -141,6 +141,10 @@ impl Stream for Scripted {
         Ok(())
     }
 
+    fn set_write_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+
     fn set_read_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
         unreachable!("a non-blocking connection never waits in read")
     }
