@@ -16,7 +16,7 @@ unset RUST_BACKTRACE   # what a reader sees by default
 out=book/src/captures
 release=target/release
 mkdir -p "$out"
-scratch=/tmp/progressive-servers-captures   # the servers' stdout and stderr go here
+scratch="${TMPDIR:-/tmp}/progressive-servers-captures"   # the servers' stdout and stderr go here
 rm -rf "$scratch"; mkdir -p "$scratch"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
@@ -113,18 +113,19 @@ capture_http() {
 }
 
 # Revalidation and a resumed download, against the server already running: curl saves the ETag,
-# asks again with it, then fetches a large file in two halves.
+# asks again with it, then fetches a large file in two halves, into the current directory, and
+# removes what it saved.
 capture_validators() {
     local name=$1
     session \
-        'curl -s -o /tmp/page.html --etag-save /tmp/etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'cat /tmp/etag.txt' \
-        'curl -s -o /tmp/page.html --etag-compare /tmp/etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'curl -s -r 0-999 -o /tmp/part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'curl -s -C - -o /tmp/part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'cmp /tmp/part.html www/index.html && echo identical' \
+        'curl -s -o page.html --etag-save etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'cat etag.txt' \
+        'curl -s -o page.html --etag-compare etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'curl -s -r 0-999 -o part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'curl -s -C - -o part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'cmp part.html www/index.html && echo identical' \
+        'rm page.html etag.txt part.html' \
         | save "$name"
-    rm -f /tmp/page.html /tmp/etag.txt /tmp/part.html
 }
 
 capture_step01() {
