@@ -33,7 +33,7 @@ struct Client {
 }
 // ANCHOR_END: client
 
-// ANCHOR: main
+// ANCHOR: main_start
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::args()
         .nth(1)
@@ -51,6 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut clients: HashMap<Token, Client> = HashMap::new();
     let mut next_token = 1;
     let mut events = Events::with_capacity(128);
+    // ANCHOR_END: main_start
+    // ANCHOR: main_loop
     loop {
         match poll.poll(&mut events, None) {
             // A signal woke `epoll_wait` early (Ctrl-Z then `fg` does): just wait again.
@@ -99,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 }
-// ANCHOR_END: main
+// ANCHOR_END: main_loop
 
 // ANCHOR: take_turn
 /// Does everything the socket allows until it says `WouldBlock`: sends what is unsent, then
