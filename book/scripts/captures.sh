@@ -231,7 +231,7 @@ capture_step02() {
     local holder=$!
     sleep 0.3
     session "curl -s -o /dev/null -w '%{http_code} after %{time_total} s\\n' http://127.0.0.1:7080/" \
-        | tail -n +2 | save step02-wait
+        | save step02-wait
     kill "$holder" 2>/dev/null || true
     stop
 }
