@@ -337,7 +337,7 @@ capture_step04() {
         export PID=$server_pid
         head -n 1 "$scratch/first.log" | save step04-first-start
         session \
-            'for i in $(seq 20); do sleep 30 | nc 127.0.0.1 7080 > /dev/null 2>&1 & done; sleep 1' \
+            'for i in $(seq 20); do sleep 5 | nc -q 0 127.0.0.1 7080 > /dev/null 2>&1 & done; sleep 1' \
             'grep Threads /proc/$PID/status' \
             | save step04-first-break
         kill $(pgrep -P 1 -x nc | while read -r nc_pid; do
