@@ -9,8 +9,8 @@
 # nginx runs as its documentation recommends for static files: access log off (the steps run with
 # --quiet), `sendfile` and `tcp_nopush` on, an `open_file_cache` of descriptors and sizes revalidated
 # every few seconds, keep-alive on, and the given number of worker processes (1 or 2 on this 2-core
-# machine), entirely from a private prefix directory under /tmp, so it never touches the system's nginx
-# configuration. --no-open-file-cache leaves the cache out (to see what it is worth).
+# machine), entirely from a private prefix directory under $TMPDIR (default /tmp), so it never touches
+# the system's nginx configuration; `stop` removes it. --no-open-file-cache leaves the cache out (to see what it is worth).
 set -euo pipefail
 
 action="${1:-}"
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
         *) echo "nginx.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-prefix="/tmp/bench-nginx-$port"
+prefix="${TMPDIR:-/tmp}/bench-nginx-$port"
 
 find_nginx() {
     command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true

@@ -16,7 +16,7 @@ unset RUST_BACKTRACE   # what a reader sees by default
 out=book/src/captures
 release=target/release
 mkdir -p "$out"
-scratch=/tmp/progressive-servers-captures   # the servers' stdout and stderr go here
+scratch="${TMPDIR:-/tmp}/progressive-servers-captures"   # the servers' stdout and stderr go here
 rm -rf "$scratch"; mkdir -p "$scratch"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
@@ -113,18 +113,19 @@ capture_http() {
 }
 
 # Revalidation and a resumed download, against the server already running: curl saves the ETag,
-# asks again with it, then fetches a large file in two halves.
+# asks again with it, then fetches a large file in two halves, into the current directory, and
+# removes what it saved.
 capture_validators() {
     local name=$1
     session \
-        'curl -s -o /tmp/page.html --etag-save /tmp/etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'cat /tmp/etag.txt' \
-        'curl -s -o /tmp/page.html --etag-compare /tmp/etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'curl -s -r 0-999 -o /tmp/part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'curl -s -C - -o /tmp/part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
-        'cmp /tmp/part.html www/index.html && echo identical' \
+        'curl -s -o page.html --etag-save etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'cat etag.txt' \
+        'curl -s -o page.html --etag-compare etag.txt -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'curl -s -r 0-999 -o part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'curl -s -C - -o part.html -w "%{http_code} %{size_download} bytes\n" http://127.0.0.1:7080/' \
+        'cmp part.html www/index.html && echo identical' \
+        'rm page.html etag.txt part.html' \
         | save "$name"
-    rm -f /tmp/page.html /tmp/etag.txt /tmp/part.html
 }
 
 capture_step01() {
@@ -230,7 +231,7 @@ capture_step02() {
     local holder=$!
     sleep 0.3
     session "curl -s -o /dev/null -w '%{http_code} after %{time_total} s\\n' http://127.0.0.1:7080/" \
-        | tail -n +2 | save step02-wait
+        | save step02-wait
     kill "$holder" 2>/dev/null || true
     stop
 }
@@ -336,7 +337,7 @@ capture_step04() {
         export PID=$server_pid
         head -n 1 "$scratch/first.log" | save step04-first-start
         session \
-            'for i in $(seq 20); do sleep 30 | nc 127.0.0.1 7080 > /dev/null 2>&1 & done; sleep 1' \
+            'for i in $(seq 20); do sleep 5 | nc -q 0 127.0.0.1 7080 > /dev/null 2>&1 & done; sleep 1' \
             'grep Threads /proc/$PID/status' \
             | save step04-first-break
         kill $(pgrep -P 1 -x nc | while read -r nc_pid; do

@@ -12,7 +12,9 @@ set -euo pipefail
 server=${SERVER:-target/release/step04-thread}
 port=${PORT:-7080}
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+server_pid=; curl_pid=
+# Whatever happens, leave no server or curl behind, and no temporary root.
+trap 'kill $server_pid $curl_pid 2>/dev/null || true; rm -rf "$root"' EXIT
 head -c $((20 * 1024 * 1024)) /dev/urandom > "$root/big.bin"
 now() { date +%T.%N | cut -c1-12; }
 

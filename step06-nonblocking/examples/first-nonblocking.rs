@@ -5,13 +5,14 @@
 //! listener, then each client in turn, forever. Connections stay open between requests
 //! (`Content-Length` marks where each answer ends). It keeps the tutorial's flaws (`Flaw:`).
 //!
-//! Run it: `cargo run -p step06-nonblocking --example first-nonblocking [ADDR]` (default
-//! 127.0.0.1:7080), then open <http://127.0.0.1:7080/>, and watch it in `top` with no client.
+//! Run it: `cargo run -p step06-nonblocking --example first-nonblocking [ADDR [ROOT]]`
+//! (default 127.0.0.1:7080 and the repository's `www/`), then open <http://127.0.0.1:7080/>,
+//! and watch it in `top` with no client.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-/// The folder served: the repository's `www/`.
+/// The folder served unless a second argument names another: the repository's `www/`.
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7080".to_string())
         .parse()?;
+    let root = std::env::args().nth(2).unwrap_or_else(|| ROOT.to_string());
     if !addr.ip().is_loopback() {
         return Err(format!("{addr}: this program only listens on loopback (127.0.0.1)").into());
     }
@@ -48,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(received) => {
                     head.extend_from_slice(&chunk[..received]);
                     if head.windows(4).any(|window| window == b"\r\n\r\n") {
-                        respond(stream, head);
+                        respond(stream, head, &root);
                         head.clear();
                     }
                     false
@@ -66,13 +68,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// Answers a request head with the file it names under `www/`.
-fn respond(stream: &mut TcpStream, head: &[u8]) {
+/// Answers a request head with the file it names under `root`.
+fn respond(stream: &mut TcpStream, head: &[u8], root: &str) {
     let request = String::from_utf8_lossy(head);
     let path = request.split(' ').nth(1).unwrap_or("/");
     let path = if path == "/" { "/index.html" } else { path };
     // Refusing `..` keeps this program inside `www/` (step 2's first program did not).
-    let file = (!path.contains("..")).then(|| std::fs::read(format!("{ROOT}{path}")));
+    let file = (!path.contains("..")).then(|| std::fs::read(format!("{root}{path}")));
     let (status, body) = match file {
         Some(Ok(body)) => ("200 OK", body),
         _ => ("404 Not Found", b"file not found".to_vec()),

@@ -6,8 +6,8 @@
 //! loop, written for level-triggered epoll, does one `accept` or `read` per event; under edge
 //! triggering that leaves work behind with no event to come back for it (marked `Flaw:`).
 //!
-//! Run it: `cargo run -p step07-epoll --example first-epoll [ADDR]` (default 127.0.0.1:7080),
-//! then open <http://127.0.0.1:7080/>.
+//! Run it: `cargo run -p step07-epoll --example first-epoll [ADDR [ROOT]]` (default
+//! 127.0.0.1:7080 and the repository's `www/`), then open <http://127.0.0.1:7080/>.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-/// The folder served: the repository's `www/`.
+/// The folder served unless a second argument names another: the repository's `www/`.
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
 /// The listener's token; clients get 1, 2, 3 …
 const LISTENER: Token = Token(0);
@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7080".to_string())
         .parse()?;
+    let root = std::env::args().nth(2).unwrap_or_else(|| ROOT.to_string());
     if !addr.ip().is_loopback() {
         return Err(format!("{addr}: this program only listens on loopback (127.0.0.1)").into());
     }
@@ -70,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(received) => {
                     head.extend_from_slice(&chunk[..received]);
                     if head.windows(4).any(|window| window == b"\r\n\r\n") {
-                        respond(stream, head);
+                        respond(stream, head, &root);
                         head.clear();
                     }
                     false
@@ -85,13 +86,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// Answers a request head with the file it names under `www/`.
-fn respond(stream: &mut TcpStream, head: &[u8]) {
+/// Answers a request head with the file it names under `root`.
+fn respond(stream: &mut TcpStream, head: &[u8], root: &str) {
     let request = String::from_utf8_lossy(head);
     let path = request.split(' ').nth(1).unwrap_or("/");
     let path = if path == "/" { "/index.html" } else { path };
     // Refusing `..` keeps this program inside `www/` (step 2's first program did not).
-    let file = (!path.contains("..")).then(|| std::fs::read(format!("{ROOT}{path}")));
+    let file = (!path.contains("..")).then(|| std::fs::read(format!("{root}{path}")));
     let (status, body) = match file {
         Some(Ok(body)) => ("200 OK", body),
         _ => ("404 Not Found", b"file not found".to_vec()),

@@ -142,8 +142,19 @@ impl Server {
     ///
     /// Panics when the example does not build, start, or print its listening line.
     pub fn example(example: &str) -> Server {
+        Server::example_with(example, &[])
+    }
+
+    /// [`Server::example`] with more arguments after the address: `NAME 127.0.0.1:0 ARGS…`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the example does not build, start, or print its listening line.
+    pub fn example_with(example: &str, args: &[&str]) -> Server {
         let binary = build_example(example);
-        Server::spawn(&binary, &["127.0.0.1:0"], &Launch::default())
+        let mut all = vec!["127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Server::spawn(&binary, &all, &Launch::default())
             .unwrap_or_else(|error| panic!("example {example}: {error}"))
     }
 
