@@ -32,10 +32,10 @@ pub enum Model {
 }
 
 /// How step 4 serves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Options {
-    /// Thread per connection, or a pool.
-    pub model: Model,
+    /// The threads connections run on.
+    pub threads: Threads,
     /// After a shutdown signal, how long requests in progress may take before the server exits
     /// anyway.
     pub shutdown_timeout: Duration,
@@ -53,10 +53,10 @@ pub fn serve(
     listener: &TcpListener,
     site: &Site,
     shutdown: &ShutdownSignal,
-    options: &Options,
+    options: Options,
 ) -> io::Result<()> {
     let connections = Connections::default();
-    let mut runner = Runner::new(options.model);
+    let Threads(mut runner) = options.threads;
     let accepted = accept_loop(listener, site, shutdown, &connections, &mut runner);
     drain(&connections, options.shutdown_timeout);
     accepted
@@ -117,6 +117,23 @@ fn drain(connections: &Connections, timeout: Duration) {
 }
 // ANCHOR_END: drain
 
+/// The threads connections run on, as the [`Model`] says: for a pool, all of them started, so that
+/// a system that refuses threads (`ulimit -u`, memory) is found before the server announces
+/// itself.
+#[derive(Debug)]
+pub struct Threads(Runner);
+
+impl Threads {
+    /// Starts the pool's threads, if the model has a pool.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the system refuses one of the pool's threads.
+    pub fn start(model: Model) -> io::Result<Threads> {
+        Runner::new(model).map(Threads)
+    }
+}
+
 /// Starts connection jobs according to the [`Model`].
 #[derive(Debug)]
 enum Runner {
@@ -128,15 +145,10 @@ enum Runner {
 }
 
 impl Runner {
-    fn new(model: Model) -> Self {
+    fn new(model: Model) -> io::Result<Self> {
         match model {
-            Model::ThreadPerConnection => Runner::PerConnection { n_started: 0 },
-            Model::Pool(n_threads) => Runner::Pool(
-                threadpool::Builder::new()
-                    .num_threads(n_threads.get())
-                    .thread_name("pool".to_owned())
-                    .build(),
-            ),
+            Model::ThreadPerConnection => Ok(Runner::PerConnection { n_started: 0 }),
+            Model::Pool(n_threads) => start_pool(n_threads).map(Runner::Pool),
         }
     }
 
@@ -159,6 +171,28 @@ impl Runner {
         }
     }
     // ANCHOR_END: run
+}
+
+/// A pool of `n_threads` threads, every one started.
+///
+/// `threadpool` starts them all at once and panics if the system refuses one. An operator's
+/// limit is not a bug, so the panic is caught (its message kept off stderr) and reported as the
+/// one-line error it is. The threads already started see their queue gone and end.
+fn start_pool(n_threads: NonZeroUsize) -> io::Result<ThreadPool> {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let built = std::panic::catch_unwind(|| {
+        threadpool::Builder::new()
+            .num_threads(n_threads.get())
+            .thread_name("pool".to_owned())
+            .build()
+    });
+    std::panic::set_hook(report);
+    built.map_err(|_| {
+        io::Error::other(format!(
+            "cannot start a pool of {n_threads} threads: the system refused a thread (see ulimit -u)"
+        ))
+    })
 }
 
 /// Logs a connection closed because a resource ran out, and pauses if the system is out of

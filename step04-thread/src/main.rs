@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::Parser;
 use step02_files::server::startup::{self, StartupError};
 use step02_files::{ListenOptions, ServerArgs, ShutdownSignal};
-use step04_thread::{Model, Options, serve};
+use step04_thread::{Model, Options, Threads, serve};
 
 /// Step 4: serve files with a thread per connection, or a fixed pool of threads.
 #[derive(Parser, Debug)]
@@ -59,11 +59,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         None => Model::ThreadPerConnection,
     };
     let options = Options {
-        model,
+        threads: Threads::start(model)?,
         shutdown_timeout: args.shutdown_timeout,
     };
     startup::announce(&listener)?;
-    serve(&listener, &site, &shutdown, &options)?;
+    serve(&listener, &site, &shutdown, options)?;
     Ok(())
 }
 // ANCHOR_END: run

@@ -190,3 +190,18 @@ fn second_sigterm_cuts_the_graceful_stop_short_thread() {
 fn second_sigterm_cuts_the_graceful_stop_short_pool() {
     second_sigterm_cuts_the_graceful_stop_short(&["--pool", "2"]);
 }
+
+/// A pool larger than `ulimit -u` allows: one line before `Listening`, not a panic after it.
+#[test]
+fn a_pool_larger_than_the_thread_limit_is_a_one_line_error() {
+    let target = testkit::Target {
+        bin: BIN,
+        args: &[],
+        keep_alive: true,
+    };
+    testkit::conventions::refuses_more_threads_than_the_limit(
+        &target,
+        &["--pool", "2000"],
+        "cannot start a pool of 2000 threads",
+    );
+}

@@ -148,12 +148,26 @@ fn warm_up(site: &Site) {
 // ANCHOR: into_may_listener
 /// Hands the listening socket to `may`: non-blocking, and registered with its `epoll`. This
 /// starts `may`'s scheduler (its worker and timer threads), so call [`configure`] first.
-pub fn into_may_listener(listener: TcpListener) -> may::net::TcpListener {
+///
+/// # Errors
+///
+/// `may` panics when the system refuses one of its threads (`ulimit -u`, memory), or when
+/// `epoll_ctl` fails; that is an operator's limit, not a bug, so the panic is caught (its message
+/// kept off stderr) and returned as a one-line error, before the server announces itself.
+pub fn into_may_listener(listener: TcpListener) -> io::Result<may::net::TcpListener> {
     let fd = listener.into_raw_fd();
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     // SAFETY: `fd` is an open listening socket whose ownership `into_raw_fd` has just given up,
-    // so the new listener is its only owner. `may` panics here only if `epoll_ctl` fails, which
-    // for a fresh, valid socket means the kernel is out of memory.
-    unsafe { may::net::TcpListener::from_raw_fd(fd) }
+    // so the new listener is its only owner.
+    let handed = std::panic::catch_unwind(|| unsafe { may::net::TcpListener::from_raw_fd(fd) });
+    std::panic::set_hook(report);
+    handed.map_err(|_| {
+        io::Error::other(format!(
+            "cannot start the coroutine scheduler ({} worker threads): the system refused a thread (see ulimit -u)",
+            may::config().get_workers()
+        ))
+    })
 }
 // ANCHOR_END: into_may_listener
 

@@ -72,7 +72,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         stack_size,
         report_stack_usage: args.report_stack_usage,
     });
-    let listener = into_may_listener(listener);
+    let listener = into_may_listener(listener)?;
     startup::announce(listener.inner())?;
     serve(listener, &site, &shutdown)?;
     Ok(())

@@ -105,6 +105,21 @@ fn help_explains_the_model_flags() {
     testkit::lifecycle::help_mentions(BIN, &["--workers", "--stack-size", "--report-stack-usage"]);
 }
 
+/// More worker threads than `ulimit -u` allows: one line, before `Listening`, no panic.
+#[test]
+fn more_workers_than_the_thread_limit_is_a_one_line_error() {
+    let target = testkit::Target {
+        bin: BIN,
+        args: &[],
+        keep_alive: true,
+    };
+    testkit::conventions::refuses_more_threads_than_the_limit(
+        &target,
+        &["--workers", "2000"],
+        "2000 worker threads",
+    );
+}
+
 /// A stack too small for the deepest request (every connection would overflow and hang) or too
 /// large to allocate is refused before `Listening`, in one line.
 #[test]

@@ -26,6 +26,7 @@ pub mod epoll;
 
 use std::io;
 use std::net::TcpListener;
+use std::sync::mpsc;
 use std::thread;
 
 use step02_files::{ShutdownSignal, Site};
@@ -98,31 +99,53 @@ impl<'a> Loop<'a> {
 /// Runs every loop until SIGINT or SIGTERM, one per thread (the last on this thread), and returns
 /// when all have finished. They share nothing: each has its own listener, poller and connections.
 ///
+/// Every thread is started before `ready` (which announces the server) and before any loop
+/// runs: a system that refuses a thread (`ulimit -u`, memory) makes the server refuse to start,
+/// with one line, rather than serve with fewer loops than asked for.
+///
 /// # Errors
 ///
-/// Returns the first loop's error, after every loop has ended.
-pub fn run_loops(mut loops: Vec<Loop<'_>>) -> io::Result<()> {
+/// Fails when a thread cannot be started or `ready` fails, before any loop has run; otherwise
+/// returns the first loop's error, after every loop has ended.
+pub fn run_loops(
+    mut loops: Vec<Loop<'_>>,
+    ready: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
     let Some(last) = loops.pop() else {
-        return Ok(());
+        return ready();
     };
+    let n_loops = loops.len() + 1;
     thread::scope(|scope| {
-        let spawned: Vec<_> = loops
-            .into_iter()
-            .enumerate()
-            .map(|(loop_idx, event_loop)| {
-                thread::Builder::new()
-                    .name(format!("loop-{loop_idx}"))
-                    .spawn_scoped(scope, move || event_loop.run())
-            })
-            .collect();
+        let mut started = Vec::with_capacity(loops.len());
+        for (loop_idx, event_loop) in loops.into_iter().enumerate() {
+            let (go, gate) = mpsc::channel::<()>();
+            let spawned = thread::Builder::new()
+                .name(format!("loop-{loop_idx}"))
+                // Without a go (its sender dropped) the thread ends without running its loop.
+                .spawn_scoped(scope, move || {
+                    gate.recv().map_or(Ok(()), |()| event_loop.run())
+                });
+            match spawned {
+                Ok(handle) => started.push((go, handle)),
+                // Returning drops every go: the threads started so far end unrun.
+                Err(error) => {
+                    return Err(io::Error::new(
+                        error.kind(),
+                        format!("cannot start {n_loops} event loops, a thread each: {error}"),
+                    ));
+                }
+            }
+        }
+        ready()?;
+        for (go, _) in &started {
+            // A thread cannot have ended before its go: the send cannot fail.
+            let _ = go.send(());
+        }
         let mut result = last.run();
-        for handle in spawned {
-            let joined = match handle {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("an event loop panicked"))),
-                Err(error) => Err(error),
-            };
+        for (_, handle) in started {
+            let joined = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("an event loop panicked")));
             result = result.and(joined);
         }
         result

@@ -60,10 +60,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .zip(&sites)
         .map(|(listener, site)| Loop::new(args.backend, listener, site, &shutdown))
         .collect::<Result<Vec<_>, _>>()?;
-    // Announced only now that every loop is ready to serve: a test that counts descriptors or
-    // threads as soon as it reads this line sees the server's steady state.
-    startup::announce_addr(addr)?;
-    run_loops(loops)?;
+    // Announced only once every loop has its thread: a test that counts descriptors or threads
+    // as soon as it reads this line sees the server's steady state.
+    run_loops(loops, || startup::announce_addr(addr))?;
     Ok(())
 }
 // ANCHOR_END: run

@@ -169,3 +169,14 @@ fn descriptor_table_is_grown_at_start() {
     testkit::conventions::descriptor_table_is_grown_at_start(&TWO_LOOPS);
     testkit::conventions::descriptor_table_is_grown_at_start(&EPOLL_TWO_LOOPS);
 }
+
+/// More loops than `ulimit -u` allows threads: one line before `Listening`, not a server that
+/// quietly runs fewer loops than asked for and exits 1 on SIGTERM.
+#[test]
+fn more_loops_than_the_thread_limit_is_a_one_line_error() {
+    testkit::conventions::refuses_more_threads_than_the_limit(
+        &MIO,
+        &["--threads", "2000"],
+        "cannot start 2000 event loops",
+    );
+}

@@ -89,6 +89,58 @@ pub fn refuses_to_start(target: &Target, extra: &[&str], mentions: &str) {
     assert_one_line_error(&output, mentions);
 }
 
+/// How many processes and threads the user may have in [`refuses_more_threads_than_the_limit`].
+const THREAD_LIMIT: u64 = 300;
+
+/// Under `ulimit -u` of [`THREAD_LIMIT`], a server asked (by `extra`) for more threads than that
+/// refuses to start with one line that `mentions` what it could not start, before announcing
+/// itself: no panic, and no server quietly running with fewer threads than asked for. Root is not
+/// bound by the limit, so a test run as root runs the server as `nobody`.
+pub fn refuses_more_threads_than_the_limit(target: &Target, extra: &[&str], mentions: &str) {
+    use std::os::unix::process::CommandExt;
+    let args = [target.args, &["--addr", "127.0.0.1:0"], extra].concat();
+    let mut command = Command::new(target.bin);
+    command
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed: setrlimit, setgroups, setgid and setuid are plain system calls, and
+    // nothing allocates.
+    unsafe {
+        command.pre_exec(|| {
+            use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+            nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_NPROC,
+                THREAD_LIMIT,
+                THREAD_LIMIT,
+            )?;
+            if Uid::effective().is_root() {
+                // The server reopens its stdout and stderr (see the log's sink); pipes made by
+                // root are root's alone.
+                for pipe in [1, 2] {
+                    // 1 and 2 are the child's stdout and stderr, open for its lifetime.
+                    let fd = std::os::fd::BorrowedFd::borrow_raw(pipe);
+                    nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(0o666))?;
+                }
+                setgroups(&[])?;
+                setgid(Gid::from_raw(65534))?;
+                setuid(Uid::from_raw(65534))?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    if poll(PATIENCE, || child.try_wait().unwrap()).is_none() {
+        let _ = child.kill();
+        panic!("{} {args:?} should have refused to start", target.bin);
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("Listening on"), "{extra:?}: announced");
+    assert_one_line_error(&output, mentions);
+}
+
 /// Starts the server, has it answer once, `send`s it `signal` and expects exit code 0.
 fn signal_exits_zero(target: &Target, signal: i32, send: fn(&Server, i32)) {
     let mut server = target.start_on(&crate::www_root(), &[]);
