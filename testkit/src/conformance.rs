@@ -803,3 +803,25 @@ pub fn a_root_symlink_swapped_by_a_deploy_is_followed(target: &Target) {
     assert_eq!(crate::get(server.addr(), "/").text(), "release 2");
     assert_eq!(crate::get(server.addr(), "/index.html").text(), "release 2");
 }
+
+/// A root folder of mode 711 (its files readable, its listing not, as a home's `public_html`
+/// often is) is served: the server holds it open with `O_PATH`, which needs no read permission.
+/// As root no permission stops anything, so the server then runs as `nobody`.
+pub fn a_root_that_may_not_be_listed_is_served(target: &Target) {
+    use std::os::unix::fs::PermissionsExt;
+    let site = TestSite::new();
+    let root = site.root();
+    let bin = site.runnable_by_nobody(target.bin);
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let launch = crate::server::Launch {
+        as_nobody: true,
+        ..crate::server::Launch::default()
+    };
+    let bin = bin.to_str().expect("temp paths are UTF-8");
+    let root_arg = root.to_str().expect("temp paths are UTF-8");
+    let args = [target.args, &["--root", root_arg, "--quiet"]].concat();
+    let server = crate::Server::launch(bin, &args, &launch);
+    assert_eq!(crate::get(server.addr(), "/index.html").status, 200);
+    assert_eq!(crate::get(server.addr(), "/").status, 200);
+    assert_eq!(crate::get(server.addr(), "/docs/").status, 200);
+}

@@ -98,42 +98,39 @@ const THREAD_LIMIT: u64 = 300;
 /// bound by the limit, so a test run as root runs the server as `nobody`.
 pub fn refuses_more_threads_than_the_limit(target: &Target, extra: &[&str], mentions: &str) {
     use std::os::unix::process::CommandExt;
-    let args = [target.args, &["--addr", "127.0.0.1:0"], extra].concat();
-    let mut command = Command::new(target.bin);
+    let site = TestSite::new();
+    let bin = site.runnable_by_nobody(target.bin);
+    let root = site.root();
+    let root = root.to_str().expect("temp paths are UTF-8");
+    let args = [
+        target.args,
+        &["--addr", "127.0.0.1:0", "--root", root],
+        extra,
+    ]
+    .concat();
+    let mut command = Command::new(&bin);
     command
         .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed: setrlimit, setgroups, setgid and setuid are plain system calls, and
-    // nothing allocates.
+    // calls are allowed: setrlimit and those of `become_nobody_if_root` are plain system calls,
+    // and nothing allocates.
     unsafe {
         command.pre_exec(|| {
-            use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
             nix::sys::resource::setrlimit(
                 nix::sys::resource::Resource::RLIMIT_NPROC,
                 THREAD_LIMIT,
                 THREAD_LIMIT,
             )?;
-            if Uid::effective().is_root() {
-                // The server reopens its stdout and stderr (see the log's sink); pipes made by
-                // root are root's alone.
-                for pipe in [1, 2] {
-                    // 1 and 2 are the child's stdout and stderr, open for its lifetime.
-                    let fd = std::os::fd::BorrowedFd::borrow_raw(pipe);
-                    nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(0o666))?;
-                }
-                setgroups(&[])?;
-                setgid(Gid::from_raw(65534))?;
-                setuid(Uid::from_raw(65534))?;
-            }
+            crate::server::become_nobody_if_root()?;
             Ok(())
         });
     }
     let mut child = command.spawn().unwrap();
     if poll(PATIENCE, || child.try_wait().unwrap()).is_none() {
         let _ = child.kill();
-        panic!("{} {args:?} should have refused to start", target.bin);
+        panic!("{} {args:?} should have refused to start", bin.display());
     }
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -122,6 +122,7 @@ macro_rules! conformance_tests {
             conformance::file_cache_follows_the_disk,
             conformance::an_edited_file_is_never_not_modified,
             conformance::a_root_symlink_swapped_by_a_deploy_is_followed,
+            conformance::a_root_that_may_not_be_listed_is_served,
             conformance::future_file_is_not_modified_after_the_date,
             conformance::curl_resumes_a_download,
             conformance::curl_revalidates_its_copy,

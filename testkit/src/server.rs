@@ -84,6 +84,31 @@ pub struct Launch {
     /// Read nothing of stdout after the listening line, as when a user pipes the log into `less`
     /// and stops scrolling: the pipe fills. [`Server::read_stdout_now`] reads what it holds.
     pub unread_stdout: bool,
+    /// Run the server as `nobody` when the tests run as root, whom no permission stops: for
+    /// what only an unprivileged server meets (a root folder it may not list).
+    pub as_nobody: bool,
+}
+
+/// Makes this process `nobody` if it is root, for a child between fork and exec: only plain
+/// system calls, no allocation. Its stdout and stderr pipes are opened to everyone first, because
+/// the server reopens them (see the log's sink) and pipes made by root are root's alone.
+///
+/// # Errors
+///
+/// As the system calls.
+pub(crate) fn become_nobody_if_root() -> nix::Result<()> {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    for pipe in [1, 2] {
+        // SAFETY: 1 and 2 are this process's stdout and stderr, open for its lifetime.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(pipe) };
+        nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(0o666))?;
+    }
+    setgroups(&[])?;
+    setgid(Gid::from_raw(65534))?;
+    setuid(Uid::from_raw(65534))
 }
 
 /// Why a server did not start (or stopped), with what it wrote on stderr.
@@ -173,6 +198,7 @@ impl Server {
     ) -> Result<Server, StartError> {
         let program = program.as_ref();
         let nofile_limit = launch.nofile_limit;
+        let as_nobody = launch.as_nobody;
         let mut command = Command::new(program);
         command
             .args(args)
@@ -190,6 +216,9 @@ impl Server {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
                 if let Some(limit) = nofile_limit {
                     setrlimit(Resource::RLIMIT_NOFILE, limit, limit)?;
+                }
+                if as_nobody {
+                    become_nobody_if_root()?;
                 }
                 Ok(())
             });

@@ -59,6 +59,27 @@ impl TestSite {
         TestSite { dir, secret }
     }
 
+    /// `bin` as `nobody` may run it, with this site open to `nobody`, for a server started with
+    /// [`Launch::as_nobody`](crate::server::Launch): when the tests run as root, a link to (or
+    /// copy of) `bin` inside the site's folder, which is made searchable by everyone; the checkout
+    /// may sit where `nobody` cannot reach (`/root`). Otherwise `bin` itself.
+    pub fn runnable_by_nobody(&self, bin: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::Uid::effective().is_root() {
+            return PathBuf::from(bin);
+        }
+        let name = Path::new(bin)
+            .file_name()
+            .expect("a binary's path names a file");
+        let linked = self.outside().join(name);
+        if !linked.exists() && fs::hard_link(bin, &linked).is_err() {
+            fs::copy(bin, &linked).unwrap();
+        }
+        fs::set_permissions(&linked, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(self.outside(), fs::Permissions::from_mode(0o711)).unwrap();
+        linked
+    }
+
     /// The document root to pass as `--root`.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("www")

@@ -285,25 +285,21 @@ impl DocRoot {
             tree: &tree,
             portable: self.portable,
         };
-        let (file, metadata) = match opened.open_beneath(&relative) {
-            Ok(opened) => opened,
-            Err(refusal) => return refusal,
-        };
-        if metadata.is_dir() {
-            if !url_path.ends_with('/') {
-                return Resolved::MissingSlash;
-            }
+        if url_path.ends_with('/') {
+            // A folder's page, opened directly: the folder itself is never opened, so it need not
+            // be readable (a root of mode 711), and `/index.html/`, a folder that is not there,
+            // fails as `ENOTDIR`.
             let index = relative.join("index.html");
             return match opened.open_beneath(&index) {
                 Ok((file, metadata)) => found(file, &metadata, &index),
                 Err(refusal) => refusal,
             };
         }
-        if url_path.ends_with('/') {
-            // `/index.html/` names a folder that is not there.
-            return Resolved::NotFound;
+        match opened.open_beneath(&relative) {
+            Ok((_, metadata)) if metadata.is_dir() => Resolved::MissingSlash,
+            Ok((file, metadata)) => found(file, &metadata, &relative),
+            Err(refusal) => refusal,
         }
-        found(file, &metadata, &relative)
     }
     // ANCHOR_END: resolve
 }
