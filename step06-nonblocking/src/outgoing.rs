@@ -8,7 +8,7 @@
 
 use std::io;
 
-use step02_files::http::response::{FileRange, file_shrank, recycle_buffer};
+use step02_files::http::response::{FileRange, Segment, file_shrank, recycle_buffer};
 use step02_files::server::blocking::COPY_CHUNK;
 use step02_files::server::stream::{Stream, send_file, send_head};
 use step02_files::{Request, Response, StatusCode};
@@ -30,6 +30,8 @@ pub struct Outgoing {
     filled: usize,
     /// A large file's part not yet sent (nor copied into `buf`): `len` bytes from `offset` on.
     file: Option<FileRange>,
+    /// What follows `file` (a multipart body's later part heads and parts), not yet begun.
+    then: std::vec::IntoIter<Segment>,
     /// What the access log says once the response is out.
     pub(crate) status: StatusCode,
     pub(crate) request: Option<Request>,
@@ -69,6 +71,7 @@ impl Outgoing {
             sent: 0,
             filled,
             file: wire.rest.filter(|range| range.len > 0),
+            then: wire.then.into_iter(),
             status,
             request,
             body_len,
@@ -104,6 +107,9 @@ impl Outgoing {
                     // No zero-copy here: copy a chunk into the buffer, to be written next.
                     None => self.refill().map(|()| Progress::Whole(0)),
                 }
+            } else if let Some(segment) = self.then.next() {
+                self.begin(segment);
+                continue;
             } else {
                 return Ok((n_written, Flow::Done));
             };
@@ -127,7 +133,7 @@ impl Outgoing {
     /// One `write` (or `send` with `MSG_MORE`, when a file follows) of the buffered bytes.
     fn write_buffered<S: Stream + ?Sized>(&mut self, socket: &mut S) -> io::Result<Progress> {
         let pending = &self.buf[self.sent..self.filled];
-        let file_follows = self.file.is_some();
+        let file_follows = self.file.is_some() || self.then.len() > 0;
         let n_bytes = if file_follows && socket.socket_fd().is_some() {
             send_head(socket, pending)?
         } else {
@@ -142,6 +148,20 @@ impl Outgoing {
         } else {
             Progress::Whole(n_bytes)
         })
+    }
+
+    /// Starts the next segment of a multipart body: its bytes into the buffer (written out by
+    /// now), or its file part to be sent as a single range is.
+    fn begin(&mut self, segment: Segment) {
+        match segment {
+            Segment::Bytes(bytes) => {
+                self.buf.clear();
+                self.buf.extend_from_slice(&bytes);
+                self.sent = 0;
+                self.filled = bytes.len();
+            }
+            Segment::File(range) => self.file = Some(range).filter(|range| range.len > 0),
+        }
     }
 
     /// Counts `n_sent` file bytes as sent; 0 means the file ended before its promised length.
@@ -241,6 +261,7 @@ mod tests {
                 offset,
                 len,
             }),
+            then: Vec::new().into_iter(),
             status: StatusCode::OK,
             request: None,
             body_len: len,

@@ -11,6 +11,7 @@
 //! Everything here is test code: it panics with a clear message instead of returning errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod byteranges;
 pub mod clients;
 pub mod concurrency;
 pub mod conformance;
