@@ -339,14 +339,20 @@ fn multipart_failure(
     }
     let content_type = response.header("content-type").unwrap_or("");
     let Some(boundary) = crate::byteranges::boundary_of(content_type) else {
-        return Some(format!("Content-Type {content_type:?}, not multipart/byteranges"));
+        return Some(format!(
+            "Content-Type {content_type:?}, not multipart/byteranges"
+        ));
     };
     let parts = match crate::byteranges::parse_byteranges(&response.body, boundary) {
         Ok(parts) => parts,
         Err(problem) => return Some(format!("multipart body: {problem}")),
     };
     if parts.len() != expected.len() {
-        return Some(format!("{} parts, expected {}", parts.len(), expected.len()));
+        return Some(format!(
+            "{} parts, expected {}",
+            parts.len(),
+            expected.len()
+        ));
     }
     parts.iter().zip(expected).find_map(|(part, range)| {
         let place = (part.first, part.last, part.complete_len);
@@ -562,7 +568,12 @@ pub fn streams_several_ranges_of_a_large_file(target: &Target) {
     let file = std::fs::read(site.root().join("large.bin")).unwrap();
     let server = target.start_on(&site.root(), &["--quiet"]);
     // Small and large parts, the first one small (inside the head's buffer on some paths).
-    let expected = [0..10, 100_000..1_300_000, LEN - 5..LEN, 2_000_000..2_000_001];
+    let expected = [
+        0..10,
+        100_000..1_300_000,
+        LEN - 5..LEN,
+        2_000_000..2_000_001,
+    ];
     let request = "GET /large.bin HTTP/1.1\r\nHost: x\r\n\
                    Range: bytes=0-9,100000-1299999,-5,2000000-2000000\r\n\r\n";
     let mut conn = Conn::open(server.addr());

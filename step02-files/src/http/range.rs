@@ -51,7 +51,8 @@ pub const MAX_RANGES: usize = 32;
 /// - ranges are kept in the order asked and never merged (nginx does not merge either).
 ///
 /// Any invalid range in the list makes the whole header invalid, so it is ignored (200), as
-/// RFC 9110 §14.2 says for an invalid `Range`.
+/// RFC 9110 §14.2 says for an invalid `Range`. Here nginx differs: it answers an invalid list
+/// with 416, and skips a backwards `b-a` as it skips a range past the end.
 pub fn choose_range(value: &str, file_len: u64) -> RangeChoice {
     let Some((unit, set)) = value.trim().split_once('=') else {
         return RangeChoice::Whole;
