@@ -31,7 +31,8 @@ pub struct Outgoing {
     /// A large file's part not yet sent (nor copied into `buf`): `len` bytes from `offset` on.
     file: Option<FileRange>,
     /// What follows `file` (a multipart body's later part heads and parts), not yet begun.
-    then: std::vec::IntoIter<Segment>,
+    /// Boxed, and only for multipart bodies, so that every other response's state stays small.
+    then: Option<Box<std::vec::IntoIter<Segment>>>,
     /// What the access log says once the response is out.
     pub(crate) status: StatusCode,
     pub(crate) request: Option<Request>,
@@ -71,7 +72,7 @@ impl Outgoing {
             sent: 0,
             filled,
             file: wire.rest.filter(|range| range.len > 0),
-            then: wire.then.into_iter(),
+            then: (!wire.then.is_empty()).then(|| Box::new(wire.then.into_iter())),
             status,
             request,
             body_len,
@@ -107,7 +108,7 @@ impl Outgoing {
                     // No zero-copy here: copy a chunk into the buffer, to be written next.
                     None => self.refill().map(|()| Progress::Whole(0)),
                 }
-            } else if let Some(segment) = self.then.next() {
+            } else if let Some(segment) = self.then.as_mut().and_then(|then| then.next()) {
                 self.begin(segment);
                 continue;
             } else {
@@ -133,7 +134,8 @@ impl Outgoing {
     /// One `write` (or `send` with `MSG_MORE`, when a file follows) of the buffered bytes.
     fn write_buffered<S: Stream + ?Sized>(&mut self, socket: &mut S) -> io::Result<Progress> {
         let pending = &self.buf[self.sent..self.filled];
-        let file_follows = self.file.is_some() || self.then.len() > 0;
+        let file_follows =
+            self.file.is_some() || self.then.as_ref().is_some_and(|then| then.len() > 0);
         let n_bytes = if file_follows && socket.socket_fd().is_some() {
             send_head(socket, pending)?
         } else {
@@ -235,7 +237,7 @@ mod tests {
     use std::sync::Arc;
 
     use step02_files::StatusCode;
-    use step02_files::http::response::FileRange;
+    use step02_files::http::response::{FileRange, Segment};
 
     use super::{Flow, Outgoing};
 
@@ -261,7 +263,7 @@ mod tests {
                 offset,
                 len,
             }),
-            then: Vec::new().into_iter(),
+            then: None,
             status: StatusCode::OK,
             request: None,
             body_len: len,
@@ -341,6 +343,109 @@ mod tests {
             .unwrap();
         let error = drive(out, &mut server, &mut client, usize::MAX).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    /// A multipart body: part heads and parts of a file in turn, through a full socket.
+    #[test]
+    fn multipart_segments_follow_the_first_part_in_order() {
+        let contents: Vec<u8> = (0..6_000_000u32).map(|n| (n * 13 % 251) as u8).collect();
+        let (_dir, path) = temp_file(&contents);
+        let file = Arc::new(File::open(&path).unwrap());
+        let range = |offset, len| FileRange {
+            file: Arc::clone(&file),
+            offset,
+            len,
+        };
+        let mut out = outgoing(b"H|", File::open(&path).unwrap(), 10, 2_000_000);
+        out.then = Some(Box::new(
+            vec![
+                Segment::Bytes(b"|P2|".to_vec()),
+                Segment::File(range(3_000_000, 2_500_000)),
+                Segment::Bytes(b"|END".to_vec()),
+            ]
+            .into_iter(),
+        ));
+        let expected = [
+            &b"H|"[..],
+            &contents[10..2_000_010],
+            b"|P2|",
+            &contents[3_000_000..5_500_000],
+            b"|END",
+        ]
+        .concat();
+        let (mut server, mut client) = pair();
+        let (received, n_blocked) = drive(out, &mut server, &mut client, expected.len()).unwrap();
+        assert!(n_blocked > 0, "the socket never filled");
+        assert!(received == expected, "the multipart body differs");
+    }
+
+    /// A stream with no descriptor that takes at most 1,000 bytes a write: the copying path.
+    struct Copying(Vec<u8>);
+
+    impl std::io::Read for Copying {
+        fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    impl std::io::Write for Copying {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n_bytes = buf.len().min(1000);
+            self.0.extend_from_slice(&buf[..n_bytes]);
+            Ok(n_bytes)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl step02_files::Stream for Copying {
+        fn shutdown_write(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn set_read_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn set_write_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn multipart_segments_take_the_copying_path_too() {
+        let contents: Vec<u8> = (0..200_000u32).map(|n| (n * 13 % 251) as u8).collect();
+        let (_dir, path) = temp_file(&contents);
+        let mut out = outgoing(b"H|", File::open(&path).unwrap(), 5, 70_000);
+        out.then = Some(Box::new(
+            vec![
+                Segment::Bytes(b"|P2|".to_vec()),
+                Segment::File(FileRange {
+                    file: Arc::new(File::open(&path).unwrap()),
+                    offset: 100_000,
+                    len: 90_000,
+                }),
+                Segment::Bytes(b"|END".to_vec()),
+            ]
+            .into_iter(),
+        ));
+        let mut sink = Copying(Vec::new());
+        let mut n_calls = 0;
+        while out.write_to(&mut sink).unwrap().1 != Flow::Done {
+            n_calls += 1;
+            assert!(n_calls < 10_000, "no end in sight");
+        }
+        let expected = [
+            &b"H|"[..],
+            &contents[5..70_005],
+            b"|P2|",
+            &contents[100_000..190_000],
+            b"|END",
+        ]
+        .concat();
+        assert!(sink.0 == expected, "the multipart body differs");
     }
 
     #[test]

@@ -479,6 +479,53 @@ mod tests {
         assert!(!response.keep_alive());
     }
 
+    /// A multipart body of a large file: the first part head joins the response head, the
+    /// first part is `rest`, and then come bytes and file parts in turn, the closing boundary
+    /// last. A small one is read whole into `first`.
+    #[test]
+    fn a_multipart_body_is_laid_out_in_order() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![7u8; 100_000]).unwrap();
+        let file = Arc::new(file);
+        let part = |offset, len| {
+            Body::File(FileRange {
+                file: Arc::clone(&file),
+                offset,
+                len,
+            })
+        };
+        let bytes = |text: &str| Body::Bytes(text.as_bytes().to_vec());
+        let large = Body::Parts(vec![
+            bytes("<a>"),
+            part(0, 30_000),
+            bytes("<b>"),
+            part(50_000, 5),
+            bytes("<end>"),
+        ]);
+        let response = Response::build(StatusCode::PARTIAL_CONTENT, &now(), Framing::CLOSE)
+            .finish("multipart/byteranges; boundary=x", large);
+        assert!(head_text(&response).contains("Content-Length: 30016\r\n"));
+        let wire = response.into_wire().unwrap();
+        assert!(wire.first.ends_with(b"\r\n\r\n<a>") && wire.more_follows_first());
+        assert_eq!(wire.rest.as_ref().map(|range| range.len), Some(30_000));
+        let then: Vec<String> = wire
+            .then
+            .iter()
+            .map(|segment| match segment {
+                Segment::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Segment::File(range) => format!("{}+{}", range.offset, range.len),
+            })
+            .collect();
+        assert_eq!(then, ["<b>", "50000+5", "<end>"]);
+
+        let small = Body::Parts(vec![bytes("<a>"), part(10, 2), bytes("<end>")]);
+        let response = Response::build(StatusCode::PARTIAL_CONTENT, &now(), Framing::CLOSE)
+            .finish("multipart/byteranges; boundary=x", small);
+        let wire = response.into_wire().unwrap();
+        assert!(wire.first.ends_with(b"<a>\x07\x07<end>"));
+        assert!(wire.rest.is_none() && wire.then.is_empty() && !wire.more_follows_first());
+    }
+
     #[test]
     fn a_small_file_range_is_read_at_its_offset() {
         let mut file = tempfile::tempfile().unwrap();
