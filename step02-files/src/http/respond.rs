@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 
 use crate::http::date::{ImfDate, Now, whole_seconds};
 use crate::http::docroot::{DocRoot, FileContent, FoundFile, Resolved};
@@ -182,7 +181,7 @@ impl Reply<'_> {
                 ),
             );
         }
-        let body = content_between(&found.content, start, len_sent);
+        let body = content_between(found.content, start, len_sent);
         builder.finish(found.content_type, body)
     }
 
@@ -204,7 +203,7 @@ impl Reply<'_> {
                 found.len
             );
             pieces.push(Body::Bytes(part_head.into_bytes()));
-            pieces.push(content_between(&found.content, part.start, part.len));
+            pieces.push(content_between(found.content.clone(), part.start, part.len));
         }
         pieces.push(Body::Bytes(format!("\r\n--{boundary}--\r\n").into_bytes()));
         let body = Body::Parts(pieces);
@@ -255,20 +254,17 @@ impl Reply<'_> {
 
 /// `len` bytes of `content` from `start`, which lie within the file: a part of the open file, or
 /// a slice of the bytes the cache holds (never a copy).
-fn content_between(content: &FileContent, start: u64, len: u64) -> Body {
+fn content_between(content: FileContent, start: u64, len: u64) -> Body {
     match content {
         FileContent::Open(file) => Body::File(FileRange {
-            file: Arc::clone(file),
+            file,
             offset: start,
             len,
         }),
         FileContent::InMemory(bytes) => {
             // Within the file, which is in memory: the numbers fit a usize.
             let range = start as usize..(start + len) as usize;
-            Body::Shared(SharedBytes {
-                bytes: Arc::clone(bytes),
-                range,
-            })
+            Body::Shared(SharedBytes { bytes, range })
         }
     }
 }
@@ -282,12 +278,17 @@ fn boundary_for(found: &FoundFile) -> String {
         static KEYS: RandomState = RandomState::new();
         static COUNT: Cell<u64> = const { Cell::new(0) };
     }
-    let count = COUNT.with(|count| {
-        count.set(count.get().wrapping_add(1));
-        count.get()
-    });
+    // During thread exit the slots may be gone: the boundary is then less unpredictable, not wrong.
+    let count = COUNT
+        .try_with(|count| {
+            count.set(count.get().wrapping_add(1));
+            count.get()
+        })
+        .unwrap_or(0);
     let etag = found.validators.etag.to_string();
-    let hash = KEYS.with(|keys| keys.hash_one((etag, count)));
+    let hash = KEYS
+        .try_with(|keys| keys.hash_one((etag, count)))
+        .unwrap_or(count);
     format!("{hash:016x}")
 }
 
