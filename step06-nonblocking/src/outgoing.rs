@@ -8,7 +8,7 @@
 
 use std::io;
 
-use step02_files::http::response::{FileRange, file_shrank, recycle_buffer};
+use step02_files::http::response::{FileRange, Segment, file_shrank, recycle_buffer};
 use step02_files::server::blocking::COPY_CHUNK;
 use step02_files::server::stream::{Stream, send_file, send_head};
 use step02_files::{Request, Response, StatusCode};
@@ -30,6 +30,9 @@ pub struct Outgoing {
     filled: usize,
     /// A large file's part not yet sent (nor copied into `buf`): `len` bytes from `offset` on.
     file: Option<FileRange>,
+    /// What follows `file` (a multipart body's later part heads and parts), not yet begun.
+    /// Boxed, and only for multipart bodies, so that every other response's state stays small.
+    then: Option<Box<std::vec::IntoIter<Segment>>>,
     /// What the access log says once the response is out.
     pub(crate) status: StatusCode,
     pub(crate) request: Option<Request>,
@@ -69,6 +72,7 @@ impl Outgoing {
             sent: 0,
             filled,
             file: wire.rest.filter(|range| range.len > 0),
+            then: (!wire.then.is_empty()).then(|| Box::new(wire.then.into_iter())),
             status,
             request,
             body_len,
@@ -104,6 +108,9 @@ impl Outgoing {
                     // No zero-copy here: copy a chunk into the buffer, to be written next.
                     None => self.refill().map(|()| Progress::Whole(0)),
                 }
+            } else if let Some(segment) = self.then.as_mut().and_then(|then| then.next()) {
+                self.begin(segment);
+                continue;
             } else {
                 return Ok((n_written, Flow::Done));
             };
@@ -127,7 +134,8 @@ impl Outgoing {
     /// One `write` (or `send` with `MSG_MORE`, when a file follows) of the buffered bytes.
     fn write_buffered<S: Stream + ?Sized>(&mut self, socket: &mut S) -> io::Result<Progress> {
         let pending = &self.buf[self.sent..self.filled];
-        let file_follows = self.file.is_some();
+        let file_follows =
+            self.file.is_some() || self.then.as_ref().is_some_and(|then| then.len() > 0);
         let n_bytes = if file_follows && socket.socket_fd().is_some() {
             send_head(socket, pending)?
         } else {
@@ -142,6 +150,20 @@ impl Outgoing {
         } else {
             Progress::Whole(n_bytes)
         })
+    }
+
+    /// Starts the next segment of a multipart body: its bytes into the buffer (written out by
+    /// now), or its file part to be sent as a single range is.
+    fn begin(&mut self, segment: Segment) {
+        match segment {
+            Segment::Bytes(bytes) => {
+                self.buf.clear();
+                self.buf.extend_from_slice(&bytes);
+                self.sent = 0;
+                self.filled = bytes.len();
+            }
+            Segment::File(range) => self.file = Some(range).filter(|range| range.len > 0),
+        }
     }
 
     /// Counts `n_sent` file bytes as sent; 0 means the file ended before its promised length.
@@ -215,7 +237,7 @@ mod tests {
     use std::sync::Arc;
 
     use step02_files::StatusCode;
-    use step02_files::http::response::FileRange;
+    use step02_files::http::response::{FileRange, Segment};
 
     use super::{Flow, Outgoing};
 
@@ -241,6 +263,7 @@ mod tests {
                 offset,
                 len,
             }),
+            then: None,
             status: StatusCode::OK,
             request: None,
             body_len: len,
@@ -320,6 +343,109 @@ mod tests {
             .unwrap();
         let error = drive(out, &mut server, &mut client, usize::MAX).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    /// A multipart body: part heads and parts of a file in turn, through a full socket.
+    #[test]
+    fn multipart_segments_follow_the_first_part_in_order() {
+        let contents: Vec<u8> = (0..6_000_000u32).map(|n| (n * 13 % 251) as u8).collect();
+        let (_dir, path) = temp_file(&contents);
+        let file = Arc::new(File::open(&path).unwrap());
+        let range = |offset, len| FileRange {
+            file: Arc::clone(&file),
+            offset,
+            len,
+        };
+        let mut out = outgoing(b"H|", File::open(&path).unwrap(), 10, 2_000_000);
+        out.then = Some(Box::new(
+            vec![
+                Segment::Bytes(b"|P2|".to_vec()),
+                Segment::File(range(3_000_000, 2_500_000)),
+                Segment::Bytes(b"|END".to_vec()),
+            ]
+            .into_iter(),
+        ));
+        let expected = [
+            &b"H|"[..],
+            &contents[10..2_000_010],
+            b"|P2|",
+            &contents[3_000_000..5_500_000],
+            b"|END",
+        ]
+        .concat();
+        let (mut server, mut client) = pair();
+        let (received, n_blocked) = drive(out, &mut server, &mut client, expected.len()).unwrap();
+        assert!(n_blocked > 0, "the socket never filled");
+        assert!(received == expected, "the multipart body differs");
+    }
+
+    /// A stream with no descriptor that takes at most 1,000 bytes a write: the copying path.
+    struct Copying(Vec<u8>);
+
+    impl std::io::Read for Copying {
+        fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    impl std::io::Write for Copying {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n_bytes = buf.len().min(1000);
+            self.0.extend_from_slice(&buf[..n_bytes]);
+            Ok(n_bytes)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl step02_files::Stream for Copying {
+        fn shutdown_write(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn set_read_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn set_write_timeout(&mut self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn multipart_segments_take_the_copying_path_too() {
+        let contents: Vec<u8> = (0..200_000u32).map(|n| (n * 13 % 251) as u8).collect();
+        let (_dir, path) = temp_file(&contents);
+        let mut out = outgoing(b"H|", File::open(&path).unwrap(), 5, 70_000);
+        out.then = Some(Box::new(
+            vec![
+                Segment::Bytes(b"|P2|".to_vec()),
+                Segment::File(FileRange {
+                    file: Arc::new(File::open(&path).unwrap()),
+                    offset: 100_000,
+                    len: 90_000,
+                }),
+                Segment::Bytes(b"|END".to_vec()),
+            ]
+            .into_iter(),
+        ));
+        let mut sink = Copying(Vec::new());
+        let mut n_calls = 0;
+        while out.write_to(&mut sink).unwrap().1 != Flow::Done {
+            n_calls += 1;
+            assert!(n_calls < 10_000, "no end in sight");
+        }
+        let expected = [
+            &b"H|"[..],
+            &contents[5..70_005],
+            b"|P2|",
+            &contents[100_000..190_000],
+            b"|END",
+        ]
+        .concat();
+        assert!(sink.0 == expected, "the multipart body differs");
     }
 
     #[test]

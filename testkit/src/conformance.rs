@@ -320,6 +320,58 @@ fn is_tail(response: &RawResponse, n: usize) -> Option<String> {
     is_part(response, len - n.min(len)..len)
 }
 
+/// `bytes=0-0,1-1,…`: `n` one-byte ranges.
+fn tiny_ranges(n: usize) -> String {
+    let list: Vec<String> = (0..n).map(|at| format!("{at}-{at}")).collect();
+    format!("bytes={}", list.join(","))
+}
+
+/// Checks a multipart 206 of `file`: one part for each of `expected`, in order, each with the
+/// file's media type, its `Content-Range` and exactly those bytes, and the closing delimiter.
+fn multipart_failure(
+    response: &RawResponse,
+    file: &[u8],
+    media_type: &str,
+    expected: &[std::ops::Range<usize>],
+) -> Option<String> {
+    if response.header("content-range").is_some() {
+        return Some("a multipart 206 with a Content-Range of its own".into());
+    }
+    let content_type = response.header("content-type").unwrap_or("");
+    let Some(boundary) = crate::byteranges::boundary_of(content_type) else {
+        return Some(format!(
+            "Content-Type {content_type:?}, not multipart/byteranges"
+        ));
+    };
+    let parts = match crate::byteranges::parse_byteranges(&response.body, boundary) {
+        Ok(parts) => parts,
+        Err(problem) => return Some(format!("multipart body: {problem}")),
+    };
+    if parts.len() != expected.len() {
+        return Some(format!(
+            "{} parts, expected {}",
+            parts.len(),
+            expected.len()
+        ));
+    }
+    parts.iter().zip(expected).find_map(|(part, range)| {
+        let place = (part.first, part.last, part.complete_len);
+        let wanted = (range.start as u64, range.end as u64 - 1, file.len() as u64);
+        if place != wanted {
+            Some(format!("a part of {place:?}, expected {wanted:?}"))
+        } else if !part.content_type.starts_with(media_type) {
+            Some(format!("a part of type {:?}", part.content_type))
+        } else {
+            (part.bytes != file[range.clone()]).then(|| "a part is not those bytes".into())
+        }
+    })
+}
+
+/// [`multipart_failure`] of `/index.html`.
+fn is_multipart(response: &RawResponse, expected: &[std::ops::Range<usize>]) -> Option<String> {
+    multipart_failure(response, &index_bytes(), "text/html", expected)
+}
+
 fn is_whole_file(response: &RawResponse) -> Option<String> {
     if response.header("content-range").is_some() {
         return Some("a 200 with Content-Range".into());
@@ -342,7 +394,26 @@ fn range_cases() -> Vec<Case> {
             ranged("bytes=-999999999"), |r| is_tail(r, usize::MAX);
         416 Policy "a range past the end is 416", ranged("bytes=999999999-"),
             |r| header_is(r, "content-range", &format!("bytes */{}", index_bytes().len()));
-        200 Policy "several ranges get the whole file, 200", ranged("bytes=0-1,5-6"), is_whole_file;
+        206 Policy "several ranges are 206 multipart/byteranges, one part each",
+            ranged("bytes=0-1,5-9"), |r| is_multipart(r, &[0..2, 5..10]);
+        206 Policy "several ranges keep their order and may overlap a little",
+            ranged("bytes=-3,0-4,2-6"), |r| {
+                let len = index_bytes().len();
+                is_multipart(r, &[len - 3..len, 0..5, 2..7])
+            };
+        206 Policy "unsatisfiable ranges in a list are skipped: one left is a plain 206",
+            ranged("bytes=999999999-,0-9"), |r| is_part(r, 0..10);
+        416 Policy "a list of ranges all past the end is 416", ranged("bytes=999999999-,-0"),
+            |r| header_is(r, "content-range", &format!("bytes */{}", index_bytes().len()));
+        206 Policy "32 ranges are answered in 32 parts", ranged(&tiny_ranges(32)),
+            |r| is_multipart(r, &(0..32).map(|at| at..at + 1).collect::<Vec<_>>());
+        200 Policy "more than 32 ranges get the whole file, 200", ranged(&tiny_ranges(33)),
+            is_whole_file;
+        200 Policy "ranges asking for more bytes than the file get it whole, 200",
+            ranged("bytes=0-,0-"), is_whole_file;
+        200 Policy "HEAD ignores several ranges",
+            "HEAD /index.html HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1,5-9\r\n\r\n",
+            announces_index_length;
         200 Policy "a unit other than bytes is ignored", ranged("items=0-1"), is_whole_file;
         200 Policy "an invalid range is ignored", ranged("bytes=9-1"), is_whole_file;
         200 Policy "If-Range with a stale ETag gets the whole file",
@@ -487,6 +558,40 @@ pub fn streams_a_large_file_intact(target: &Target) {
     assert!(intact, "the file arrived corrupted");
 }
 
+/// Several ranges of a file far larger than the socket buffers: every part streamed from the
+/// file arrives exact under an exact `Content-Length`, twice on one connection (the multipart
+/// body's framing holds for the next request), the second time in the cache if there is one.
+pub fn streams_several_ranges_of_a_large_file(target: &Target) {
+    const LEN: usize = 3 * 1024 * 1024 + 17;
+    let site = TestSite::new();
+    site.add_file("large.bin", LEN);
+    let file = std::fs::read(site.root().join("large.bin")).unwrap();
+    let server = target.start_on(&site.root(), &["--quiet"]);
+    // Small and large parts, the first one small (inside the head's buffer on some paths).
+    let expected = [
+        0..10,
+        100_000..1_300_000,
+        LEN - 5..LEN,
+        2_000_000..2_000_001,
+    ];
+    let request = "GET /large.bin HTTP/1.1\r\nHost: x\r\n\
+                   Range: bytes=0-9,100000-1299999,-5,2000000-2000000\r\n\r\n";
+    let mut conn = Conn::open(server.addr());
+    for round in 0..2 {
+        let response = conn.exchange(request.as_bytes());
+        assert_eq!(response.status, 206, "round {round}");
+        let length = response.body.len().to_string();
+        assert_eq!(response.header("content-length"), Some(length.as_str()));
+        let failure = multipart_failure(&response, &file, "application/octet-stream", &expected);
+        assert_eq!(failure, None, "round {round}");
+        if !target.keep_alive {
+            return;
+        }
+    }
+    let whole = conn.exchange(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((whole.status, fnv1a(&whole.body)), (200, fnv1a(&file)));
+}
+
 /// Every answered request, refused ones included, gives exactly one access-log line with the
 /// method, the target, the status and the body bytes.
 pub fn access_log_has_one_line_per_request(target: &Target) {
@@ -516,7 +621,7 @@ pub fn request_cut_short_gets_408(target: &Target) {
     crate::keep_alive::answers_then_closes(&mut conn, 408);
 }
 
-/// 304, 412, 206 and 416 keep the framing exact on a keep-alive connection: pipelined between plain
+/// 304, 412, 206 (one range and multipart) and 416 keep the framing exact on a keep-alive connection: pipelined between plain
 /// GETs, every answer is read whole and in order, and the connection carries on.
 pub fn conditional_answers_keep_framing(target: &Target) {
     let site = TestSite::new();
@@ -529,6 +634,7 @@ pub fn conditional_answers_keep_framing(target: &Target) {
         index_with("If-Match: \"other\"\r\n"),
         index_with("Range: bytes=0-9\r\n"),
         index_with("Range: bytes=999999-\r\n"),
+        index_with("Range: bytes=0-1,5-9\r\n"),
         format!("HEAD /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
         index_with(""),
         index_with("Range: bytes=-5\r\nConnection: close\r\n"),
@@ -542,6 +648,10 @@ pub fn conditional_answers_keep_framing(target: &Target) {
         match response.status {
             304 | 412 => assert!(response.body.is_empty()),
             206 if request.contains("bytes=0-9") => assert_eq!(response.body, file[..10]),
+            206 if request.contains(',') => {
+                let failure = multipart_failure(&response, &file, "text/html", &[0..2, 5..10]);
+                assert_eq!(failure, None);
+            }
             206 => assert_eq!(response.body, file[file.len() - 5..]),
             200 => assert_eq!(response.body, file),
             416 => assert_eq!(
@@ -552,7 +662,7 @@ pub fn conditional_answers_keep_framing(target: &Target) {
         }
         statuses.push(response.status);
     }
-    assert_eq!(statuses, [304, 412, 206, 416, 304, 200, 206]);
+    assert_eq!(statuses, [304, 412, 206, 416, 206, 304, 200, 206]);
     let closed = conn.is_closed_by_peer(PATIENCE);
     assert!(closed, "did not close after the last");
 }

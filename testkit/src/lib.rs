@@ -11,6 +11,7 @@
 //! Everything here is test code: it panics with a clear message instead of returning errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod byteranges;
 pub mod clients;
 pub mod concurrency;
 pub mod conformance;
@@ -114,6 +115,7 @@ macro_rules! conformance_tests {
             conformance::partial_head_is_not_an_error,
             conformance::body_after_refused_request_is_never_parsed,
             conformance::streams_a_large_file_intact,
+            conformance::streams_several_ranges_of_a_large_file,
             traversal::traversal_corpus as traversal_corpus_never_escapes_the_root,
             clients::curl_fetches_site as serves_curl,
             clients::ureq_fetches_site as serves_a_rust_http_client,

@@ -87,6 +87,9 @@ pub enum Body {
     Shared(SharedBytes),
     /// Part of an open file.
     File(FileRange),
+    /// A `multipart/byteranges` body (RFC 9110 §14.6): pieces in memory (each part's boundary
+    /// and headers, the closing boundary) between the parts of one file, sent in order.
+    Parts(Vec<Body>),
 }
 
 impl Body {
@@ -97,6 +100,7 @@ impl Body {
             Body::Bytes(bytes) => bytes.len() as u64,
             Body::Shared(shared) => shared.range.len() as u64,
             Body::File(range) => range.len,
+            Body::Parts(pieces) => pieces.iter().map(Body::len).sum(),
         }
     }
 
@@ -157,13 +161,89 @@ pub struct Response {
 /// Bodies up to this size are read into the same buffer as the head and sent in one `write`.
 pub const SMALL_BODY: u64 = 16 * 1024;
 
-/// A response laid out for the wire: the bytes to send first, then what is left of a large file.
+/// A response laid out for the wire: the bytes to send first, then what is left of a large file,
+/// then (for a `multipart/byteranges` body of a large file only) the segments that follow it.
 #[derive(Debug)]
 pub struct Wire {
     /// The head, with the body appended when it is small ([`SMALL_BODY`]) or held in memory.
     pub first: Vec<u8>,
     /// The part of a large file to stream after `first`.
     pub rest: Option<FileRange>,
+    /// What follows `rest`, in order. Empty for every response but a multipart one whose body
+    /// is larger than [`SMALL_BODY`] and comes from an open file: then it alternates bytes (the
+    /// next part's boundary and headers; last, the closing boundary) and file parts, each sent
+    /// as `rest` is. A sender that ignores it sends a body shorter than its `Content-Length`.
+    pub then: Vec<Segment>,
+}
+
+/// One piece of a [`Wire`] after its `rest`.
+#[derive(Debug)]
+pub enum Segment {
+    /// Bytes in memory, written as they are.
+    Bytes(Vec<u8>),
+    /// A part of the file, streamed as [`Wire::rest`] is (`sendfile`).
+    File(FileRange),
+}
+
+impl Wire {
+    /// Whether anything follows `first`: a sender then marks it "more follows" (`MSG_MORE`).
+    pub fn more_follows_first(&self) -> bool {
+        self.rest.as_ref().is_some_and(|range| range.len > 0) || !self.then.is_empty()
+    }
+
+    /// Appends `bytes` to whatever is sent last so far.
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        match (&self.rest, self.then.last_mut()) {
+            (None, _) => self.first.extend_from_slice(bytes),
+            (Some(_), Some(Segment::Bytes(last))) => last.extend_from_slice(bytes),
+            (Some(_), _) => self.then.push(Segment::Bytes(bytes.to_vec())),
+        }
+    }
+
+    /// Appends a file part to be streamed.
+    fn push_file(&mut self, range: FileRange) {
+        if self.rest.is_none() {
+            self.rest = Some(range);
+        } else {
+            self.then.push(Segment::File(range));
+        }
+    }
+
+    /// Appends `body`: in memory where it is, a file part read in (`inline`) or left to stream.
+    fn push_body(&mut self, body: Body, inline: bool) -> io::Result<()> {
+        match body {
+            Body::None => {}
+            Body::Bytes(bytes) => {
+                if self.rest.is_none() {
+                    self.first.reserve_exact(bytes.len());
+                }
+                self.push_bytes(&bytes);
+            }
+            Body::Shared(shared) => {
+                if self.rest.is_none() {
+                    self.first.reserve_exact(shared.range.len());
+                }
+                self.push_bytes(&shared.bytes[shared.range]);
+            }
+            // Only a small body is inlined, and only into `first`: it fits a usize.
+            Body::File(range) if inline && self.rest.is_none() => {
+                let start = self.first.len();
+                self.first.reserve_exact(range.len as usize);
+                self.first.resize(start + range.len as usize, 0);
+                range
+                    .file
+                    .read_exact_at(&mut self.first[start..], range.offset)
+                    .map_err(|_| file_shrank())?;
+            }
+            Body::File(range) => self.push_file(range),
+            Body::Parts(pieces) => {
+                for piece in pieces {
+                    self.push_body(piece, inline)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Response {
@@ -222,43 +302,23 @@ impl Response {
     /// Fails when a small part of a file cannot be read whole: the file shrank since it was opened.
     pub fn into_wire(self) -> io::Result<Wire> {
         let Response {
-            mut head,
+            head,
             body,
             framing,
             ..
         } = self;
-        if framing.sending == Sending::HeadOnly {
-            return Ok(Wire {
-                first: head,
-                rest: None,
-            });
-        }
-        let rest = match body {
-            Body::None => None,
-            Body::Bytes(bytes) => {
-                head.reserve_exact(bytes.len());
-                head.extend_from_slice(&bytes);
-                None
-            }
-            Body::Shared(shared) => {
-                head.reserve_exact(shared.range.len());
-                head.extend_from_slice(&shared.bytes[shared.range]);
-                None
-            }
-            Body::File(range) if range.len <= SMALL_BODY => {
-                let head_len = head.len();
-                // range.len <= SMALL_BODY, so it fits a usize.
-                head.reserve_exact(range.len as usize);
-                head.resize(head_len + range.len as usize, 0);
-                range
-                    .file
-                    .read_exact_at(&mut head[head_len..], range.offset)
-                    .map_err(|_| file_shrank())?;
-                None
-            }
-            Body::File(range) => Some(range),
+        let mut wire = Wire {
+            first: head,
+            rest: None,
+            then: Vec::new(),
         };
-        Ok(Wire { first: head, rest })
+        if framing.sending == Sending::HeadAndBody {
+            // A multipart body is inlined whole or not at all: its small parts are then sent
+            // as its large ones are, and memory stays bounded by SMALL_BODY per response.
+            let inline = body.len() <= SMALL_BODY;
+            wire.push_body(body, inline)?;
+        }
+        Ok(wire)
     }
     // ANCHOR_END: into_wire
 }
@@ -417,6 +477,53 @@ mod tests {
         assert!(!head.contains("Content-Length") && !head.contains("Content-Type"));
         assert!(head.contains("Connection: close\r\n"));
         assert!(!response.keep_alive());
+    }
+
+    /// A multipart body of a large file: the first part head joins the response head, the
+    /// first part is `rest`, and then come bytes and file parts in turn, the closing boundary
+    /// last. A small one is read whole into `first`.
+    #[test]
+    fn a_multipart_body_is_laid_out_in_order() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![7u8; 100_000]).unwrap();
+        let file = Arc::new(file);
+        let part = |offset, len| {
+            Body::File(FileRange {
+                file: Arc::clone(&file),
+                offset,
+                len,
+            })
+        };
+        let bytes = |text: &str| Body::Bytes(text.as_bytes().to_vec());
+        let large = Body::Parts(vec![
+            bytes("<a>"),
+            part(0, 30_000),
+            bytes("<b>"),
+            part(50_000, 5),
+            bytes("<end>"),
+        ]);
+        let response = Response::build(StatusCode::PARTIAL_CONTENT, &now(), Framing::CLOSE)
+            .finish("multipart/byteranges; boundary=x", large);
+        assert!(head_text(&response).contains("Content-Length: 30016\r\n"));
+        let wire = response.into_wire().unwrap();
+        assert!(wire.first.ends_with(b"\r\n\r\n<a>") && wire.more_follows_first());
+        assert_eq!(wire.rest.as_ref().map(|range| range.len), Some(30_000));
+        let then: Vec<String> = wire
+            .then
+            .iter()
+            .map(|segment| match segment {
+                Segment::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Segment::File(range) => format!("{}+{}", range.offset, range.len),
+            })
+            .collect();
+        assert_eq!(then, ["<b>", "50000+5", "<end>"]);
+
+        let small = Body::Parts(vec![bytes("<a>"), part(10, 2), bytes("<end>")]);
+        let response = Response::build(StatusCode::PARTIAL_CONTENT, &now(), Framing::CLOSE)
+            .finish("multipart/byteranges; boundary=x", small);
+        let wire = response.into_wire().unwrap();
+        assert!(wire.first.ends_with(b"<a>\x07\x07<end>"));
+        assert!(wire.rest.is_none() && wire.then.is_empty() && !wire.more_follows_first());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::http::decoder::RequestDecoder;
 use crate::http::error::HttpError;
 use crate::http::request::Request;
 use crate::http::respond::{error_response, respond, status_page};
-use crate::http::response::{FileRange, Persistence, Response, file_shrank, recycle_buffer};
+use crate::http::response::{
+    FileRange, Persistence, Response, Segment, file_shrank, recycle_buffer,
+};
 use crate::http::status::StatusCode;
 use crate::server::clock::wall_clock;
 use crate::server::startup::Site;
@@ -183,19 +185,41 @@ pub fn write_response<S: Stream + ?Sized>(
     let wire = response.into_wire()?;
     let mut deadline = WriteDeadline::new(timeout);
     // A head marked "more follows" must be followed: an empty range gets a plain write.
-    match wire.rest.as_ref().filter(|range| range.len > 0) {
-        None => write_all(stream, &wire.first, &mut deadline)?,
-        Some(range) => {
-            write_head(stream, &wire.first, &mut deadline)?;
-            send_range(stream, range, &mut deadline)?;
-        }
+    if wire.more_follows_first() {
+        write_head(stream, &wire.first, &mut deadline)?;
+    } else {
+        write_all(stream, &wire.first, &mut deadline)?;
     }
+    if let Some(range) = &wire.rest {
+        send_range(stream, range, &mut deadline)?;
+    }
+    send_segments(stream, &wire.then, &mut deadline)?;
     stream.flush()?;
     deadline.restore(stream)?;
     recycle_buffer(wire.first);
     Ok(body_len)
 }
 // ANCHOR_END: write_response
+
+/// Sends what follows a large file part in a `multipart/byteranges` body: each part's boundary
+/// and headers ("more follows", as a head is), each part through [`send_range`] as a single
+/// range is sent, and last the closing boundary, written plainly so that it leaves at once.
+fn send_segments<S: Stream + ?Sized>(
+    stream: &mut S,
+    segments: &[Segment],
+    deadline: &mut WriteDeadline,
+) -> io::Result<()> {
+    for (at, segment) in segments.iter().enumerate() {
+        match segment {
+            Segment::Bytes(bytes) if at + 1 < segments.len() => {
+                write_head(stream, bytes, deadline)?;
+            }
+            Segment::Bytes(bytes) => write_all(stream, bytes, deadline)?,
+            Segment::File(range) => send_range(stream, range, deadline)?,
+        }
+    }
+    Ok(())
+}
 
 // ANCHOR: write_deadline
 /// How much a client must take of a response, before its write deadline, for the deadline to
