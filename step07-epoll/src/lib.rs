@@ -23,6 +23,8 @@ pub mod timers;
 
 #[cfg(target_os = "linux")]
 pub mod epoll;
+#[cfg(target_os = "linux")]
+pub mod workers;
 
 use std::io;
 use std::net::TcpListener;
@@ -31,7 +33,7 @@ use std::thread;
 use step02_files::{ShutdownSignal, Site};
 
 pub use event_loop::EventLoop;
-pub use poller::{MioPoller, Poller};
+pub use poller::{MioPoller, Poller, Watch};
 
 /// Where readiness events come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -67,10 +69,29 @@ impl<'a> Loop<'a> {
         site: &'a Site,
         shutdown: &'a ShutdownSignal,
     ) -> io::Result<Self> {
+        Self::watching(backend, (listener, Watch::Read), site, shutdown)
+    }
+
+    /// [`Loop::new`], with the listener watched as given (see [`EventLoop::watching`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Loop::new`].
+    pub fn watching(
+        backend: Backend,
+        listener: (TcpListener, Watch),
+        site: &'a Site,
+        shutdown: &'a ShutdownSignal,
+    ) -> io::Result<Self> {
         Ok(match backend {
-            Backend::Mio => Loop::Mio(EventLoop::new(MioPoller::new()?, listener, site, shutdown)?),
+            Backend::Mio => Loop::Mio(EventLoop::watching(
+                MioPoller::new()?,
+                listener,
+                site,
+                shutdown,
+            )?),
             #[cfg(target_os = "linux")]
-            Backend::Epoll => Loop::Epoll(EventLoop::new(
+            Backend::Epoll => Loop::Epoll(EventLoop::watching(
                 epoll::EpollPoller::new()?,
                 listener,
                 site,
