@@ -41,10 +41,11 @@ struct Args {
 
     /// How --workers share the port: `reuseport`, a listener per loop in one SO_REUSEPORT group
     /// (the kernel picks one by a hash of the client's address); `exclusive`, one listener that
-    /// every loop watches with EPOLLEXCLUSIVE (the kernel wakes one waiting loop).
+    /// every loop watches with EPOLLEXCLUSIVE (the kernel wakes one waiting loop). Default:
+    /// reuseport.
     #[cfg(target_os = "linux")]
-    #[arg(long, value_enum, default_value_t = SharePort::Reuseport, requires = "workers")]
-    share_port: SharePort,
+    #[arg(long, value_enum, value_name = "HOW")]
+    share_port: Option<SharePort>,
 }
 
 fn main() -> ExitCode {
@@ -55,8 +56,10 @@ fn main() -> ExitCode {
 // ANCHOR: run
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(target_os = "linux")]
-    if let Some(workers) = args.workers {
-        return run_workers(args, workers);
+    match (args.workers, args.share_port) {
+        (Some(workers), share) => return run_workers(args, workers, share.unwrap_or_default()),
+        (None, Some(_)) => return Err("--share-port applies only with --workers N".into()),
+        (None, None) => {}
     }
     let shutdown = ShutdownSignal::install().map_err(StartupError::Signals)?;
     let options = ListenOptions {
@@ -95,12 +98,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 /// `--workers N`: bind every listener, then fork (the master has no thread yet), and announce
 /// once every worker is ready.
 #[cfg(target_os = "linux")]
-fn run_workers(args: &Args, workers: NonZeroUsize) -> Result<(), Box<dyn std::error::Error>> {
+fn run_workers(
+    args: &Args,
+    workers: NonZeroUsize,
+    share: SharePort,
+) -> Result<(), Box<dyn std::error::Error>> {
     let signals = step03_process::ParentSignals::install().map_err(StartupError::Signals)?;
     let options = WorkerOptions {
         workers,
         threads: args.threads,
-        share: args.share_port,
+        share,
         backend: args.backend,
     };
     let listen = ListenOptions {
