@@ -64,6 +64,15 @@ impl MachineLimits {
         })
     }
 
+    /// Ports of one source address that `connect` finds quickly. Linux gives `connect` the
+    /// ports of one parity first (the other half is `bind`'s): past half the range, each
+    /// `connect` scans that whole half before it finds a free port, and the generator's CPU goes
+    /// to the scan (with four addresses nearly full, the clients spent most of this machine's CPU
+    /// in the kernel). So a source address takes at most three quarters of half its range.
+    pub fn comfortable_ports(self) -> u64 {
+        self.ports_per_source / 2 * 3 / 4
+    }
+
     /// Connections one process can hold when it keeps `spare` descriptors for itself.
     fn per_process(self, spare: u64) -> u64 {
         self.descriptors.saturating_sub(spare)
@@ -111,6 +120,7 @@ impl ClientSpread {
             }
         }
         let needed_sources = wanted.div_ceil(limits.ports_per_source.max(1)).max(1);
+        let comfortable_sources = wanted.div_ceil(limits.comfortable_ports().max(1)).max(1);
         let sources = match sources {
             Some(given) if u64::from(given.max(1)) < needed_sources => {
                 return Err(format!(
@@ -127,8 +137,8 @@ impl ClientSpread {
                      than 127.0.0.1 … 127.0.0.{MAX_SOURCES}"
                 ));
             }
-            // Checked just above: at most 255.
-            None => u8::try_from(needed_sources).unwrap_or(u8::MAX),
+            // At most 255 (else as many as there are: the hard wall was checked just above).
+            None => u8::try_from(comfortable_sources.min(MAX_SOURCES)).unwrap_or(u8::MAX),
         };
         let per_client = limits.per_process(CLIENT_SPARE_DESCRIPTORS).max(1);
         let processes = usize::try_from(wanted.div_ceil(per_client).max(1)).unwrap_or(usize::MAX);
@@ -254,6 +264,12 @@ fn client_args(config: &LoadConfig, connections: usize) -> Vec<String> {
             format!("{}ms", duration.as_millis()),
         ]);
     }
+    if let Some(drain) = config.drain {
+        args.extend(["--drain".to_owned(), format!("{}ms", drain.as_millis())]);
+    }
+    if let Some(ramp) = config.ramp {
+        args.extend(["--ramp".to_owned(), format!("{}ms", ramp.as_millis())]);
+    }
     if let Some(rate) = config.rate {
         let rate = rate * connections as f64 / config.connections.max(1) as f64;
         args.extend(["--rate".to_owned(), format!("{rate}")]);
@@ -320,14 +336,17 @@ mod tests {
     #[test]
     fn spreads_c100k_over_processes_and_source_addresses() {
         let spread = ClientSpread::plan(100_000, HERE, None, Some(("step07-workers", 8, None)));
-        // 100,000 / (20,000 - 64) → 6 processes; 100,000 / 28,232 → 4 addresses.
+        // 100,000 / (20,000 - 64) → 6 processes; 100,000 / (28,232 / 2 × 3/4) → 10 addresses.
         assert_eq!(
             spread,
             Ok(ClientSpread {
                 processes: 6,
-                sources: 4
+                sources: 10
             })
         );
+        // Given, fewer addresses are taken as long as their ports suffice.
+        let given = ClientSpread::plan(100_000, HERE, Some(4), None);
+        assert_eq!(given.map(|spread| spread.sources), Ok(4));
         let small = ClientSpread::plan(1000, HERE, None, Some(("step07-1", 1, None)));
         assert_eq!(
             small,
