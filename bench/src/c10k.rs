@@ -163,6 +163,9 @@ pub type C10kResults = Results<C10kRecord>;
 ///
 /// When nothing matches the selection, or the results cannot be written.
 pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> {
+    // Before the steps are built: the build may replace this very executable, and the path of
+    // the running one then reads "… (deleted)".
+    bench_exe();
     let header = Header::now(command);
     let root = DocRoot::create().context("cannot create the document root")?;
     let urls = options
@@ -369,7 +372,8 @@ fn hold(
     config.drain = Some(options.timeout);
     config.timeout = options.timeout;
     config.source_addresses = spread.sources;
-    let bench_exe = std::env::current_exe().map_err(|error| error.to_string())?;
+    let bench_exe =
+        bench_exe().ok_or("cannot find the bench executable for the client processes")?;
     let counters_before = TcpCounters::read();
     let memory = pid.map(MemorySampler::start);
     let measured = measure::measure_with(&config, Duration::ZERO, pid, |config| {
@@ -404,6 +408,14 @@ fn hold(
         tcp: Some(tcp),
         ..C10kRecord::default()
     })
+}
+
+/// This executable, which runs the client processes (`bench c10k-client`), as found at start.
+fn bench_exe() -> Option<&'static Path> {
+    static BENCH_EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BENCH_EXE
+        .get_or_init(|| std::env::current_exe().ok())
+        .as_deref()
 }
 
 /// The total request rate the default interval stays under, past 50,000 connections.
