@@ -377,7 +377,7 @@ fn hold(
     let counters_before = TcpCounters::read();
     let memory = pid.map(MemorySampler::start);
     let measured = measure::measure_with(&config, Duration::ZERO, pid, |config| {
-        clients::run_spread(config, spread.processes, &bench_exe)
+        clients::run_spread(config, spread.processes, bench_exe)
     });
     let memory = memory.map(MemorySampler::finish);
     let tcp = counters_before.since(TcpCounters::read());

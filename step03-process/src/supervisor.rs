@@ -94,8 +94,8 @@ pub fn supervise(
             }
             log_worker_exit(&exited);
         }
-        for slot_idx in 0..slots.len() {
-            if slots[slot_idx].is_some() {
+        for (slot_idx, slot) in slots.iter_mut().enumerate() {
+            if slot.is_some() {
                 continue;
             }
             match fork_child_with(pool.child_signals) {
@@ -104,7 +104,7 @@ pub fn supervise(
                     start_worker(master, signals, pool, slot_idx, ready, &mut run_worker)
                 }
                 Ok(ForkResult::Parent { child }) => {
-                    slots[slot_idx] = Some(child);
+                    *slot = Some(child);
                     children.insert(child, format!("worker {slot_idx}"));
                 }
                 Err(errno) => {
@@ -151,10 +151,7 @@ fn stop_signal(pool: Pool) -> Signal {
 /// Reads the ready bytes that have come (the socket is read only once `poll` said so).
 fn read_ready_bytes(ready: &mut UnixStream) -> usize {
     let mut bytes = [0u8; 64];
-    match ready.read(&mut bytes) {
-        Ok(n_read) => n_read,
-        Err(_) => 0,
-    }
+    ready.read(&mut bytes).unwrap_or_default()
 }
 
 // ANCHOR: start_worker

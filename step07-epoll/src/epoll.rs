@@ -91,6 +91,15 @@ fn epoll_timeout(timeout: Option<Duration>) -> EpollTimeout {
 }
 // ANCHOR_END: epoll_poller
 
+// ANCHOR: exclusive_flags
+/// How a listener shared by several processes is watched (`--share-port exclusive`): when a
+/// connection arrives, the kernel wakes one of the `epoll` instances waiting on it, not all of
+/// them (the thundering herd). The kernel allows only these flags beside `EPOLLEXCLUSIVE`.
+pub fn exclusive_flags() -> EpollFlags {
+    EpollFlags::EPOLLET | EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE
+}
+// ANCHOR_END: exclusive_flags
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,12 +114,3 @@ mod tests {
         assert_eq!(millis(Some(Duration::from_secs(u64::MAX))), i32::MAX);
     }
 }
-
-// ANCHOR: exclusive_flags
-/// How a listener shared by several processes is watched (`--share-port exclusive`): when a
-/// connection arrives, the kernel wakes one of the `epoll` instances waiting on it, not all of
-/// them (the thundering herd). The kernel allows only these flags beside `EPOLLEXCLUSIVE`.
-pub fn exclusive_flags() -> EpollFlags {
-    EpollFlags::EPOLLET | EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE
-}
-// ANCHOR_END: exclusive_flags
