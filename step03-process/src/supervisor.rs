@@ -11,6 +11,7 @@ use std::io::{self, Read, Write};
 use std::num::NonZeroUsize;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use nix::poll::PollTimeout;
 use nix::sys::signal::Signal;
@@ -22,8 +23,13 @@ use crate::process::{ChildSignals, ParentSignals, fork_child_with, wait_for};
 use crate::{exit_child, exit_child_with};
 
 /// How long (in milliseconds) the master waits before trying again when a worker could not be
-/// forked.
+/// forked, or before it replaces a worker that died young.
 const RETRY_FORK_MS: u16 = 1000;
+
+/// A worker that dies sooner than this after its start is replaced only after [`RETRY_FORK_MS`]:
+/// one that cannot start (out of descriptors, say) would otherwise be forked again and again as
+/// fast as the machine can fork.
+const YOUNG: Duration = Duration::from_secs(1);
 
 /// How many workers, and how they stop.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +79,8 @@ pub fn supervise(
 ) -> io::Result<()> {
     let master = getpid();
     let mut children = Children::default();
-    let mut slots: Vec<Option<Pid>> = vec![None; pool.workers.get()];
+    let mut slots: Vec<Option<(Pid, Instant)>> = vec![None; pool.workers.get()];
+    let mut replace_after: Option<Instant> = None;
     let (mut ready_from_workers, ready_to_master) = UnixStream::pair()?;
     let mut ready_to_master = Some(ready_to_master);
     let mut waiting_for = pool.workers.get();
@@ -81,7 +88,13 @@ pub fn supervise(
     loop {
         signals.child_exits.clear();
         for exited in children.reap() {
-            if let Some(slot) = slots.iter_mut().find(|slot| **slot == Some(exited.pid)) {
+            let slot = slots
+                .iter_mut()
+                .find(|slot| slot.is_some_and(|(pid, _)| pid == exited.pid));
+            if let Some(slot) = slot {
+                if slot.is_some_and(|(_, started)| started.elapsed() < YOUNG) {
+                    replace_after = Some(Instant::now() + retry_fork());
+                }
                 *slot = None;
             }
             if ready_to_master.is_some() {
@@ -94,17 +107,20 @@ pub fn supervise(
             }
             log_worker_exit(&exited);
         }
+        let now = Instant::now();
+        let replacing = replace_after.is_none_or(|after| now >= after);
         for (slot_idx, slot) in slots.iter_mut().enumerate() {
-            if slot.is_some() {
+            if slot.is_some() || !replacing {
                 continue;
             }
             match fork_child_with(pool.child_signals) {
                 Ok(ForkResult::Child) => {
+                    drop(ready_from_workers);
                     let ready = ready_to_master.take();
                     start_worker(master, signals, pool, slot_idx, ready, &mut run_worker)
                 }
                 Ok(ForkResult::Parent { child }) => {
-                    *slot = Some(child);
+                    *slot = Some((child, now));
                     children.insert(child, format!("worker {slot_idx}"));
                 }
                 Err(errno) => {
@@ -112,6 +128,9 @@ pub fn supervise(
                     break;
                 }
             }
+        }
+        if replacing {
+            replace_after = None;
         }
         let timeout = if slots.iter().any(Option::is_none) {
             PollTimeout::from(RETRY_FORK_MS)
@@ -139,6 +158,10 @@ pub fn supervise(
     Ok(())
 }
 // ANCHOR_END: supervise
+
+fn retry_fork() -> Duration {
+    Duration::from_millis(u64::from(RETRY_FORK_MS))
+}
 
 /// The signal that passes a stop on to the workers.
 fn stop_signal(pool: Pool) -> Signal {

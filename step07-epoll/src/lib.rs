@@ -12,6 +12,8 @@
 //!   (`SO_REUSEPORT`: the kernel spreads new connections among them). They share nothing. The
 //!   first listener claims the port alone before the others join it, so a second server on a
 //!   taken port is refused (see [`join`](step02_files::server::startup::join)).
+//! - `workers` (Linux) runs nginx's model, `--workers N`: a master on step 3's supervisor and N
+//!   worker processes, each with its own loops and its own descriptor table.
 //!
 //! Try it: `cargo run -p step07-epoll --release -- --quiet --threads 2`, then load it with
 //! `cargo run -p bench --release -- load -c 64 -d 5s http://127.0.0.1:7080/index.html`; `top`
