@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use crate::clients::{self, ClientSpread, MachineLimits};
 use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::LoadConfig;
 use crate::machine::Header;
@@ -28,7 +29,8 @@ pub struct C10kOptions {
     /// Connections to hold (default 10000; 1000 with --quick).
     #[arg(long)]
     pub connections: Option<usize>,
-    /// Configurations to run (default: all); repeatable.
+    /// Configurations to run (default: all), by name (step07-1, step07-per-core, step07-workers:
+    /// a master and 8 worker processes, the one that holds 100000) or prefix; repeatable.
     #[arg(long = "step")]
     pub steps: Vec<String>,
     /// An external server (then no step runs unless --step is also given).
@@ -42,7 +44,8 @@ pub struct C10kOptions {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Each connection sends one request per interval, staying under the servers' 5 s idle timeout
-    /// (default 2s; 1s with --quick).
+    /// (default 2s, 1s with --quick; longer past 50000 connections, up to 4s, to stay at 25000
+    /// requests per second).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub interval: Option<Duration>,
     /// How long to hold the connections once open (default 20s; 2s with --quick).
@@ -64,9 +67,11 @@ pub struct C10kOptions {
     /// Also write c10k.json and c10k.md into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Spread source addresses over 127.0.0.1..=127.0.0.N.
-    #[arg(long, default_value_t = 1)]
-    pub source_addresses: u8,
+    /// Spread source addresses over 127.0.0.1..=127.0.0.N (default: as many as the connections
+    /// need, one per ~28k ephemeral ports). The client processes are computed from the
+    /// descriptor limit.
+    #[arg(long)]
+    pub source_addresses: Option<u8>,
 }
 
 impl C10kOptions {
@@ -76,8 +81,12 @@ impl C10kOptions {
     }
 
     fn interval(&self) -> Duration {
+        let least = Duration::from_secs(if self.quick { 1 } else { 2 });
+        // Past 50,000 connections, longer, so that the machine does not spend its two cores on
+        // requests alone; never as long as the servers' 5 s idle timeout.
+        let spread = Duration::from_secs_f64(self.connections() as f64 / REQUESTS_PER_SECOND);
         self.interval
-            .unwrap_or(Duration::from_secs(if self.quick { 1 } else { 2 }))
+            .unwrap_or(spread.clamp(least, Duration::from_secs(4)))
     }
 
     fn hold(&self) -> Duration {
@@ -126,6 +135,22 @@ pub struct C10kRecord {
     /// `None` in results written before bench recorded them.
     #[serde(default)]
     pub tcp: Option<TcpCounters>,
+    /// How the generator was spread: client processes and source addresses.
+    #[serde(default)]
+    pub spread: Option<ClientSpread>,
+    /// Server user memory per established connection, bytes: growth of the resident memory of
+    /// the server's process tree from before the connections to its peak while they are held.
+    #[serde(default)]
+    pub user_bytes_per_connection: Option<f64>,
+    /// Kernel memory per established connection, bytes: growth of `SUnreclaim` in
+    /// `/proc/meminfo` (machine-wide, so both ends of each loopback connection) over the same
+    /// span.
+    #[serde(default)]
+    pub kernel_bytes_per_connection: Option<f64>,
+    /// Descriptors each server process (each worker, under a master) gained while the
+    /// connections were held, at the moment the tree held the most: connections per worker.
+    #[serde(default)]
+    pub held_per_worker: Vec<u64>,
 }
 
 /// Everything `c10k.json` holds.
@@ -138,6 +163,9 @@ pub type C10kResults = Results<C10kRecord>;
 ///
 /// When nothing matches the selection, or the results cannot be written.
 pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> {
+    // Before the steps are built: the build may replace this very executable, and the path of
+    // the running one then reads "… (deleted)".
+    bench_exe();
     let header = Header::now(command);
     let root = DocRoot::create().context("cannot create the document root")?;
     let urls = options
@@ -149,20 +177,21 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
         !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
     let steps = steps_too.then_some(options.steps.as_slice());
     subjects.extend(Subject::list(steps, &options.nginx_workers)?);
-    // Raise the descriptor limit (the servers inherit it) and refuse before building or starting
-    // anything when the generator cannot hold the connections.
-    let most = subjects
-        .iter()
-        .map(|subject| connections_for(subject, options).0);
-    crate::engine::check_descriptors(most.max().unwrap_or(0))?;
+    // Raise the descriptor limit (the servers inherit it) and refuse, in one line, before building
+    // or starting anything, a count that a server or the generator cannot reach.
+    let limits = MachineLimits::of_this_machine()
+        .context("cannot read the descriptor limit or the ephemeral port range")?;
+    for subject in &subjects {
+        spread_for(subject, options, limits).map_err(anyhow::Error::msg)?;
+    }
     let binaries = Subject::build(&subjects);
     let mut warmed_up = options.no_warmup;
     let runs = output::interleave(&subjects, options.repeat, 1, |subject, round, progress| {
         if !warmed_up {
-            warm_up(subject, root.path(), &binaries, options, progress);
+            warm_up(subject, root.path(), &binaries, options, limits, progress);
             warmed_up = true;
         }
-        let record = hold_subject(subject, root.path(), &binaries, options, progress);
+        let record = hold_subject(subject, root.path(), &binaries, options, limits, progress);
         progress.advance();
         vec![C10kRecord { round, ..record }]
     });
@@ -181,6 +210,7 @@ fn warm_up(
     root: &Path,
     binaries: &Binaries,
     options: &C10kOptions,
+    limits: MachineLimits,
     progress: &Progress,
 ) {
     progress.line(&format!(
@@ -191,7 +221,49 @@ fn warm_up(
         hold: Some(Duration::ZERO),
         ..options.clone()
     };
-    let _ = hold_subject(subject, root, binaries, &ramp_only, progress);
+    let _ = hold_subject(subject, root, binaries, &ramp_only, limits, progress);
+}
+
+// ANCHOR: spread_for
+/// How `subject`'s connections are spread over client processes and source addresses, or the
+/// one line saying why the count cannot be reached.
+fn spread_for(
+    subject: &Subject,
+    options: &C10kOptions,
+    limits: MachineLimits,
+) -> Result<ClientSpread, String> {
+    let (connections, _) = connections_for(subject, options);
+    let name = subject.name();
+    let server = match subject {
+        // A process or a thread per connection is capped well below the limit; step 7's
+        // --workers and nginx hold their connections in so many processes.
+        Subject::Step(spec) if spec.per_connection_task => None,
+        Subject::Step(spec) => Some((name.as_str(), server_processes(spec), None)),
+        Subject::Nginx(workers) => Some((
+            name.as_str(),
+            u64::from(*workers),
+            Some(NGINX_WORKER_CONNECTIONS),
+        )),
+        Subject::External(..) => None,
+    };
+    ClientSpread::plan(connections, limits, options.source_addresses, server)
+}
+// ANCHOR_END: spread_for
+
+/// nginx's `worker_connections` in `bench/nginx/nginx.sh`: what one nginx worker holds at most.
+const NGINX_WORKER_CONNECTIONS: u64 = 16_384;
+
+/// How many processes a step configuration holds its connections in: step 7's `--workers N`,
+/// else one.
+fn server_processes(spec: &ServerSpec) -> u64 {
+    let workers = spec
+        .args
+        .iter()
+        .position(|arg| *arg == "--workers")
+        .filter(|_| spec.package == "step07-epoll")
+        .and_then(|at| spec.args.get(at + 1))
+        .and_then(|n| n.parse().ok());
+    workers.unwrap_or(1)
 }
 
 /// How many connections `subject` gets, and why fewer than asked or what to expect of it.
@@ -224,9 +296,21 @@ fn hold_subject(
     root: &Path,
     binaries: &Binaries,
     options: &C10kOptions,
+    limits: MachineLimits,
     progress: &Progress,
 ) -> C10kRecord {
     let name = subject.name();
+    let spread = match spread_for(subject, options, limits) {
+        Ok(spread) => spread,
+        Err(error) => {
+            return C10kRecord {
+                server: name,
+                asked: options.connections(),
+                error: Some(error),
+                ..C10kRecord::default()
+            };
+        }
+    };
     let asked = options.connections();
     let (connections, note) = connections_for(subject, options);
     if let Some(note) = &note {
@@ -242,9 +326,11 @@ fn hold_subject(
             _ => live.url(SMALL_PATH),
         };
         progress.line(&format!(
-            "bench: {name}: opening {connections} connections to {url}"
+            "bench: {name}: opening {connections} connections to {url} from {} client \
+             process(es) and {} source address(es)",
+            spread.processes, spread.sources
         ));
-        let held = hold(&url, live.pid(), connections, options);
+        let held = hold(&url, live.pid(), connections, options, spread);
         let _ = live.stop();
         held
     });
@@ -274,17 +360,42 @@ fn hold(
     pid: Option<u32>,
     connections: usize,
     options: &C10kOptions,
+    spread: ClientSpread,
 ) -> Result<C10kRecord, String> {
     let target = Target::parse(url).map_err(|error| error.to_string())?;
-    let mut config = LoadConfig::new(target, connections, options.interval() + options.hold());
+    let ramp = ramp_for(connections, options.interval());
+    let mut config = LoadConfig::new(target, connections, ramp + options.hold());
     config.rate = Some(connections as f64 / options.interval().as_secs_f64().max(0.001));
+    config.ramp = Some(ramp);
+    // The requests in flight at the end get their answer (or their timeout): "unanswered" is
+    // then what the server left waiting, not what the clock cut.
+    config.drain = Some(options.timeout);
     config.timeout = options.timeout;
-    config.source_addresses = options.source_addresses;
+    config.source_addresses = spread.sources;
+    let bench_exe =
+        bench_exe().ok_or("cannot find the bench executable for the client processes")?;
     let counters_before = TcpCounters::read();
-    let measured = measure::measure(&config, Duration::ZERO, pid);
+    let memory = pid.map(MemorySampler::start);
+    let measured = measure::measure_with(&config, Duration::ZERO, pid, |config| {
+        clients::run_spread(config, spread.processes, bench_exe)
+    });
+    let memory = memory.map(MemorySampler::finish);
     let tcp = counters_before.since(TcpCounters::read());
     let (result, cost) = measured.map_err(|error| error.to_string())?;
+    let established = result.open_at_end.max(1) as f64;
+    let user_bytes_per_connection = memory.as_ref().zip(cost).map(|(memory, cost)| {
+        cost.peak_rss_kib.saturating_sub(memory.rss_before_kib) as f64 * 1024.0 / established
+    });
+    let kernel_bytes_per_connection = memory
+        .as_ref()
+        .map(|memory| memory.kernel_growth_kib as f64 * 1024.0 / established);
     Ok(C10kRecord {
+        spread: Some(spread),
+        user_bytes_per_connection,
+        kernel_bytes_per_connection,
+        held_per_worker: memory
+            .map(|memory| memory.held_per_worker)
+            .unwrap_or_default(),
         established: result.open_at_end,
         requests: result.report.requests,
         errors: result.report.errors,
@@ -299,8 +410,39 @@ fn hold(
     })
 }
 
-const TABLE: &str = "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | threads | processes | descriptors | SYN retransmits / listen overflows | note |\n\
-    |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+/// This executable, which runs the client processes (`bench c10k-client`), as found at start.
+fn bench_exe() -> Option<&'static Path> {
+    static BENCH_EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BENCH_EXE
+        .get_or_init(|| std::env::current_exe().ok())
+        .as_deref()
+}
+
+/// The total request rate the default interval stays under, past 50,000 connections.
+const REQUESTS_PER_SECOND: f64 = 25_000.0;
+
+/// How fast connections are opened at most: 100,000 of them at once would be a flood of
+/// handshakes that two cores (both the server's and the generator's) spend seconds on, and every
+/// request of the ramp would wait for it.
+const OPENS_PER_SECOND: f64 = 10_000.0;
+
+/// How long the connections take to open: one interval, or longer at [`OPENS_PER_SECOND`].
+fn ramp_for(connections: usize, interval: Duration) -> Duration {
+    interval.max(Duration::from_secs_f64(
+        connections as f64 / OPENS_PER_SECOND,
+    ))
+}
+
+const TABLE: &str = "| server | connections | established | requests | errors | unanswered | p50 | p99 | max | server RSS MiB | user B / conn | kernel B / conn | held per worker | threads | processes | descriptors | SYN retransmits / listen overflows | clients × sources | note |\n\
+    |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+
+/// How the memory columns are measured, under the table.
+const MEMORY_NOTE: &str = "User memory per connection: growth of the server's resident memory \
+    (its whole process tree, from `/proc`) from before the connections to its peak while they are \
+    held, over the connections established. Kernel memory per connection: growth of `SUnreclaim` \
+    in `/proc/meminfo` over the same span, machine-wide: on loopback it holds both ends of each \
+    connection, and whatever else the machine did meanwhile. Held per worker: descriptors each \
+    server process gained, min–max over the processes.";
 
 /// The results as a Markdown table (between mdBook anchors named `table`): one row per server, the
 /// run with the median p99 when it ran several times, with the p99 spread.
@@ -313,7 +455,8 @@ pub fn markdown(results: &C10kResults) -> String {
             .map_or_else(String::new, |s| s.show(runs.len(), stats::us));
         Some(row(run, p99))
     });
-    results.page("C10K", &output::table(TABLE, rows))
+    let table = format!("{}\n{MEMORY_NOTE}\n", output::table(TABLE, rows));
+    results.page("C10K", &table)
 }
 
 fn row(run: &C10kRecord, p99: String) -> Vec<String> {
@@ -343,12 +486,117 @@ fn row(run: &C10kRecord, p99: String) -> Vec<String> {
             run.server_rss_kib
                 .map(|kib| format!("{:.1}", kib as f64 / 1024.0)),
         ),
+        or_dash(run.user_bytes_per_connection.map(|b| format!("{b:.0}"))),
+        or_dash(run.kernel_bytes_per_connection.map(|b| format!("{b:.0}"))),
+        or_dash(held_per_worker(&run.held_per_worker)),
         or_dash(run.server_threads),
         or_dash(run.server_processes),
         or_dash(run.server_fds),
         or_dash(tcp),
+        or_dash(
+            run.spread
+                .map(|spread| format!("{} × {}", spread.processes, spread.sources)),
+        ),
         note.map_or_else(String::new, |note| note.replace('|', "/")),
     ]
+}
+
+/// `12480–12530`, or the one figure of a single process.
+fn held_per_worker(held: &[u64]) -> Option<String> {
+    let (least, most) = (held.iter().min()?, held.iter().max()?);
+    Some(if least == most {
+        least.to_string()
+    } else {
+        format!("{least}–{most}")
+    })
+}
+
+/// What the memory columns need, sampled beside the load: the server tree's resident memory
+/// before it, the machine's unreclaimable slab before and at its peak, and the descriptors of each
+/// server process.
+#[derive(Debug, Clone, Default)]
+struct MemoryFigures {
+    rss_before_kib: u64,
+    kernel_growth_kib: u64,
+    held_per_worker: Vec<u64>,
+}
+
+/// Samples [`MemoryFigures`] on a thread until [`MemorySampler::finish`].
+struct MemorySampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<MemoryFigures>,
+}
+
+/// How often the slab and the workers' descriptors are read.
+const MEMORY_PERIOD: Duration = Duration::from_millis(250);
+
+impl MemorySampler {
+    fn start(pid: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let rss_before_kib = testkit::procfs::sample_tree(pid).rss_kib;
+        let slab_before = unreclaimable_slab_kib().unwrap_or(0);
+        let fds_before: Vec<(u32, usize)> = server_processes_of(pid)
+            .into_iter()
+            .map(|p| (p, testkit::procfs::fd_count(p)))
+            .collect();
+        let thread = std::thread::spawn(move || {
+            let mut figures = MemoryFigures {
+                rss_before_kib,
+                ..MemoryFigures::default()
+            };
+            let mut most_held = 0;
+            while !stopping.load(Ordering::Relaxed) {
+                let slab = unreclaimable_slab_kib().unwrap_or(slab_before);
+                figures.kernel_growth_kib = figures
+                    .kernel_growth_kib
+                    .max(slab.saturating_sub(slab_before));
+                let held: Vec<u64> = server_processes_of(pid)
+                    .into_iter()
+                    .map(|p| {
+                        let before = fds_before
+                            .iter()
+                            .find(|(q, _)| *q == p)
+                            .map_or(0, |(_, n)| *n);
+                        testkit::procfs::fd_count(p).saturating_sub(before) as u64
+                    })
+                    .collect();
+                if held.iter().sum::<u64>() > most_held {
+                    most_held = held.iter().sum();
+                    figures.held_per_worker = held;
+                }
+                std::thread::sleep(MEMORY_PERIOD);
+            }
+            figures
+        });
+        Self { stop, thread }
+    }
+
+    fn finish(self) -> MemoryFigures {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// The processes that hold connections: the workers under a master, or the server itself.
+fn server_processes_of(pid: u32) -> Vec<u32> {
+    let children = testkit::procfs::child_pids(pid);
+    if children.is_empty() {
+        vec![pid]
+    } else {
+        children
+    }
+}
+
+/// `SUnreclaim` of `/proc/meminfo`, KiB: where the kernel's socket structures live.
+fn unreclaimable_slab_kib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("SUnreclaim:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
 }
 
 #[cfg(test)]

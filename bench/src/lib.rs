@@ -8,11 +8,13 @@
 //! - [`server`] builds the steps and starts them, and nginx, through testkit's harness
 //!   ([`testkit::Server`], which also reads their CPU and memory from `/proc`);
 //!   [`server::CONFIGURATIONS`] is the table of what is measured, and [`measure`] wraps one run;
-//! - [`compare`], [`c10k`] and [`soak`] are the experiments; [`charts`] draws their SVG charts.
+//! - [`compare`], [`c10k`] and [`soak`] are the experiments ([`clients`] spreads `c10k`'s
+//!   connections over client processes and source addresses); [`charts`] draws their SVG charts.
 #![deny(missing_docs)]
 
 pub mod c10k;
 pub mod charts;
+pub mod clients;
 pub mod compare;
 pub mod docroot;
 pub mod engine;

@@ -41,6 +41,12 @@ enum Command {
     C10k(C10kOptions),
     /// A bounded run per step with connection churn, then check that nothing leaked.
     Soak(SoakOptions),
+    /// One client process of a `c10k` run spread over several (started by `c10k` itself).
+    #[command(hide = true)]
+    C10kClient {
+        #[command(flatten)]
+        config: LoadConfig,
+    },
     /// Redraw the tables and charts of a `compare`, `c10k` or `soak` output directory from its JSON.
     Replot {
         /// The directory `compare`, `c10k` or `soak` wrote.
@@ -81,6 +87,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let results = c10k::run(&options, &command_line)?;
             emit_table(&c10k::markdown(&results), options.out.as_deref())
         }
+        Command::C10kClient { config } => bench::clients::client_main(&config),
         Command::Soak(options) => {
             let results = soak::run(&options, &command_line)?;
             emit_table(&soak::markdown(&results), options.out.as_deref())

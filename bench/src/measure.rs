@@ -132,6 +132,16 @@ pub(crate) fn measure(
     warmup: Duration,
     server_pid: Option<u32>,
 ) -> Result<(LoadResult, Option<ServerCost>), LoadError> {
+    measure_with(config, warmup, server_pid, engine::run)
+}
+
+/// [`measure`] with the load run by `run` (`c10k` spreads it over client processes).
+pub(crate) fn measure_with(
+    config: &LoadConfig,
+    warmup: Duration,
+    server_pid: Option<u32>,
+    run: impl Fn(&LoadConfig) -> Result<LoadResult, LoadError>,
+) -> Result<(LoadResult, Option<ServerCost>), LoadError> {
     if !warmup.is_zero() {
         let warm = LoadConfig {
             duration: Some(warmup),
@@ -139,15 +149,15 @@ pub(crate) fn measure(
             rate: None,
             ..config.clone()
         };
-        engine::run(&warm)?;
+        run(&warm)?;
     }
     let Some(pid) = server_pid else {
-        return Ok((engine::run(config)?, None));
+        return Ok((run(config)?, None));
     };
     procfs::reset_peak_rss(pid);
     let before = procfs::sample_tree(pid);
     let sampler = Sampler::start(pid, SAMPLE_PERIOD);
-    let result = engine::run(config)?;
+    let result = run(config)?;
     let after = procfs::sample_tree(pid);
     let peak = sampler.finish().max(after);
     let cpu_s = (after.cpu_s - before.cpu_s).max(0.0);

@@ -78,6 +78,14 @@ pub const CONFIGURATIONS: &[ServerSpec] = &[
     spec("step06-nap", "step06-nonblocking", &["--nap", "100"]),
     spec("step07-1", "step07-epoll", &["--threads", "1"]),
     spec("step07-per-core", "step07-epoll", &["--threads", CORES]),
+    // nginx's process model: 8 worker processes, each with its own descriptor limit (C100K).
+    spec("step07-workers", "step07-epoll", &["--workers", "8"]),
+    // The same with one listener watched with EPOLLEXCLUSIVE instead of SO_REUSEPORT.
+    spec(
+        "step07-workers-exclusive",
+        "step07-epoll",
+        &["--workers", "8", "--share-port", "exclusive"],
+    ),
 ];
 // ANCHOR_END: configurations
 
@@ -252,7 +260,15 @@ mod tests {
             let selection = select(&[name.to_owned()]).unwrap();
             selection.iter().map(|s| s.name).collect::<Vec<_>>()
         };
-        assert_eq!(names("step07"), ["step07-1", "step07-per-core"]);
+        assert_eq!(
+            names("step07"),
+            [
+                "step07-1",
+                "step07-per-core",
+                "step07-workers",
+                "step07-workers-exclusive"
+            ]
+        );
         assert_eq!(names("step04-pool"), ["step04-pool"]);
         assert_eq!(names("step02-files"), ["step02"]);
         assert_eq!(select(&[]).unwrap().len(), CONFIGURATIONS.len());

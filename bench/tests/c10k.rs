@@ -24,7 +24,7 @@ fn hold_twice(no_warmup: bool) -> (c10k::C10kResults, usize) {
         timeout: Duration::from_secs(2),
         repeat: 2,
         no_warmup,
-        source_addresses: 1,
+        source_addresses: Some(1),
         ..C10kOptions::default()
     };
     let results = c10k::run(&options, "test").unwrap();
@@ -62,16 +62,15 @@ fn no_warmup_opens_the_connections_only_for_the_rounds() {
 }
 
 #[test]
-fn more_connections_than_descriptors_are_refused_before_any_run() {
+fn more_connections_than_the_source_addresses_have_ports_for_are_refused_before_any_run() {
     let (target, accepted) = serve_counting(Answer::Write(b"HTTP/1.1 204 No Content\r\n\r\n"));
     let options = C10kOptions {
         connections: Some(100_000_000),
         url: Some(target.url.clone()),
         repeat: 1,
-        source_addresses: 1,
         ..C10kOptions::default()
     };
     let error = c10k::run(&options, "test").unwrap_err().to_string();
-    assert!(error.contains("descriptors"), "{error}");
+    assert!(error.contains("source addresses"), "{error}");
     assert_eq!(accepted.load(Ordering::Relaxed), 0, "no warm-up, no round");
 }

@@ -88,13 +88,19 @@ impl Children {
     /// A child has SIGTERM's default action, so it dies at once, in the middle of a response if
     /// it was sending one. Step 4 shows a gentler shutdown.
     pub fn stop_all(&mut self) {
+        self.stop_all_with(Signal::SIGTERM);
+    }
+    // ANCHOR_END: stop_all
+
+    /// [`Children::stop_all`] with another signal: step 7's workers take SIGQUIT as "finish the
+    /// responses in flight, then exit".
+    pub fn stop_all_with(&mut self, signal: Signal) {
         for &pid in self.live.keys() {
             // ESRCH: it exited already and is waiting to be reaped, which comes next.
-            let _ = kill(pid, Signal::SIGTERM);
+            let _ = kill(pid, signal);
         }
         for (pid, _) in self.live.drain() {
             while let Err(Errno::EINTR) = waitpid(pid, None) {}
         }
     }
-    // ANCHOR_END: stop_all
 }

@@ -11,6 +11,7 @@
 pub mod children;
 pub mod prefork;
 pub mod process;
+pub mod supervisor;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,7 +26,11 @@ use step02_files::server::startup;
 use step02_files::{Persistence, Site, serve_tcp};
 
 pub use children::Children;
-pub use process::{ChildExits, ParentSignals, Wakeup, fork_child, wait_for};
+pub use process::{
+    ChildExits, ChildSignals, ParentSignals, Wakeup, fork_child, fork_child_with, silence_hangups,
+    unblock_stop_signals, wait_for,
+};
+pub use supervisor::{Pool, Worker, supervise};
 
 /// Who serves each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +67,7 @@ pub fn serve(
         Model::ForkPerConnection { max_children } => {
             fork_per_connection(listener, site, signals, max_children)
         }
-        Model::Prefork { workers } => prefork::supervise(listener, site, signals, workers),
+        Model::Prefork { workers } => prefork::prefork(listener, site, signals, workers),
     }
 }
 
@@ -139,12 +144,17 @@ fn serve_in_child(
 /// through that buffer: each line is one `write` of its own, and only lines that a stdout nobody
 /// reads could not take wait in the child's queue, which gets a short, bounded chance to go out.
 pub fn exit_child() -> ! {
+    exit_child_with(0)
+}
+// ANCHOR_END: exit_child
+
+/// [`exit_child`] with an exit code: non-zero for a worker that could not start.
+pub fn exit_child_with(code: i32) -> ! {
     log::flush(CHILD_EXIT_FLUSH);
     // SAFETY: `_exit` has no preconditions; it ends the process without running any destructor,
     // so nothing can observe state left half-done.
-    unsafe { libc::_exit(0) }
+    unsafe { libc::_exit(code) }
 }
-// ANCHOR_END: exit_child
 
 /// How long a child about to exit waits for a stdout nobody reads to take its queued log lines.
 /// Short: at `--max-children`, a child that lingers keeps a new client waiting.

@@ -19,6 +19,31 @@ const PARENT_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SI
 /// the whole process group (a closed terminal) leaves one line, not one per child.
 const IGNORED_SIGNALS: [Signal; 1] = [Signal::SIGHUP];
 
+/// What a forked child does with the signals the parent handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildSignals {
+    /// Back to the default actions: SIGTERM or SIGINT ends the child at once (step 3).
+    Default,
+    /// SIGINT, SIGTERM and SIGQUIT stay blocked, with `signal-hook`'s handler still in place, for
+    /// the child to drop the parent's actions ([`ParentSignals::forget`]), register its own and
+    /// then call [`unblock_stop_signals`]: a signal that arrives meanwhile waits, and is not lost.
+    /// A worker that stops gracefully (step 7's `--workers`) starts this way.
+    Own,
+}
+
+/// The signals a child with [`ChildSignals::Own`] keeps blocked until it has its own actions.
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT];
+
+/// Unblocks what [`ChildSignals::Own`] left blocked in the child.
+///
+/// # Errors
+///
+/// Returns `sigprocmask`'s error, which these fixed arguments cannot cause.
+pub fn unblock_stop_signals() -> nix::Result<()> {
+    let stop: SigSet = STOP_SIGNALS.into_iter().collect();
+    sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&stop), None)
+}
+
 // ANCHOR: fork_child
 /// Forks, and in the child puts SIGINT, SIGTERM and SIGCHLD back to their default actions (and
 /// SIGHUP to "ignore").
@@ -33,7 +58,19 @@ const IGNORED_SIGNALS: [Signal; 1] = [Signal::SIGHUP];
 ///
 /// Returns `fork`'s error: `EAGAIN` (too many processes for this user, `ulimit -u`) or `ENOMEM`.
 pub fn fork_child() -> nix::Result<ForkResult> {
-    let parent_signals: SigSet = PARENT_SIGNALS.into_iter().chain(IGNORED_SIGNALS).collect();
+    fork_child_with(ChildSignals::Default)
+}
+/// [`fork_child`], choosing what the child does with the parent's signals.
+///
+/// # Errors
+///
+/// As [`fork_child`].
+pub fn fork_child_with(child_signals: ChildSignals) -> nix::Result<ForkResult> {
+    let parent_signals: SigSet = PARENT_SIGNALS
+        .into_iter()
+        .chain(IGNORED_SIGNALS)
+        .chain(STOP_SIGNALS)
+        .collect();
     let mut old_mask = SigSet::empty();
     sigprocmask(
         SigmaskHow::SIG_BLOCK,
@@ -46,17 +83,33 @@ pub fn fork_child() -> nix::Result<ForkResult> {
     // allocator and of std sound. Adding a thread to this process (a logger, a pool) would break
     // this: the child could then only call async-signal-safe functions until `exec`.
     let forked = unsafe { fork() };
+    let mut mask = old_mask;
     if let Ok(ForkResult::Child) = forked {
-        restore_default_signals();
+        restore_default_signals(child_signals);
+        if child_signals == ChildSignals::Own {
+            STOP_SIGNALS.into_iter().for_each(|stop| mask.add(stop));
+        }
     }
     // Unblocking in the child delivers nothing stale: `fork` starts the child's pending set empty.
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None)?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
     forked
 }
 // ANCHOR_END: fork_child
 
-fn restore_default_signals() {
+/// Ignores SIGHUP without a note: in a worker, so that a hangup of the whole process group
+/// leaves one line (the master's), not one per worker.
+pub fn silence_hangups() {
+    for ignored in IGNORED_SIGNALS {
+        // SAFETY: `SigIgn` installs no handler code, so nothing can run in signal context.
+        let _ = unsafe { signal(ignored, SigHandler::SigIgn) };
+    }
+}
+
+fn restore_default_signals(child_signals: ChildSignals) {
     for parent_signal in PARENT_SIGNALS {
+        if child_signals == ChildSignals::Own && parent_signal != Signal::SIGCHLD {
+            continue;
+        }
         // SAFETY: `SigDfl` installs no handler code, so nothing can run in signal context. The
         // call cannot fail for these signals (only SIGKILL and SIGSTOP are refused).
         let _ = unsafe { signal(parent_signal, SigHandler::SigDfl) };
@@ -92,6 +145,13 @@ impl ParentSignals {
             child_exits: ChildExits::install()?,
         })
     }
+
+    /// In a child forked with [`ChildSignals::Own`]: drops the child's copies of the parent's
+    /// signal actions and sockets, so that a signal sent to the child never wakes the parent.
+    pub fn forget(self) {
+        self.shutdown.forget();
+        signal_hook::low_level::unregister(self.child_exits.action);
+    }
 }
 // ANCHOR_END: parent_signals
 
@@ -102,6 +162,7 @@ impl ParentSignals {
 #[derive(Debug)]
 pub struct ChildExits {
     receiver: UnixStream,
+    action: signal_hook::SigId,
 }
 
 impl ChildExits {
@@ -114,8 +175,8 @@ impl ChildExits {
         let (receiver, sender) = UnixStream::pair()?;
         receiver.set_nonblocking(true)?;
         sender.set_nonblocking(true)?;
-        signal_hook::low_level::pipe::register(SIGCHLD, sender)?;
-        Ok(ChildExits { receiver })
+        let action = signal_hook::low_level::pipe::register(SIGCHLD, sender)?;
+        Ok(ChildExits { receiver, action })
     }
 
     /// Reads away the bytes the handler wrote. Call it before reaping, so an exit that happens

@@ -40,10 +40,16 @@ impl Poller for EpollPoller {
     fn register(&mut self, fd: BorrowedFd<'_>, token: usize, watch: Watch) -> io::Result<()> {
         // EPOLLRDHUP reports a peer's FIN as its own flag, so a short read that came with it is
         // not taken for "socket drained" (the end of stream is still to be read).
-        let mut flags = EpollFlags::EPOLLET | EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-        if watch == Watch::ReadWrite {
-            flags |= EpollFlags::EPOLLOUT;
-        }
+        let flags = match watch {
+            Watch::Read => EpollFlags::EPOLLET | EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
+            Watch::ReadWrite => {
+                EpollFlags::EPOLLET
+                    | EpollFlags::EPOLLIN
+                    | EpollFlags::EPOLLRDHUP
+                    | EpollFlags::EPOLLOUT
+            }
+            Watch::ReadExclusive => exclusive_flags(),
+        };
         self.epoll.add(fd, EpollEvent::new(flags, token as u64))?;
         Ok(())
     }
@@ -84,6 +90,15 @@ fn epoll_timeout(timeout: Option<Duration>) -> EpollTimeout {
     }
 }
 // ANCHOR_END: epoll_poller
+
+// ANCHOR: exclusive_flags
+/// How a listener shared by several processes is watched (`--share-port exclusive`): when a
+/// connection arrives, the kernel wakes one of the `epoll` instances waiting on it, not all of
+/// them (the thundering herd). The kernel allows only these flags beside `EPOLLEXCLUSIVE`.
+pub fn exclusive_flags() -> EpollFlags {
+    EpollFlags::EPOLLET | EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE
+}
+// ANCHOR_END: exclusive_flags
 
 #[cfg(test)]
 mod tests {

@@ -60,13 +60,28 @@ impl<'a, P: Poller> EventLoop<'a, P> {
     ///
     /// Fails when the listener cannot be made non-blocking or registered.
     pub fn new(
-        mut poller: P,
+        poller: P,
         listener: TcpListener,
         site: &'a Site,
         shutdown: &'a ShutdownSignal,
     ) -> io::Result<Self> {
+        Self::watching(poller, (listener, Watch::Read), site, shutdown)
+    }
+
+    /// [`EventLoop::new`] with the listener watched as `listener.1` says: a listener that
+    /// several processes share is watched [`Watch::ReadExclusive`].
+    ///
+    /// # Errors
+    ///
+    /// As [`EventLoop::new`].
+    pub fn watching(
+        mut poller: P,
+        (listener, watch): (TcpListener, Watch),
+        site: &'a Site,
+        shutdown: &'a ShutdownSignal,
+    ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
-        poller.register(listener.as_fd(), LISTENER, Watch::Read)?;
+        poller.register(listener.as_fd(), LISTENER, watch)?;
         // Every loop registers the same signal socket; it stays readable once signalled, so each
         // loop gets its own event and none is left sleeping.
         poller.register(shutdown.as_fd(), SHUTDOWN, Watch::Read)?;

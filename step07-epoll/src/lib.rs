@@ -12,6 +12,8 @@
 //!   (`SO_REUSEPORT`: the kernel spreads new connections among them). They share nothing. The
 //!   first listener claims the port alone before the others join it, so a second server on a
 //!   taken port is refused (see [`join`](step02_files::server::startup::join)).
+//! - `workers` (Linux) runs nginx's model, `--workers N`: a master on step 3's supervisor and N
+//!   worker processes, each with its own loops and its own descriptor table.
 //!
 //! Try it: `cargo run -p step07-epoll --release -- --quiet --threads 2`, then load it with
 //! `cargo run -p bench --release -- load -c 64 -d 5s http://127.0.0.1:7080/index.html`; `top`
@@ -23,6 +25,8 @@ pub mod timers;
 
 #[cfg(target_os = "linux")]
 pub mod epoll;
+#[cfg(target_os = "linux")]
+pub mod workers;
 
 use std::io;
 use std::net::TcpListener;
@@ -32,7 +36,7 @@ use std::thread;
 use step02_files::{ShutdownSignal, Site};
 
 pub use event_loop::EventLoop;
-pub use poller::{MioPoller, Poller};
+pub use poller::{MioPoller, Poller, Watch};
 
 /// Where readiness events come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -68,10 +72,29 @@ impl<'a> Loop<'a> {
         site: &'a Site,
         shutdown: &'a ShutdownSignal,
     ) -> io::Result<Self> {
+        Self::watching(backend, (listener, Watch::Read), site, shutdown)
+    }
+
+    /// [`Loop::new`], with the listener watched as given (see [`EventLoop::watching`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Loop::new`].
+    pub fn watching(
+        backend: Backend,
+        listener: (TcpListener, Watch),
+        site: &'a Site,
+        shutdown: &'a ShutdownSignal,
+    ) -> io::Result<Self> {
         Ok(match backend {
-            Backend::Mio => Loop::Mio(EventLoop::new(MioPoller::new()?, listener, site, shutdown)?),
+            Backend::Mio => Loop::Mio(EventLoop::watching(
+                MioPoller::new()?,
+                listener,
+                site,
+                shutdown,
+            )?),
             #[cfg(target_os = "linux")]
-            Backend::Epoll => Loop::Epoll(EventLoop::new(
+            Backend::Epoll => Loop::Epoll(EventLoop::watching(
                 epoll::EpollPoller::new()?,
                 listener,
                 site,

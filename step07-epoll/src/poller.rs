@@ -31,6 +31,9 @@ pub enum Watch {
     Read,
     /// Readable and writable: a connection.
     ReadWrite,
+    /// Readable, waking only one of the pollers that watch it: a listener that several worker
+    /// processes share (`EPOLLEXCLUSIVE`, Linux only).
+    ReadExclusive,
 }
 
 /// One readiness event: which registration, and what changed.
@@ -89,6 +92,26 @@ impl MioPoller {
             events: Events::with_capacity(EVENTS_PER_WAIT),
         })
     }
+
+    /// `mio` has no `EPOLLEXCLUSIVE`, so the listener is added to its `epoll` instance directly,
+    /// through a duplicate of its descriptor. `mio` keeps no list of registrations on Linux: an
+    /// event's token is the `epoll` data, whoever added it.
+    #[cfg(target_os = "linux")]
+    fn register_exclusive(&mut self, fd: BorrowedFd<'_>, token: usize) -> io::Result<()> {
+        use nix::sys::epoll::{Epoll, EpollEvent};
+        use std::os::fd::{AsFd, BorrowedFd as Borrowed};
+        // SAFETY: the descriptor is `self.poll`'s, open for as long as `self` is borrowed here.
+        let mio_epoll = unsafe { Borrowed::borrow_raw(self.poll.as_raw_fd()) };
+        let epoll = Epoll(mio_epoll.try_clone_to_owned()?);
+        let event = EpollEvent::new(crate::epoll::exclusive_flags(), token as u64);
+        epoll.add(fd.as_fd(), event)?;
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn register_exclusive(&mut self, _fd: BorrowedFd<'_>, _token: usize) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 impl Poller for MioPoller {
@@ -96,6 +119,7 @@ impl Poller for MioPoller {
         let interest = match watch {
             Watch::Read => Interest::READABLE,
             Watch::ReadWrite => Interest::READABLE | Interest::WRITABLE,
+            Watch::ReadExclusive => return self.register_exclusive(fd, token),
         };
         let raw_fd = fd.as_raw_fd();
         self.poll

@@ -50,6 +50,14 @@ pub struct LoadConfig {
     /// Close each keep-alive connection after this many requests (connection churn).
     #[arg(long)]
     pub requests_per_connection: Option<u64>,
+    /// With --rate: open the connections (their first requests) over this long instead of over
+    /// one interval, so that a hundred thousand of them do not arrive in a few seconds.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ramp: Option<Duration>,
+    /// At the end, start no more requests and wait up to this long for those in flight to be
+    /// answered, so that "unanswered" counts only requests the server really left waiting.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub drain: Option<Duration>,
 }
 
 impl LoadConfig {
@@ -68,6 +76,8 @@ impl LoadConfig {
             rate: None,
             source_addresses: 1,
             requests_per_connection: None,
+            ramp: None,
+            drain: None,
         }
     }
 }
@@ -104,6 +114,7 @@ pub(super) struct Plan {
     pub(super) request: Vec<u8>,
     pub(super) close: bool,
     pub(super) timeout: Duration,
+    pub(super) drain: Duration,
     pub(super) requests_per_connection: Option<u64>,
     pub(super) sources: Vec<IpAddr>,
 }
@@ -133,6 +144,7 @@ impl Plan {
             request: config.target.request_bytes(&config.headers, config.close),
             close: config.close,
             timeout: config.timeout,
+            drain: config.drain.unwrap_or(Duration::ZERO),
             requests_per_connection: config.requests_per_connection,
             sources: source_addresses(config)?,
         })
@@ -182,6 +194,8 @@ pub(super) struct WorkerShare {
     pub(super) requests: u64,
     /// Time between two requests of one connection, with `--rate`.
     pub(super) interval: Option<Duration>,
+    /// With `--rate`, how long the first requests are spread over (default: one interval).
+    pub(super) ramp: Option<Duration>,
 }
 
 impl WorkerShare {
@@ -201,6 +215,7 @@ impl WorkerShare {
             interval: config
                 .rate
                 .map(|rate| Duration::from_secs_f64(connections as f64 / rate)),
+            ramp: config.ramp,
         }
     }
 }

@@ -101,10 +101,13 @@ impl<'a> Worker<'a> {
         let mut batch = Vec::with_capacity(self.conns.len());
         loop {
             let now = Instant::now();
-            if now >= self.end || self.budget_spent() {
+            let draining = now >= self.end;
+            if draining && self.drained(now) || self.budget_spent() {
                 break;
             }
-            self.release_due(now);
+            if !draining {
+                self.release_due(now);
+            }
             if now >= next_sweep {
                 for index in 0..self.conns.len() {
                     let next = self.conns[index].on_deadline(now, &mut self.tally);
@@ -112,11 +115,19 @@ impl<'a> Worker<'a> {
                 }
                 next_sweep = now + sweep_every;
             }
-            std::mem::swap(&mut batch, &mut self.ready);
-            for index in batch.drain(..) {
-                self.begin_request(index, None);
+            if !draining {
+                std::mem::swap(&mut batch, &mut self.ready);
+                for index in batch.drain(..) {
+                    self.begin_request(index, None);
+                }
+            } else {
+                self.ready.clear();
             }
-            let wake = self.next_wake(next_sweep)?;
+            let wake = if draining {
+                (self.end + self.plan.drain).min(next_sweep)
+            } else {
+                self.next_wake(next_sweep)?
+            };
             let timeout = if self.ready.is_empty() {
                 wake.saturating_duration_since(Instant::now())
             } else {
@@ -161,6 +172,11 @@ impl<'a> Worker<'a> {
         })
     }
 
+    /// Past the end: whether the drain is over (its time is up, or no request is in flight).
+    fn drained(&self, now: Instant) -> bool {
+        now >= self.end + self.plan.drain || !self.conns.iter().any(Connection::in_flight)
+    }
+
     fn budget_spent(&self) -> bool {
         self.tally.outcomes() >= self.share.requests
     }
@@ -178,12 +194,16 @@ impl<'a> Worker<'a> {
         Ok(wake)
     }
 
-    /// Starts every connection: at once in a closed loop, staggered over one interval with `--rate`.
+    /// Starts every connection: at once in a closed loop, staggered over one interval (or the
+    /// ramp) with `--rate`.
     fn start_all(&mut self, now: Instant) {
         let count = self.conns.len() as u32;
         for index in 0..self.conns.len() {
             match self.share.interval {
-                Some(interval) => self.wait_for_slot(index, now + interval / count * index as u32),
+                Some(interval) => {
+                    let ramp = self.share.ramp.unwrap_or(interval);
+                    self.wait_for_slot(index, now + ramp / count * index as u32);
+                }
                 None => self.ready.push(index),
             }
         }

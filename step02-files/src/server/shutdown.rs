@@ -19,7 +19,8 @@ use std::os::unix::net::UnixStream;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::SigId;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -45,6 +46,9 @@ pub enum Accepted {
 #[derive(Debug)]
 pub struct ShutdownSignal {
     receiver: UnixStream,
+    /// The actions registered with `signal-hook`, so that a forked worker can drop its copies
+    /// ([`ShutdownSignal::forget`]) and install its own.
+    actions: Vec<SigId>,
 }
 
 impl ShutdownSignal {
@@ -56,21 +60,66 @@ impl ShutdownSignal {
     ///
     /// Fails when the socket pair cannot be created or a handler cannot be installed.
     pub fn install() -> io::Result<ShutdownSignal> {
+        ShutdownSignal::install_with(&[])
+    }
+
+    /// The handlers of [`ShutdownSignal::install`], and for each of `graceful_only` a handler
+    /// that asks for a graceful stop and nothing more.
+    fn install_with(graceful_only: &[i32]) -> io::Result<ShutdownSignal> {
         let (receiver, sender) = UnixStream::pair()?;
         receiver.set_nonblocking(true)?;
         sender.set_nonblocking(true)?;
         let stopping = Arc::new(AtomicBool::new(false));
+        let mut actions = Vec::new();
         for signal in [SIGINT, SIGTERM] {
             // The actions run in the order they are registered: the exit looks at the flag before
             // this signal sets it, so it ends the process only when a stop is already under way.
-            signal_hook::flag::register_conditional_shutdown(signal, 0, Arc::clone(&stopping))?;
-            signal_hook::low_level::pipe::register(signal, sender.try_clone()?)?;
-            signal_hook::flag::register(signal, Arc::clone(&stopping))?;
+            actions.push(signal_hook::flag::register_conditional_shutdown(
+                signal,
+                0,
+                Arc::clone(&stopping),
+            )?);
+            actions.push(signal_hook::low_level::pipe::register(
+                signal,
+                sender.try_clone()?,
+            )?);
+            actions.push(signal_hook::flag::register(signal, Arc::clone(&stopping))?);
         }
-        ignore_hangups()?;
-        Ok(ShutdownSignal { receiver })
+        for &signal in graceful_only {
+            // No exit here: only a SIGINT or SIGTERM after it ends the process at once.
+            actions.push(signal_hook::low_level::pipe::register(
+                signal,
+                sender.try_clone()?,
+            )?);
+            actions.push(signal_hook::flag::register(signal, Arc::clone(&stopping))?);
+        }
+        actions.push(ignore_hangups()?);
+        Ok(ShutdownSignal { receiver, actions })
     }
     // ANCHOR_END: install
+
+    // ANCHOR: install_in_worker
+    /// [`ShutdownSignal::install`] for a worker process that a master supervises: SIGQUIT too
+    /// asks for a graceful stop, but never counts as the second signal that ends the process at
+    /// once. The master passes a stop on as SIGQUIT (nginx's "graceful shutdown" signal), so a
+    /// worker that also got the terminal's Ctrl-C itself does not take the master's as a second.
+    ///
+    /// # Errors
+    ///
+    /// As [`ShutdownSignal::install`].
+    pub fn install_in_worker() -> io::Result<ShutdownSignal> {
+        ShutdownSignal::install_with(&[SIGQUIT])
+    }
+    // ANCHOR_END: install_in_worker
+
+    /// Drops this process's copies of the signal actions, in a child forked from the process that
+    /// installed them, so that the child can install its own. The handlers stay in place; the
+    /// caller keeps the signals blocked until its own actions are registered.
+    pub fn forget(self) {
+        for action in self.actions {
+            signal_hook::low_level::unregister(action);
+        }
+    }
 
     /// Whether a shutdown signal has arrived.
     ///
@@ -131,7 +180,7 @@ impl ShutdownSignal {
 /// A handler may not take a lock or allocate, so it cannot call
 /// [`note`](crate::server::log::note); it makes one non-blocking write of a fixed line to the
 /// same stderr instead ([`LineSink::write_from_signal_handler`]).
-fn ignore_hangups() -> io::Result<()> {
+fn ignore_hangups() -> io::Result<SigId> {
     // Opened here, outside the handler, which must find it ready.
     let stderr = LineSink::stderr();
     // SAFETY: the action is async-signal-safe: it reads an atomic flag and makes one `write` or
@@ -139,9 +188,8 @@ fn ignore_hangups() -> io::Result<()> {
     unsafe {
         signal_hook::low_level::register(SIGHUP, move || {
             stderr.write_from_signal_handler(HANGUP_NOTE.as_bytes());
-        })?;
+        })
     }
-    Ok(())
 }
 
 impl AsFd for ShutdownSignal {
