@@ -51,12 +51,12 @@ CONSTANTS = {
     # step 6's nap (1 ms), deadlines and waits that tests and scripts choose
     "5 s", "5 seconds", "2 s", "2 seconds", "1 s", "1 second", "50 ms", "1 ms", "10 ms", "100 ms",
     "3 seconds", "3 s", "10 s", "30 s", "60 s", "60s", "20 s", "65 s", "0.3 s", "1 millisecond",
-    "200 ms", "300 ms", "0 ms", "120 s", "601 s", "40 seconds", "20 seconds", "5,000 ms", "5000 ms",
+    "300 ms", "120 s", "10,000 µs", "601 s", "40 seconds", "20 seconds", "5,000 ms", "5000 ms",
     "1.5 s", "10 seconds", "0.25 s",
     # sizes: the request-head limit (16 KiB), read buffers (64 KiB), body and header limits, the
     # open-file cache, thread stacks (8 MiB default, 2 MiB Rust's), the test files, the machine
     "64 KiB", "16 KiB", "16 MiB", "1 MiB", "8 MiB", "64 MiB", "200 MiB", "2 MiB", "8 KiB", "4 KiB",
-    "8 bytes", "1,024 bytes", "4,096 bytes", "6 KiB", "100 MB", "1 KiB", "32 KiB", "24 GiB", "32 MiB",
+    "8 bytes", "5 KB", "1,024 bytes", "4,096 bytes", "6 KiB", "100 MB", "1 KiB", "32 KiB", "24 GiB", "32 MiB",
     "5 MiB", "3 MiB", "128 MiB", "20 MiB", "256 KiB", "1,000 bytes", "20 bytes", "64 bytes",
 }
 
