@@ -24,7 +24,13 @@ capture block.
 PENDING lists chapters another change is rewriting: their figures are printed, but do not fail the
 check. Each entry says why; remove it when the chapter lands clean.
 
-With --check it exits 1 when a figure is found outside PENDING.
+With --check it exits 1 when a figure is found outside PENDING. Every run first checks itself on a
+sample (a typed figure is found, each exemption holds), so a broken pattern cannot pass silently.
+
+For a new chapter: a limit or default it names goes in CONSTANTS; a result goes in a results file
+(`book/src/results/NAME/NAME.md`, headed by its command, date and machine, the rows between
+`<!-- ANCHOR: x -->` and `<!-- ANCHOR_END: x -->`, included with `{{#include results/NAME/NAME.md:x}}`)
+or in the capture block of the command that printed it.
 """
 
 import os
@@ -86,7 +92,12 @@ def prose(markdown):
 def typed_figures(path):
     """(line number, figure) for each figure typed in the file's prose."""
     with open(path, encoding="utf-8") as file:
-        text = prose(file.read())
+        return figures_in(file.read())
+
+
+def figures_in(markdown):
+    """(line number, figure) for each figure in the prose of a Markdown text."""
+    text = prose(markdown)
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         for match in FIGURE.finditer(line):
@@ -94,6 +105,21 @@ def typed_figures(path):
             if figure not in CONSTANTS and match.group(0) not in CONSTANTS:
                 found.append((number, figure))
     return found
+
+
+def self_test():
+    """The check itself can fail: a typed figure is found, and each exemption holds."""
+    sample = (
+        "The p99 was 1.85 ms at 16 connections and 40,715 req/s, 0.97× wrk.\n"
+        "The idle timeout is 5 s; reads of 64 KiB; `636 µs` in a code span.\n"
+        "{{#include results/compare/results.md:step01-small}}\n"
+        "```console\n$ bench load\n9,770 ms\n```\n"
+        "<!-- 12 MiB in a comment -->\n"
+    )
+    found = [figure for _, figure in figures_in(sample)]
+    expected = ["1.85 ms", "40,715 req/s", "0.97 ×"]
+    assert found == expected, f"self-test: found {found}, expected {expected}"
+    assert figures_in("a\n```\n1 ms\n```\nb 7 ms\n") == [(5, "7 ms")], "line numbers drift"
 
 
 def default_files():
@@ -105,6 +131,7 @@ def default_files():
 
 def main():
     check = "--check" in sys.argv[1:]
+    self_test()
     files = [a for a in sys.argv[1:] if a != "--check"] or default_files()
     failing = pending = 0
     for path in files:
