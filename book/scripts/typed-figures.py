@@ -57,7 +57,7 @@ CONSTANTS = {
     # step 6's nap (1 ms), deadlines and waits that tests and scripts choose
     "5 s", "5 seconds", "2 s", "2 seconds", "1 s", "1 second", "50 ms", "1 ms", "10 ms", "100 ms",
     "3 seconds", "3 s", "10 s", "30 s", "60 s", "60s", "20 s", "65 s", "0.3 s", "1 millisecond",
-    "300 ms", "120 s", "10,000 µs", "601 s", "40 seconds", "20 seconds", "5,000 ms", "5000 ms",
+    "300 ms", "120 s", "10,000 µs", "40 seconds", "20 seconds", "5,000 ms", "5000 ms",
     "1.5 s", "10 seconds", "0.25 s",
     # sizes: the request-head limit (16 KiB), read buffers (64 KiB), body and header limits, the
     # open-file cache, thread stacks (8 MiB default, 2 MiB Rust's), the test files, the machine
