@@ -17,6 +17,7 @@ pub mod concurrency;
 pub mod conformance;
 pub mod conventions;
 pub mod faults;
+pub mod first_programs;
 pub mod http;
 pub mod keep_alive;
 pub mod lifecycle;
