@@ -175,23 +175,14 @@ impl Runner {
 
 /// A pool of `n_threads` threads, every one started.
 ///
-/// `threadpool` starts them all at once and panics if the system refuses one. An operator's
-/// limit is not a bug, so the panic is caught (its message kept off stderr) and reported as the
-/// one-line error it is. The threads already started see their queue gone and end.
+/// `threadpool` starts them all at once and panics if the system refuses one; the threads
+/// already started then see their queue gone and end.
 fn start_pool(n_threads: NonZeroUsize) -> io::Result<ThreadPool> {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let built = std::panic::catch_unwind(|| {
+    startup::start_threads(format_args!("a pool of {n_threads} threads"), || {
         threadpool::Builder::new()
             .num_threads(n_threads.get())
             .thread_name("pool".to_owned())
             .build()
-    });
-    std::panic::set_hook(report);
-    built.map_err(|_| {
-        io::Error::other(format!(
-            "cannot start a pool of {n_threads} threads: the system refused a thread (see ulimit -u)"
-        ))
     })
 }
 

@@ -156,18 +156,13 @@ fn warm_up(site: &Site) {
 /// kept off stderr) and returned as a one-line error, before the server announces itself.
 pub fn into_may_listener(listener: TcpListener) -> io::Result<may::net::TcpListener> {
     let fd = listener.into_raw_fd();
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let what = format!(
+        "the coroutine scheduler ({} worker threads)",
+        may::config().get_workers()
+    );
     // SAFETY: `fd` is an open listening socket whose ownership `into_raw_fd` has just given up,
     // so the new listener is its only owner.
-    let handed = std::panic::catch_unwind(|| unsafe { may::net::TcpListener::from_raw_fd(fd) });
-    std::panic::set_hook(report);
-    handed.map_err(|_| {
-        io::Error::other(format!(
-            "cannot start the coroutine scheduler ({} worker threads): the system refused a thread (see ulimit -u)",
-            may::config().get_workers()
-        ))
-    })
+    startup::start_threads(what, || unsafe { may::net::TcpListener::from_raw_fd(fd) })
 }
 // ANCHOR_END: into_may_listener
 

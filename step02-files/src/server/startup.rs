@@ -314,3 +314,22 @@ pub fn is_resource_shortage(error: &io::Error) -> bool {
     )
 }
 // ANCHOR_END: accept_failed
+
+/// Runs `start`, which starts `what` through a crate that panics when the system refuses a thread
+/// (`threadpool`, `may`), and returns that refusal as the one-line error it is: an operator's
+/// limit (`ulimit -u`, memory), not a bug. The panic's message is kept off stderr meanwhile.
+///
+/// # Errors
+///
+/// Fails when `start` panics.
+pub fn start_threads<T>(what: impl fmt::Display, start: impl FnOnce() -> T) -> io::Result<T> {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(start));
+    std::panic::set_hook(report);
+    started.map_err(|_| {
+        io::Error::other(format!(
+            "cannot start {what}: the system refused a thread (see ulimit -u)"
+        ))
+    })
+}
