@@ -162,6 +162,8 @@ fn cases() -> Vec<Case> {
         404 Policy "an encoded ? is part of the name", get("/index.html%3Fx=1");
         // The document root.
         200 Policy "/docs/ serves its index.html", get("/docs/");
+        200 Policy "an encoded slash is a slash: /docs%2F serves /docs/", get("/docs%2F"),
+            |r| (!r.text().contains("Docs: a page")).then(|| "not docs/index.html".into());
         301 Policy "/docs redirects to /docs/",
             get("/docs"), |r| header_is(r, "location", "/docs/");
         301 Policy "the redirect keeps the query", get("/docs?page=2"),
