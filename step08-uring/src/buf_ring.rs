@@ -81,8 +81,12 @@ impl BufRing {
         // until `Drop`, and `Drop` runs only after the loop has unregistered the ring (see
         // `unregister`), so the kernel never reads the entries after they are freed.
         unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(entries as u64, N_BUFFERS, BUFFER_GROUP, 0)?;
+            ring.submitter().register_buf_ring_with_flags(
+                entries as u64,
+                N_BUFFERS,
+                BUFFER_GROUP,
+                0,
+            )?;
         }
         for id in 0..N_BUFFERS {
             buf_ring.push(id);

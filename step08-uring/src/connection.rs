@@ -129,6 +129,8 @@ struct Outgoing {
     file: Option<FileRange>,
     /// File bytes spliced into the pipe and not yet out of it.
     in_pipe: u32,
+    /// How many bytes the splice in flight asked the file for.
+    splice_asked: u32,
     status: StatusCode,
     request: Option<Request>,
     body_len: u64,
@@ -258,7 +260,7 @@ impl Connection {
         } else {
             let range = out.file.as_ref()?;
             let (file, offset) = (range.file.as_raw_fd(), range.offset);
-            let len = u32::try_from(range.len.min(u64::from(SPLICE_CHUNK))).unwrap_or(SPLICE_CHUNK);
+            let len = splice_len(offset, range.len);
             let (pipe_out, pipe_in) = match self.pipe() {
                 Ok(pipe) => pipe,
                 Err(error) => {
@@ -276,7 +278,12 @@ impl Connection {
             }
         };
         self.in_flight.send = match op {
-            Op::SpliceFile { .. } => 2,
+            Op::SpliceFile { len, .. } => {
+                if let Some(out) = self.out.as_mut() {
+                    out.splice_asked = len;
+                }
+                2
+            }
             _ => 1,
         };
         Some(op)
@@ -308,7 +315,8 @@ impl Connection {
                 return Err(io::Error::last_os_error());
             }
             // SAFETY: pipe2 succeeded: both descriptors are open and owned by no one else.
-            self.pipe = Some(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) });
+            self.pipe =
+                Some(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) });
         }
         let (read_end, write_end) = self.pipe.as_ref().ok_or(io::ErrorKind::Other)?;
         Ok((read_end.as_raw_fd(), write_end.as_raw_fd()))
@@ -367,7 +375,8 @@ impl Connection {
             // The second half of a splice whose first half fell short: the first said why.
             Err(error) if error.raw_os_error() == Some(libc::ECANCELED) => {
                 if self.send_failed.is_none() && !matches!(self.state, State::Closed) {
-                    self.send_failed = Some(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+                    self.send_failed =
+                        Some(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
                 }
             }
             Err(error) => self.send_failed = Some(error),
@@ -401,9 +410,8 @@ impl Connection {
                 let Some(range) = out.file.as_mut() else {
                     return;
                 };
-                let asked = range.len.min(u64::from(SPLICE_CHUNK));
                 // A file that ends before its promised length: the head cannot be kept.
-                if n_bytes as u64 != asked {
+                if n_bytes != out.splice_asked as usize {
                     self.send_failed = Some(file_shrank());
                 }
                 range.offset += n_bytes as u64;
@@ -538,6 +546,7 @@ impl Connection {
             sent: 0,
             file: wire.rest.filter(|range| range.len > 0),
             in_pipe: 0,
+            splice_asked: 0,
             status,
             request,
             body_len,
@@ -596,4 +605,14 @@ impl Connection {
             None => deadline,
         };
     }
+}
+
+/// How much of a file to splice from `offset`, with `remaining` bytes to go: at most what the
+/// pipe holds. A pipe holds 16 pages, and a range that does not start on a page boundary
+/// touches one page more than its length says, so the chunk ends on a page boundary.
+fn splice_len(offset: u64, remaining: u64) -> u32 {
+    const PAGE: u64 = 4096;
+    let room = u64::from(SPLICE_CHUNK) - offset % PAGE;
+    // room <= SPLICE_CHUNK, which fits a u32.
+    remaining.min(room) as u32
 }

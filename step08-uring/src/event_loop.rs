@@ -299,7 +299,13 @@ impl<'a> RingLoop<'a> {
 
     // ANCHOR: on_completion
     /// Hands one completion to whoever it belongs to.
-    fn on_completion(&mut self, data: u64, result: i32, flags: u32, now: Instant) -> io::Result<()> {
+    fn on_completion(
+        &mut self,
+        data: u64,
+        result: i32,
+        flags: u32,
+        now: Instant,
+    ) -> io::Result<()> {
         let key = (data >> KIND_BITS) as usize;
         match data & ((1 << KIND_BITS) - 1) {
             ACCEPT => self.on_accepted(result, flags, now)?,
@@ -371,7 +377,8 @@ impl<'a> RingLoop<'a> {
         };
         let serial = self.next_serial;
         self.next_serial += 1;
-        let recv_buf = (!self.options.buffer_ring).then(|| vec![0u8; BUFFER_LEN].into_boxed_slice());
+        let recv_buf =
+            (!self.options.buffer_ring).then(|| vec![0u8; BUFFER_LEN].into_boxed_slice());
         let key = self.connections.insert(Slot {
             conn: Connection::new(stream, peer, self.site, now),
             serial,
@@ -522,10 +529,12 @@ impl<'a> RingLoop<'a> {
                     (Some(_), _) if self.options.multishot => {
                         opcode::RecvMulti::new(socket, BUFFER_GROUP).build()
                     }
-                    (Some(_), _) => opcode::Recv::new(socket, std::ptr::null_mut(), BUFFER_LEN as u32)
-                        .buf_group(BUFFER_GROUP)
-                        .build()
-                        .flags(squeue::Flags::BUFFER_SELECT),
+                    (Some(_), _) => {
+                        opcode::Recv::new(socket, std::ptr::null_mut(), BUFFER_LEN as u32)
+                            .buf_group(BUFFER_GROUP)
+                            .build()
+                            .flags(squeue::Flags::BUFFER_SELECT)
+                    }
                     (None, Some(recv_buf)) => {
                         opcode::Recv::new(socket, recv_buf.as_mut_ptr(), recv_buf.len() as u32)
                             .build()
@@ -552,11 +561,16 @@ impl<'a> RingLoop<'a> {
                 pipe_in,
                 pipe_out,
             } => {
-                let into_pipe =
-                    opcode::Splice::new(types::Fd(file), offset as i64, types::Fd(pipe_in), -1, len)
-                        .build()
-                        .flags(squeue::Flags::IO_LINK)
-                        .user_data(user_data(key, SPLICE_IN));
+                let into_pipe = opcode::Splice::new(
+                    types::Fd(file),
+                    offset as i64,
+                    types::Fd(pipe_in),
+                    -1,
+                    len,
+                )
+                .build()
+                .flags(squeue::Flags::IO_LINK)
+                .user_data(user_data(key, SPLICE_IN));
                 let out_of_pipe = opcode::Splice::new(types::Fd(pipe_out), -1, socket, -1, len)
                     .build()
                     .user_data(user_data(key, SPLICE_OUT));

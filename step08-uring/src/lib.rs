@@ -120,3 +120,21 @@ pub fn run_loops(mut loops: Vec<RingLoop<'_>>) -> std::io::Result<()> {
     })
 }
 // ANCHOR_END: run_loops
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_says_which_in_one_line() {
+        for errno in [38, 22] {
+            let reason = refusal(&std::io::Error::from_raw_os_error(errno)).unwrap_or_default();
+            assert!(reason.starts_with("io_uring is refused"), "{reason}");
+            assert!(!reason.contains('\n'));
+        }
+        let eperm = refusal(&std::io::Error::from_raw_os_error(1)).unwrap_or_default();
+        assert!(eperm.contains("io_uring"), "{eperm}");
+        // Anything else is not a refusal but an ordinary failure (out of memory, of descriptors).
+        assert_eq!(refusal(&std::io::Error::from_raw_os_error(24)), None);
+    }
+}
