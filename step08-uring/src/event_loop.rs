@@ -82,6 +82,8 @@ pub struct RingLoop<'a> {
     /// Connections touched by the current batch of completions, to queue their next operations.
     touched: Vec<usize>,
     completions: Vec<(u64, i32, u32)>,
+    /// The ring takes submissions: it is enabled on the loop's own thread, in `run`.
+    enabled: bool,
 }
 // ANCHOR_END: slot
 
@@ -138,6 +140,7 @@ impl<'a> RingLoop<'a> {
             next_serial: 0,
             touched: Vec::new(),
             completions: Vec::new(),
+            enabled: false,
         };
         ring_loop.arm_accept()?;
         ring_loop.arm_signal()?;
@@ -156,6 +159,7 @@ impl<'a> RingLoop<'a> {
         if !self.options.sqpoll {
             self.ring.submitter().register_enable_rings()?;
         }
+        self.enabled = true;
         while !self.is_done() {
             self.discard_stale_timers();
             self.submit_and_wait()?;
@@ -248,7 +252,7 @@ impl<'a> RingLoop<'a> {
             // The submission queue is full: hand it to the kernel, which makes room.
             self.ring.submit()?;
         }
-        if self.options.submit_each {
+        if self.options.submit_each && self.enabled {
             self.ring.submit()?;
         }
         Ok(())
