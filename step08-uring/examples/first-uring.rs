@@ -84,15 +84,36 @@ fn serve_client(ring: &mut io_uring::IoUring, client: i32) {
 /// Submits `entry`, waits for its completion and returns its result (negative: an errno).
 #[cfg(target_os = "linux")]
 fn run_one(ring: &mut io_uring::IoUring, entry: &io_uring::squeue::Entry) -> std::io::Result<i32> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
+    let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
+    let entry = entry.clone().user_data(tag);
     // SAFETY: every buffer `entry` names lives on the caller's stack until this function has
-    // waited for the completion: the kernel owns it only while we wait here.
-    unsafe { ring.submission().push(entry) }.map_err(std::io::Error::other)?;
-    ring.submit_and_wait(1)?;
-    let completion = ring
-        .completion()
-        .next()
-        .ok_or_else(|| std::io::Error::other("no completion"))?;
-    Ok(completion.result())
+    // seen the completion: the kernel owns it only while we wait here.
+    unsafe { ring.submission().push(&entry) }.map_err(std::io::Error::other)?;
+    loop {
+        match ring.submit_and_wait(1) {
+            // A signal (or a debugger attaching) interrupted the wait: the operation is still
+            // in flight, wait again.
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            result => {
+                result?;
+            }
+        }
+        // Only this operation's completion counts (one interrupted earlier may come late).
+        let found = ring
+            .completion()
+            .find(|completion| completion.user_data() == tag);
+        match found {
+            // Interrupted in the kernel: run it again.
+            Some(completion) if completion.result() == -4 => {
+                // SAFETY: as above; the first attempt has completed, so the buffers are free.
+                unsafe { ring.submission().push(&entry) }.map_err(std::io::Error::other)?;
+            }
+            Some(completion) => return Ok(completion.result()),
+            None => {}
+        }
+    }
 }
 
 /// Answers a request head with the file it names under `www/`.
