@@ -86,6 +86,16 @@ pub const CONFIGURATIONS: &[ServerSpec] = &[
         "step07-epoll",
         &["--workers", "8", "--share-port", "exclusive"],
     ),
+    spec("step08-1", "step08-uring", &["--threads", "1"]),
+    spec("step08-per-core", "step08-uring", &["--threads", CORES]),
+    // Step 8's ladder, one tuned feature off per rung (one ring each).
+    spec("step08-submit-each", "step08-uring", &["--submit-each"]),
+    spec("step08-no-multishot", "step08-uring", &["--no-multishot"]),
+    spec(
+        "step08-no-buffer-ring",
+        "step08-uring",
+        &["--no-buffer-ring"],
+    ),
 ];
 // ANCHOR_END: configurations
 
@@ -270,6 +280,8 @@ mod tests {
             ]
         );
         assert_eq!(names("step04-pool"), ["step04-pool"]);
+        assert_eq!(names("step08-1"), ["step08-1"]);
+        assert_eq!(names("step08-uring").len(), 5);
         assert_eq!(names("step02-files"), ["step02"]);
         assert_eq!(select(&[]).unwrap().len(), CONFIGURATIONS.len());
         assert!(select(&["step9".into()]).is_err());
