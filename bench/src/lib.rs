@@ -25,6 +25,6 @@ pub mod response;
 pub mod server;
 pub mod soak;
 pub mod stats;
-pub mod syscalls;
 pub mod sys;
+pub mod syscalls;
 pub mod target;

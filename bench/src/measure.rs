@@ -36,7 +36,11 @@ impl Subject {
             None => Vec::new(),
         };
         let nginx = nginx_workers.iter().map(|&workers| Peer::nginx(workers));
-        Ok(steps.into_iter().map(Self::Step).chain(nginx.map(Self::Peer)).collect())
+        Ok(steps
+            .into_iter()
+            .map(Self::Step)
+            .chain(nginx.map(Self::Peer))
+            .collect())
     }
 
     /// `peers`, each once (`--peer nginx --nginx 1` starts one nginx).

@@ -9,7 +9,7 @@
 //! keeps its own script, `bench/nginx/nginx.sh`), serving the same document root as the steps. A peer
 //! that is not installed is refused with one line saying which Debian package has it.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ pub struct PeerKind {
     pub model: &'static str,
     /// The step configuration that runs the same model with one worker, and with several.
     counterpart: (&'static str, &'static str),
-    /// What `:N` counts.
+    /// What `:N` counts (plural: `threads`).
     pub unit: &'static str,
     /// `N` when `--peer NAME` gives none (0: the number of cores).
     default_workers: u32,
@@ -147,12 +147,8 @@ impl Peer {
         };
         let kind = PEERS.iter().find(|kind| kind.name == name);
         let known = || PEERS.iter().map(|kind| kind.name).collect::<Vec<_>>();
-        let kind = kind.with_context(|| {
-            format!(
-                "unknown peer {name:?}; known: {}",
-                known().join(", ")
-            )
-        })?;
+        let kind =
+            kind.with_context(|| format!("unknown peer {name:?}; known: {}", known().join(", ")))?;
         let workers = match workers {
             Some(workers) => workers
                 .parse::<u32>()
@@ -197,12 +193,15 @@ impl Peer {
     /// When none of the known places has it.
     pub fn binary(&self) -> anyhow::Result<PathBuf> {
         let found = self.kind.binaries.iter().map(PathBuf::from);
-        found.into_iter().find(|path| path.is_file()).with_context(|| {
-            format!(
-                "{}: not installed (Debian: apt-get install --no-install-recommends {})",
-                self.kind.name, self.kind.package
-            )
-        })
+        found
+            .into_iter()
+            .find(|path| path.is_file())
+            .with_context(|| {
+                format!(
+                    "{}: not installed (Debian: apt-get install --no-install-recommends {})",
+                    self.kind.name, self.kind.package
+                )
+            })
     }
 
     /// Renders the configuration template for `port`, `root` and `prefix`.
@@ -248,7 +247,10 @@ impl Peer {
         }
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let conf = prefix.path().join(file);
-        fs::write(&conf, self.render(template, addr.port(), root, prefix.path()))?;
+        fs::write(
+            &conf,
+            self.render(template, addr.port(), root, prefix.path()),
+        )?;
         let (program, args) = self.command(&binary, &conf, prefix.path());
         let launch = Launch {
             silent_on: Some(addr),
@@ -301,16 +303,24 @@ pub fn table(peers: &[Peer]) -> String {
         "| peer | model | beside | workers | configuration |\n|---|---|---|---:|---|\n",
     );
     for peer in peers {
-        let config = peer.kind.config.map_or("bench/nginx/nginx.sh".to_owned(), |(file, _)| {
-            format!("bench/peers/{file}")
-        });
-        text.push_str(&format!(
-            "| {peer} | {} | {} | {} {} | `{config}` |\n",
+        let config = peer
+            .kind
+            .config
+            .map_or("bench/nginx/nginx.sh".to_owned(), |(file, _)| {
+                format!("bench/peers/{file}")
+            });
+        // `unit` is plural: "1 threads" reads "1 thread".
+        let unit = match peer.workers {
+            1 => peer.kind.unit.trim_end_matches("es").trim_end_matches('s'),
+            _ => peer.kind.unit,
+        };
+        let _ = writeln!(
+            text,
+            "| {peer} | {} | {} | {} {unit} | `{config}` |",
             peer.kind.model,
             peer.counterpart(),
             peer.workers,
-            peer.kind.unit
-        ));
+        );
     }
     text
 }
@@ -326,11 +336,17 @@ mod tests {
         assert_eq!(h2o.to_string(), "h2o-2");
         assert_eq!(h2o.counterpart(), "step07-per-core");
         assert_eq!(Peer::parse("apache-prefork").unwrap().workers, 4);
-        assert_eq!(Peer::from_name("apache-worker-8").unwrap().counterpart(), "step04-pool");
+        assert_eq!(
+            Peer::from_name("apache-worker-8").unwrap().counterpart(),
+            "step04-pool"
+        );
         assert_eq!(Peer::nginx(1).to_string(), "nginx-1");
         assert!(Peer::from_name("step07-1").is_none());
         let unknown = Peer::parse("iis").unwrap_err().to_string();
-        assert!(unknown.contains("unknown peer") && unknown.contains("h2o"), "{unknown}");
+        assert!(
+            unknown.contains("unknown peer") && unknown.contains("h2o"),
+            "{unknown}"
+        );
         assert!(Peer::parse("h2o:0").is_err() && Peer::parse("h2o:x").is_err());
     }
 
@@ -343,7 +359,11 @@ mod tests {
             let peer = Peer { kind, workers: 3 };
             let text = peer.render(template, 4321, Path::new("/r"), Path::new("/p"));
             assert!(!text.contains('@'), "{}: {text}", kind.name);
-            assert!(text.contains("4321") && text.contains("/r"), "{}", kind.name);
+            assert!(
+                text.contains("4321") && text.contains("/r"),
+                "{}",
+                kind.name
+            );
         }
     }
 }

@@ -61,7 +61,9 @@ pub fn count(config: &LoadConfig, pid: u32) -> Result<SyscallCount, String> {
     // SIGINT makes strace detach and write its summary.
     let strace_pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     let _ = kill(strace_pid, Signal::SIGINT);
-    let status = child.wait_with_output().map_err(|error| error.to_string())?;
+    let status = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
     let result = load?;
     let text = fs::read_to_string(out.path()).map_err(|error| error.to_string())?;
     let mut calls = parse_summary(&text);
@@ -94,7 +96,9 @@ fn tree_tasks(root: u32) -> Vec<u32> {
     processes
         .iter()
         .flat_map(|pid| {
-            let tasks = fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten();
+            let tasks = fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten();
             tasks.filter_map(|task| task.ok()?.file_name().to_str()?.parse().ok())
         })
         .collect()
