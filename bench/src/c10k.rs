@@ -38,6 +38,9 @@ pub struct C10kOptions {
     /// also given). Repeatable.
     #[arg(long = "nginx")]
     pub nginx_workers: Vec<u32>,
+    /// Also hold them to a production server, NAME or NAME:N (see `compare --peer`); repeatable.
+    #[arg(long = "peer", value_parser = crate::peers::Peer::parse)]
+    pub peers: Vec<crate::peers::Peer>,
     /// A request unanswered after this long fails as `timeout`.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -145,10 +148,11 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
         .iter()
         .map(|url| Subject::External(url.clone(), url.clone()));
     let mut subjects: Vec<Subject> = urls.collect();
-    let steps_too =
-        !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
+    let steps_too = !options.steps.is_empty()
+        || (options.url.is_none() && options.nginx_workers.is_empty() && options.peers.is_empty());
     let steps = steps_too.then_some(options.steps.as_slice());
     subjects.extend(Subject::list(steps, &options.nginx_workers)?);
+    Subject::add_peers(&mut subjects, &options.peers);
     // Raise the descriptor limit (the servers inherit it) and refuse before building or starting
     // anything when the generator cannot hold the connections.
     let most = subjects
