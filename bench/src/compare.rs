@@ -129,7 +129,8 @@ pub struct CompareOptions {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     /// Also count system calls per request: after each timed run of the first round, a separate run
-    /// of a fixed number of requests with the server traced by `strace -c -f`.
+    /// of a fixed number of requests counted by `perf stat -e raw_syscalls:sys_enter` (else
+    /// `strace -c -f`).
     #[arg(long)]
     pub syscalls: bool,
 }
@@ -360,8 +361,8 @@ fn measure_scenario(
     Ok((result.report, cost))
 }
 
-/// The counted run of `--syscalls`: a fixed number of requests (fewer of the 1 MiB file) under
-/// `strace`, at most 30 s.
+/// The counted run of `--syscalls`: a fixed number of requests (fewer of the 1 MiB file), counted,
+/// at most 30 s.
 fn count_syscalls(
     live: &Live,
     scenario: &Scenario,
@@ -553,12 +554,15 @@ fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
          - \"starved\": connections none of whose requests ended during the run (the server left them \
          waiting); the rate is then that of the other connections only.\n"
     );
-    let with_syscalls = results.runs.iter().any(|run| run.syscalls.is_some());
-    if with_syscalls {
-        text.push_str(
+    let counted = results.runs.iter().find_map(|run| run.syscalls.as_ref());
+    let with_syscalls = counted.is_some();
+    if let Some(count) = counted {
+        let _ = writeln!(
+            text,
             "- syscalls/req: system calls of the server's process tree per request in a separate run \
-             of the first round (2,000 requests, 200 of the 1 MiB file) under `strace -c -f`, never \
-             in a timed run.\n\n",
+             of the first round (2,000 requests, 200 of the 1 MiB file) counted by `{}`, never in a \
+             timed run.\n",
+            count.tool
         );
     }
     text.push_str(&peers_section(results));

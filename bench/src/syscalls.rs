@@ -1,6 +1,9 @@
-//! `compare --syscalls`: system calls per request, from a counted run of its own under `strace -c -f`
-//! attached to every thread of the server's process tree (and following what it forks), never mixed
-//! into a timed run: tracing makes every system call many times dearer.
+//! `compare --syscalls`: system calls per request, from a counted run of its own, never mixed into a
+//! timed run. The count comes from `perf stat -e raw_syscalls:sys_enter` where the kernel lets perf
+//! read that tracepoint (it barely slows the server, so an event loop batches as it does untraced),
+//! else from `strace -c -f`, which also names the calls but makes each one many times dearer (a slowed
+//! event loop finds more events per `epoll_wait`, so strace undercounts its waits). Both attach to
+//! every process of the server's tree and follow what it forks.
 //!
 //! On a machine where one system call costs 0.4–0.8 µs, this count explains most of what the models
 //! cost per request.
@@ -34,12 +37,101 @@ pub struct SyscallCount {
     pub top: Vec<(String, u64)>,
 }
 
-/// Runs `config` (a fixed number of requests) with the server `pid` traced by `strace -c -f`.
+/// How long perf is given to open its counters on every thread (it says nothing when it has).
+const PERF_SETTLE: Duration = Duration::from_millis(500);
+
+/// Whether `perf stat` can count the `raw_syscalls:sys_enter` tracepoint here.
+fn perf_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let probe = Command::new("perf")
+            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        probe.is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stderr).contains("raw_syscalls")
+        })
+    })
+}
+
+/// Runs `config` (a fixed number of requests) with the system calls of the server `pid` counted, by
+/// perf where it works, else by strace.
 ///
 /// # Errors
 ///
-/// A one-line reason: strace missing or not allowed to attach, or the load could not run.
+/// A one-line reason: neither tool can attach, or the load could not run.
 pub fn count(config: &LoadConfig, pid: u32) -> Result<SyscallCount, String> {
+    if perf_works() {
+        count_with_perf(config, pid)
+    } else {
+        count_with_strace(config, pid)
+    }
+}
+
+fn count_with_perf(config: &LoadConfig, pid: u32) -> Result<SyscallCount, String> {
+    let processes = tree(pid);
+    if processes.is_empty() {
+        return Err("the server is gone".to_owned());
+    }
+    let list: Vec<String> = processes.iter().map(u32::to_string).collect();
+    let out = tempfile::NamedTempFile::new().map_err(|error| error.to_string())?;
+    let child = Command::new("perf")
+        .args([
+            "stat",
+            "-x,",
+            "-e",
+            "raw_syscalls:sys_enter",
+            "-p",
+            &list.join(","),
+        ])
+        .arg("-o")
+        .arg(out.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run perf ({error})"))?;
+    std::thread::sleep(PERF_SETTLE);
+    let load = engine::run(config).map_err(|error| error.to_string());
+    interrupt(child.id());
+    let status = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
+    let result = load?;
+    let text = fs::read_to_string(out.path()).map_err(|error| error.to_string())?;
+    let Some(calls) = parse_perf(&text) else {
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        let why = stderr.lines().last().unwrap_or("no count");
+        return Err(format!("perf counted nothing: {why}"));
+    };
+    let requests = result.tally.outcomes();
+    Ok(SyscallCount {
+        tool: "perf stat -e raw_syscalls:sys_enter".to_owned(),
+        calls,
+        requests,
+        per_request: calls as f64 / requests.max(1) as f64,
+        top: Vec::new(),
+    })
+}
+
+/// The count of a `perf stat -x,` line such as `398,,raw_syscalls:sys_enter,8327352,100.00,,`.
+fn parse_perf(text: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(',').collect();
+        (fields.get(2) == Some(&"raw_syscalls:sys_enter")).then(|| fields[0].parse().ok())?
+    })
+}
+
+/// SIGINT makes perf and strace detach and write what they counted.
+fn interrupt(pid: u32) {
+    let _ = kill(
+        Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
+        Signal::SIGINT,
+    );
+}
+
+fn count_with_strace(config: &LoadConfig, pid: u32) -> Result<SyscallCount, String> {
     let tasks = tree_tasks(pid);
     if tasks.is_empty() {
         return Err("the server is gone".to_owned());
@@ -58,9 +150,7 @@ pub fn count(config: &LoadConfig, pid: u32) -> Result<SyscallCount, String> {
         .map_err(|error| format!("cannot run strace ({error}; Debian: apt-get install strace)"))?;
     let attached = wait_attached(&tasks, child.id());
     let load = attached.and_then(|()| engine::run(config).map_err(|error| error.to_string()));
-    // SIGINT makes strace detach and write its summary.
-    let strace_pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    let _ = kill(strace_pid, Signal::SIGINT);
+    interrupt(child.id());
     let status = child
         .wait_with_output()
         .map_err(|error| error.to_string())?;
@@ -85,8 +175,11 @@ pub fn count(config: &LoadConfig, pid: u32) -> Result<SyscallCount, String> {
     })
 }
 
-/// Every thread of `root` and of its descendants.
-fn tree_tasks(root: u32) -> Vec<u32> {
+/// `root` and its descendants.
+fn tree(root: u32) -> Vec<u32> {
+    if !Path::new(&format!("/proc/{root}")).exists() {
+        return Vec::new();
+    }
     let mut processes = vec![root];
     let mut next = 0;
     while next < processes.len() {
@@ -94,6 +187,11 @@ fn tree_tasks(root: u32) -> Vec<u32> {
         next += 1;
     }
     processes
+}
+
+/// Every thread of `root` and of its descendants.
+fn tree_tasks(root: u32) -> Vec<u32> {
+    tree(root)
         .iter()
         .flat_map(|pid| {
             let tasks = fs::read_dir(format!("/proc/{pid}/task"))
@@ -158,6 +256,16 @@ mod tests {
         assert_eq!(
             parse_summary(text),
             [("read".to_owned(), 6), ("close".to_owned(), 4)]
+        );
+    }
+
+    #[test]
+    fn reads_a_perf_count() {
+        let text = "# started on Mon Dec  7 17:30:54 2026\n\n398,,raw_syscalls:sys_enter,8327352,100.00,,\n";
+        assert_eq!(parse_perf(text), Some(398));
+        assert_eq!(
+            parse_perf("<not counted>,,raw_syscalls:sys_enter,0,0.00,,\n"),
+            None
         );
     }
 
