@@ -132,10 +132,12 @@ fn syscalls_are_counted_in_a_run_of_their_own() {
     assert!(count.requests >= 2000, "{count:?}");
     // At least a read and a write per request, and far fewer than a busy loop would make.
     assert!((2.0..100.0).contains(&count.per_request), "{count:?}");
-    assert!(
-        count.top.iter().any(|(name, _)| name.contains("write")),
-        "{count:?}"
-    );
+    if count.tool.starts_with("strace") {
+        assert!(
+            count.top.iter().any(|(name, _)| name.contains("write")),
+            "{count:?}"
+        );
+    }
     let markdown = std::fs::read_to_string(out.path().join("results.md")).unwrap();
     assert!(markdown.contains("| syscalls/req |"), "{markdown}");
     assert!(markdown.contains("nginx-1 (beside step07-1)"), "{markdown}");
