@@ -19,6 +19,7 @@ use crate::machine::Header;
 use crate::measure::{self, Subject};
 use crate::netstat::TcpCounters;
 use crate::output::{self, Progress, Results, Spread, or_dash};
+use crate::peers::Peer;
 use crate::server::{Binaries, C10K_CAP, ServerSpec};
 use crate::stats::{self, ErrorCounts, LatencySummary};
 use crate::target::Target;
@@ -40,6 +41,9 @@ pub struct C10kOptions {
     /// also given). Repeatable.
     #[arg(long = "nginx")]
     pub nginx_workers: Vec<u32>,
+    /// Also hold them to a production server, NAME or NAME:N (see `compare --peer`); repeatable.
+    #[arg(long = "peer", value_parser = crate::peers::Peer::parse)]
+    pub peers: Vec<crate::peers::Peer>,
     /// A request unanswered after this long fails as `timeout`.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -173,10 +177,11 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
         .iter()
         .map(|url| Subject::External(url.clone(), url.clone()));
     let mut subjects: Vec<Subject> = urls.collect();
-    let steps_too =
-        !options.steps.is_empty() || (options.url.is_none() && options.nginx_workers.is_empty());
+    let steps_too = !options.steps.is_empty()
+        || (options.url.is_none() && options.nginx_workers.is_empty() && options.peers.is_empty());
     let steps = steps_too.then_some(options.steps.as_slice());
     subjects.extend(Subject::list(steps, &options.nginx_workers)?);
+    Subject::add_peers(&mut subjects, &options.peers);
     // Raise the descriptor limit (the servers inherit it) and refuse, in one line, before building
     // or starting anything, a count that a server or the generator cannot reach.
     let limits = MachineLimits::of_this_machine()
@@ -239,11 +244,9 @@ fn spread_for(
         // --workers and nginx hold their connections in so many processes.
         Subject::Step(spec) if spec.per_connection_task => None,
         Subject::Step(spec) => Some((name.as_str(), server_processes(spec), None)),
-        Subject::Nginx(workers) => Some((
-            name.as_str(),
-            u64::from(*workers),
-            Some(NGINX_WORKER_CONNECTIONS),
-        )),
+        Subject::Peer(peer) => {
+            peer_capacity(peer).map(|(processes, own_cap)| (name.as_str(), processes, own_cap))
+        }
         Subject::External(..) => None,
     };
     ClientSpread::plan(connections, limits, options.source_addresses, server)
@@ -252,6 +255,20 @@ fn spread_for(
 
 /// nginx's `worker_connections` in `bench/nginx/nginx.sh`: what one nginx worker holds at most.
 const NGINX_WORKER_CONNECTIONS: u64 = 16_384;
+
+/// How many processes a peer holds its connections in, and how many each takes at most by its
+/// configuration (`bench/peers/`); `None` for a process per connection (Apache's prefork),
+/// capped like the steps that work that way.
+fn peer_capacity(peer: &Peer) -> Option<(u64, Option<u64>)> {
+    let workers = u64::from(peer.workers);
+    match peer.kind.name {
+        "apache-prefork" => None,
+        "nginx" => Some((workers, Some(NGINX_WORKER_CONNECTIONS))),
+        "lighttpd" => Some((workers, Some(10_000))),
+        "h2o" => Some((1, Some(16_384))),
+        _ => Some((1, None)),
+    }
+}
 
 /// How many processes a step configuration holds its connections in: step 7's `--workers N`,
 /// else one.
@@ -602,6 +619,25 @@ fn unreclaimable_slab_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The caps `peer_capacity` states are the ones the peers' configurations set.
+    #[test]
+    fn peer_caps_are_those_of_their_configurations() {
+        let conf = |file: &str| std::fs::read_to_string(format!("peers/{file}")).unwrap();
+        let cap = |name: &str| peer_capacity(&Peer::parse(name).unwrap()).and_then(|(_, cap)| cap);
+        assert!(conf("lighttpd.conf").contains(&format!(
+            "server.max-connections = {}",
+            cap("lighttpd").unwrap()
+        )));
+        assert!(conf("h2o.conf").contains(&format!("max-connections: {}", cap("h2o").unwrap())));
+        let nginx = std::fs::read_to_string("nginx/nginx.sh").unwrap();
+        assert!(nginx.contains(&format!("worker_connections {}", cap("nginx").unwrap())));
+        assert_eq!(
+            peer_capacity(&Peer::parse("nginx:4").unwrap()).map(|(p, _)| p),
+            Some(4)
+        );
+        assert_eq!(peer_capacity(&Peer::parse("apache-prefork").unwrap()), None);
+    }
 
     #[test]
     fn the_table_shows_each_servers_median_p99_and_its_spread() {

@@ -1,5 +1,6 @@
-//! `compare`: every step (and optional reference servers) under the same scenarios, one after the
-//! other, each server as its own process; writes `results.json`, `results.md` and SVG charts.
+//! `compare`: every step (and optional production servers, `--peer`) under the same scenarios, one
+//! after the other, each server as its own process; writes `results.json`, `results.md` and SVG
+//! charts. `--syscalls` adds a counted run per server and scenario (see [`crate::syscalls`]).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -15,8 +16,10 @@ use crate::engine::LoadConfig;
 use crate::machine::Header;
 use crate::measure::{self, Live, ServerCost, Subject};
 use crate::output::{self, Progress, Spread, or_dash};
+use crate::peers::{self, Peer};
 use crate::server::{self, Binaries};
 use crate::stats::{self, Report};
+use crate::syscalls::{self, SyscallCount};
 use crate::target::Target;
 
 /// One cell of the scenario matrix.
@@ -89,15 +92,20 @@ pub struct CompareOptions {
     /// Only these configurations (e.g. step07, step04-pool, step02-files); repeatable.
     #[arg(long = "only")]
     pub only: Vec<String>,
-    /// Measure only the reference servers (--nginx, --target), no step.
+    /// Measure only the reference servers (--peer, --nginx, --target), no step.
     #[arg(long)]
     pub no_steps: bool,
+    /// A production server started beside the steps on the same document root, NAME or NAME:N
+    /// (N processes or threads): nginx, h2o, lighttpd, apache-prefork, apache-worker, apache-event,
+    /// caddy. Repeatable: --peer h2o --peer h2o:2.
+    #[arg(long = "peer", value_parser = Peer::parse)]
+    pub peers: Vec<Peer>,
     /// An external server NAME=URL (e.g. nginx=http://127.0.0.1:8088/); it must serve /index.html and
     /// a 1 MiB /big.bin. Repeatable.
     #[arg(long = "target", value_parser = parse_target)]
     pub targets: Vec<(String, String)>,
     /// Start nginx (installed from Debian if missing) with this many workers on the same document
-    /// root, as a reference. Repeatable: --nginx 1 --nginx 2.
+    /// root, as a reference: the same as --peer nginx:N. Repeatable: --nginx 1 --nginx 2.
     #[arg(long = "nginx")]
     pub nginx_workers: Vec<u32>,
     /// Output directory (default target/bench-results/DATE/, which git ignores).
@@ -120,6 +128,11 @@ pub struct CompareOptions {
     /// median with the min–max spread, results.json keeps every run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+    /// Also count system calls per request: after each timed run of the first round, a separate run
+    /// of a fixed number of requests counted by `perf stat -e raw_syscalls:sys_enter` (else
+    /// `strace -c -f`).
+    #[arg(long)]
+    pub syscalls: bool,
 }
 
 fn parse_target(text: &str) -> anyhow::Result<(String, String)> {
@@ -150,6 +163,9 @@ pub struct RunRecord {
     pub server_cost: Option<ServerCost>,
     /// Why the run failed or is incomplete.
     pub error: Option<String>,
+    /// With `--syscalls`, in the first round: the separate counted run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<SyscallCount>,
 }
 
 impl RunRecord {
@@ -177,6 +193,7 @@ impl RunRecord {
             load,
             server_cost,
             error,
+            syscalls: None,
         }
     }
 }
@@ -205,6 +222,7 @@ struct RunPlan<'a> {
     threads: usize,
     root: &'a Path,
     binaries: Binaries,
+    syscalls: bool,
 }
 
 /// Runs the comparison, recording `command` with the results, and returns the directory it wrote.
@@ -230,6 +248,7 @@ pub fn run(options: &CompareOptions, command: &str) -> anyhow::Result<PathBuf> {
         threads: options.threads.max(1),
         root: root.path(),
         binaries: Subject::build(&subjects),
+        syscalls: options.syscalls,
     };
     let header = Header::now(command);
     let runs = output::interleave(
@@ -276,6 +295,7 @@ fn select_scenarios(options: &CompareOptions) -> anyhow::Result<Vec<Scenario>> {
 fn subjects(options: &CompareOptions) -> anyhow::Result<Vec<Subject>> {
     let steps = (!options.no_steps).then_some(options.only.as_slice());
     let mut subjects = Subject::list(steps, &options.nginx_workers)?;
+    Subject::add_peers(&mut subjects, &options.peers);
     let externals = options.targets.iter().cloned();
     subjects.extend(externals.map(|(name, url)| Subject::External(name, url)));
     anyhow::ensure!(!subjects.is_empty(), "nothing to measure");
@@ -304,7 +324,16 @@ fn measure_subject(
             Ok(live) => measure_scenario(live, scenario, plan),
             Err(error) => Err(format!("{error:#}")),
         };
-        let record = RunRecord::new(&name, scenario, round, measured);
+        let mut record = RunRecord::new(&name, scenario, round, measured);
+        if let (true, 1, Ok(live)) = (plan.syscalls, round, &live) {
+            match count_syscalls(live, scenario, plan) {
+                Ok(count) => record.syscalls = Some(count),
+                Err(error) => {
+                    let error = format!("syscalls not counted: {error}");
+                    record.error.get_or_insert(error);
+                }
+            }
+        }
         progress.line(&progress_line(&record));
         progress.advance();
         records.push(record);
@@ -332,6 +361,23 @@ fn measure_scenario(
     Ok((result.report, cost))
 }
 
+/// The counted run of `--syscalls`: a fixed number of requests (fewer of the 1 MiB file), counted,
+/// at most 30 s.
+fn count_syscalls(
+    live: &Live,
+    scenario: &Scenario,
+    plan: &RunPlan<'_>,
+) -> Result<SyscallCount, String> {
+    let pid = live.pid().ok_or("not our process")?;
+    let target = Target::parse(&live.url(scenario.path())).map_err(|error| error.to_string())?;
+    let mut config = LoadConfig::new(target, scenario.connections, Duration::from_secs(30));
+    config.threads = plan.threads;
+    config.close = scenario.close;
+    config.timeout = Duration::from_secs(10);
+    config.requests = Some(if scenario.big { 200 } else { 2000 });
+    syscalls::count(&config, pid)
+}
+
 fn progress_line(record: &RunRecord) -> String {
     let figures = record.load.as_ref().map_or_else(String::new, |load| {
         format!(
@@ -352,8 +398,11 @@ fn progress_line(record: &RunRecord) -> String {
         .as_deref()
         .map(|e| format!("  ({e})"))
         .unwrap_or_default();
+    let syscalls = (record.syscalls.as_ref())
+        .map(|count| format!("  syscalls {:.1}/req", count.per_request))
+        .unwrap_or_default();
     format!(
-        "{:<16} {:<22} #{} {figures}{error}",
+        "{:<16} {:<22} #{} {figures}{syscalls}{error}",
         record.server, record.scenario, record.round
     )
 }
@@ -437,6 +486,20 @@ impl<'a> Row<'a> {
         )
     }
 
+    /// System calls per request of the counted run, if there was one.
+    fn syscalls(&self) -> String {
+        let count = self.runs.iter().find_map(|run| run.syscalls.as_ref());
+        or_dash(count.map(|count| format!("{:.1}", count.per_request)))
+    }
+
+    /// The server's name; a peer's with the step it stands beside.
+    fn label(&self) -> String {
+        match Peer::from_name(&self.server) {
+            Some(peer) => format!("{} (beside {})", self.server, peer.counterpart()),
+            None => self.server.clone(),
+        }
+    }
+
     fn server_cpu(&self) -> String {
         self.spread(
             |run| Some(run.server_cost?.cpu_us_per_request),
@@ -457,6 +520,10 @@ fn summarize<'a>(results: &'a CompareResults, scenario: &Scenario) -> Vec<Row<'a
 
 const SCENARIO_TABLE: &str = "| server | req/s | MiB/s | p50 | p99 | p99.9 | errors | starved | server CPU µs/req | client CPU µs/req | \
     peak RSS MiB | threads | processes | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+
+/// [`SCENARIO_TABLE`] with a system calls column after server CPU.
+const SCENARIO_TABLE_SYSCALLS: &str = "| server | req/s | MiB/s | p50 | p99 | p99.9 | errors | starved | server CPU µs/req | syscalls/req | \
+    client CPU µs/req | peak RSS MiB | threads | processes | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
 
 const SERVER_TABLE: &str = "| scenario | req/s | p99 | server CPU µs/req | errors | starved |\n\
     |---|---:|---:|---:|---:|---:|\n";
@@ -487,17 +554,31 @@ fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
          - \"starved\": connections none of whose requests ended during the run (the server left them \
          waiting); the rate is then that of the other connections only.\n"
     );
+    let counted = results.runs.iter().find_map(|run| run.syscalls.as_ref());
+    let with_syscalls = counted.is_some();
+    if let Some(count) = counted {
+        let _ = writeln!(
+            text,
+            "- syscalls/req: system calls of the server's process tree per request in a separate run \
+             of the first round (2,000 requests, 200 of the 1 MiB file) counted by `{}`, never in a \
+             timed run.\n",
+            count.tool
+        );
+    }
+    text.push_str(&peers_section(results));
     for scenario in scenarios {
         let key = scenario.key();
         let rows = summarize(results, scenario)
             .iter()
-            .map(scenario_row)
+            .map(|row| scenario_row(row, with_syscalls))
             .collect::<Vec<_>>();
+        let header = if with_syscalls {
+            SCENARIO_TABLE_SYSCALLS
+        } else {
+            SCENARIO_TABLE
+        };
         let _ = writeln!(text, "## {}\n", scenario.title());
-        text.push_str(&output::anchored(
-            &key,
-            &output::table(SCENARIO_TABLE, rows),
-        ));
+        text.push_str(&output::anchored(&key, &output::table(header, rows)));
         let _ = writeln!(
             text,
             "\n![requests per second](throughput-{key}.svg)\n![latency](latency-{key}.svg)\n"
@@ -505,6 +586,20 @@ fn markdown(results: &CompareResults, scenarios: &[Scenario]) -> String {
     }
     text.push_str(&server_tables(results, scenarios));
     text
+}
+
+/// The production servers measured, each with its model and the step it stands beside (empty when
+/// there was none).
+fn peers_section(results: &CompareResults) -> String {
+    let servers = output::by_server(&results.runs, |run| &run.server);
+    let peers: Vec<Peer> = (servers.iter())
+        .filter_map(|(server, _)| Peer::from_name(server))
+        .collect();
+    if peers.is_empty() {
+        return String::new();
+    }
+    let table = output::anchored("peers", &peers::table(&peers));
+    format!("## The production servers beside the steps\n\n{table}\n")
 }
 
 /// One table per server and file size, the scenarios as rows: what a step's chapter shows of its
@@ -544,12 +639,12 @@ fn server_row(title: &str, row: &Row<'_>) -> Vec<String> {
     ]
 }
 
-fn scenario_row(row: &Row<'_>) -> Vec<String> {
+fn scenario_row(row: &Row<'_>, with_syscalls: bool) -> Vec<String> {
     let note = row.runs.iter().find_map(|run| run.error.clone());
     let mut note = note.unwrap_or_default().replace('|', "/");
     let (Some(run), Some(load)) = (row.median_run(), row.median()) else {
-        let dashes = std::iter::repeat_n("—".to_owned(), 12);
-        return std::iter::once(row.server.clone())
+        let dashes = std::iter::repeat_n("—".to_owned(), 12 + usize::from(with_syscalls));
+        return std::iter::once(row.label())
             .chain(dashes)
             .chain([note])
             .collect();
@@ -559,8 +654,8 @@ fn scenario_row(row: &Row<'_>) -> Vec<String> {
         note = format!("{starved} of {connections} connections starved; {note}");
     }
     let cost = run.server_cost;
-    vec![
-        row.server.clone(),
+    let mut cells = vec![
+        row.label(),
         row.rate(),
         format!("{:.1}", load.bytes_per_s / (1024.0 * 1024.0)),
         stats::us(load.latency.p50_us),
@@ -574,7 +669,11 @@ fn scenario_row(row: &Row<'_>) -> Vec<String> {
         or_dash(cost.map(|c| c.peak_threads)),
         or_dash(cost.map(|c| c.peak_processes)),
         note.trim_end_matches("; ").to_owned(),
-    ]
+    ];
+    if with_syscalls {
+        cells.insert(9, row.syscalls());
+    }
+    cells
 }
 
 /// The kinds of error that happened, e.g. `3 timeout, 1 reset`, or `0`.

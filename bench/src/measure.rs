@@ -1,4 +1,4 @@
-//! What the experiments measure and how: the servers (a step, nginx, or an external URL), and one
+//! What the experiments measure and how: the servers (a step, a peer, or an external URL), and one
 //! measured run — a warm-up, then the load, with the server's CPU and memory read from `/proc` around
 //! it.
 
@@ -8,24 +8,25 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, LoadConfig, LoadError, LoadResult};
+use crate::peers::Peer;
 use crate::server::{self, Binaries, Server, ServerSpec};
 use testkit::procfs::{self, Sampler};
 
 /// How often the server's memory and process count are sampled during a run.
 const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 
-/// A server to measure: a step configuration or nginx (started here), or an external server's name
-/// and URL.
+/// A server to measure: a step configuration or a production server (started here), or an external
+/// server's name and URL.
 #[derive(Debug, Clone)]
 pub(crate) enum Subject {
     Step(ServerSpec),
-    Nginx(u32),
+    Peer(Peer),
     External(String, String),
 }
 
 impl Subject {
     /// The `steps` selected by name (all for none; no step for `None`), then nginx with each of
-    /// `nginx_workers`.
+    /// `nginx_workers` (`--nginx N`, the older spelling of `--peer nginx:N`).
     pub(crate) fn list(
         steps: Option<&[String]>,
         nginx_workers: &[u32],
@@ -34,8 +35,22 @@ impl Subject {
             Some(names) => server::select(names)?,
             None => Vec::new(),
         };
-        let nginx = nginx_workers.iter().map(|&workers| Self::Nginx(workers));
-        Ok(steps.into_iter().map(Self::Step).chain(nginx).collect())
+        let nginx = nginx_workers.iter().map(|&workers| Peer::nginx(workers));
+        Ok(steps
+            .into_iter()
+            .map(Self::Step)
+            .chain(nginx.map(Self::Peer))
+            .collect())
+    }
+
+    /// `peers`, each once (`--peer nginx --nginx 1` starts one nginx).
+    pub(crate) fn add_peers(subjects: &mut Vec<Self>, peers: &[Peer]) {
+        for &peer in peers {
+            let known = |s: &Self| matches!(s, Self::Peer(p) if *p == peer);
+            if !subjects.iter().any(known) {
+                subjects.push(Self::Peer(peer));
+            }
+        }
     }
 
     /// The steps' executables, built only when `subjects` has a step (else only reference servers
@@ -53,25 +68,30 @@ impl Subject {
     pub(crate) fn name(&self) -> String {
         match self {
             Self::Step(spec) => spec.name.to_owned(),
-            Self::Nginx(workers) => format!("nginx-{workers}"),
+            Self::Peer(peer) => peer.to_string(),
             Self::External(name, _) => name.clone(),
         }
     }
 
     /// Starts it, serving `root` (an external server is only a URL: its process is not ours).
     pub(crate) fn start(&self, root: &Path, binaries: &Binaries) -> anyhow::Result<Live> {
-        let server = match self {
-            Self::Step(spec) => start_step(spec, root, binaries)?,
-            Self::Nginx(workers) => server::start_nginx(*workers, root)?,
+        let (server, prefix) = match self {
+            Self::Step(spec) => (start_step(spec, root, binaries)?, None),
+            Self::Peer(peer) => peer.start(root)?,
             Self::External(_, url) => {
                 let base = url.trim_end_matches('/').to_owned();
-                return Ok(Live { base, server: None });
+                return Ok(Live {
+                    base,
+                    server: None,
+                    _prefix: None,
+                });
             }
         };
         let base = server.url("");
         Ok(Live {
             base,
             server: Some(server),
+            _prefix: prefix,
         })
     }
 }
@@ -90,6 +110,8 @@ pub(crate) struct Live {
     /// The URL up to the path, e.g. `http://127.0.0.1:7080`.
     base: String,
     pub(crate) server: Option<Server>,
+    /// A peer's configuration directory, removed after the server (fields drop in order).
+    _prefix: Option<tempfile::TempDir>,
 }
 
 impl Live {

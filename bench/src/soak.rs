@@ -12,9 +12,9 @@ use testkit::procfs::{self, TreeSample};
 use crate::docroot::{DocRoot, SMALL_PATH};
 use crate::engine::{self, LoadConfig};
 use crate::machine::Header;
-use crate::measure;
+use crate::measure::{Live, Subject};
 use crate::output::{self, Progress, Results};
-use crate::server::{self, Server, ServerSpec};
+use crate::peers::Peer;
 use crate::stats::{ErrorCounts, Tally};
 use crate::target::Target;
 
@@ -30,9 +30,12 @@ const RSS_SLACK_KIB: u64 = 2048;
 /// What `soak` was asked to do; also its command-line options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SoakOptions {
-    /// Configurations to soak (default: all); repeatable.
+    /// Configurations to soak (default: all, unless --peer is given); repeatable.
     #[arg(long = "step")]
     pub steps: Vec<String>,
+    /// A production server to soak too, NAME or NAME:N (see `compare --peer`); repeatable.
+    #[arg(long = "peer", value_parser = Peer::parse)]
+    pub peers: Vec<Peer>,
     /// Load time per configuration.
     #[arg(short = 'd', long, default_value = "3m", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -78,16 +81,19 @@ pub type SoakResults = Results<SoakRecord>;
 /// When nothing matches, or the results cannot be written.
 pub fn run(options: &SoakOptions, command: &str) -> anyhow::Result<SoakResults> {
     crate::sys::raise_nofile_limit().context("RLIMIT_NOFILE")?;
-    let specs = server::select(&options.steps)?;
+    let steps_too = !options.steps.is_empty() || options.peers.is_empty();
+    let mut subjects = Subject::list(steps_too.then_some(options.steps.as_slice()), &[])?;
+    Subject::add_peers(&mut subjects, &options.peers);
     let root = DocRoot::create().context("cannot create the document root")?;
-    let binaries = server::build();
+    let binaries = Subject::build(&subjects);
     let header = Header::now(command);
-    let runs = output::interleave(&specs, 1, 1, |spec, _, progress| {
-        let started = measure::start_step(spec, root.path(), &binaries);
+    let runs = output::interleave(&subjects, 1, 1, |subject, _, progress| {
+        let name = subject.name();
+        let started = subject.start(root.path(), &binaries);
         let soaked = started
             .map_err(|error| format!("{error:#}"))
-            .and_then(|running| soak_one(spec, running, options, progress));
-        let record = soaked.unwrap_or_else(|error| failed(spec.name, &error));
+            .and_then(|running| soak_one(&name, running, options, progress));
+        let record = soaked.unwrap_or_else(|error| failed(&name, &error));
         let (errors, leaks) = (record.errors.total(), leaks_text(&record.leaks));
         progress.line(&format!(
             "bench: {}: {} requests, errors {errors}, leaks: {leaks}",
@@ -104,12 +110,12 @@ pub fn run(options: &SoakOptions, command: &str) -> anyhow::Result<SoakResults> 
 }
 
 fn soak_one(
-    spec: &ServerSpec,
-    mut running: Server,
+    name: &str,
+    mut running: Live,
     options: &SoakOptions,
     progress: &Progress,
 ) -> Result<SoakRecord, String> {
-    let pid = running.pid();
+    let pid = running.pid().ok_or("not our process")?;
     let target = Target::parse(&running.url(SMALL_PATH)).map_err(|error| error.to_string())?;
     // Warm up first, so that lazily created pools and buffers are part of the baseline.
     let mut warm = LoadConfig::new(
@@ -121,8 +127,8 @@ fn soak_one(
     engine::run(&warm).map_err(|error| error.to_string())?;
     let before = settle(pid, None);
     progress.line(&format!(
-        "bench: {}: soaking for {:?}",
-        spec.name, options.duration
+        "bench: {name}: soaking for {:?}",
+        options.duration
     ));
     let started = Instant::now();
     let mut tally = Tally::new();
@@ -142,12 +148,12 @@ fn soak_one(
     let duration_s = started.elapsed().as_secs_f64();
     let after = settle(pid, Some(&before));
     let mut leaks = leaks(&before, &after);
-    if let Err(error) = running.check_alive() {
+    if let Some(Err(error)) = running.server.as_mut().map(|server| server.check_alive()) {
         leaks.push(error.to_string());
     }
     let _ = running.stop();
     Ok(SoakRecord {
-        server: spec.name.to_owned(),
+        server: name.to_owned(),
         duration_s,
         requests: tally.requests,
         errors: tally.errors,
