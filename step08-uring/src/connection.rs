@@ -28,8 +28,15 @@ use step02_files::{
 /// Bytes a client may send while its response is going out before the connection stops
 /// receiving: a client that pipelines without reading cannot make the server buffer without end.
 pub const RECEIVE_AHEAD: usize = 64 * 1024;
-/// Bytes a file moves through the pipe per splice: a pipe's default capacity.
+/// Bytes a file moves through the pipe per splice where the pipe cannot be grown: a pipe's
+/// default capacity.
 pub const SPLICE_CHUNK: u32 = 64 * 1024;
+/// The capacity a connection's pipe is grown to (`F_SETPIPE_SZ`; 1 MiB is what an unprivileged
+/// process may ask for by default, `fs.pipe-max-size`). A splice from a file cannot be done
+/// without blocking, so the ring hands each one to a kernel worker thread: the fewer splices a
+/// large file takes, the fewer hand-offs. The pipe holds references to the page cache's pages,
+/// not copies, so its size costs no memory of its own.
+pub const PIPE_CAPACITY: u32 = 1024 * 1024;
 // ANCHOR_END: limits
 
 // ANCHOR: op
@@ -172,6 +179,8 @@ pub struct Connection {
     send_failed: Option<io::Error>,
     /// A pipe for large files, made the first time one is sent: (read end, write end).
     pipe: Option<(OwnedFd, OwnedFd)>,
+    /// What the pipe holds: [`PIPE_CAPACITY`], or less where the system refused to grow it.
+    pipe_capacity: u32,
     deadline: Instant,
     shutdown_deadline: Option<Instant>,
 }
@@ -191,6 +200,7 @@ impl Connection {
             at_eof: false,
             send_failed: None,
             pipe: None,
+            pipe_capacity: SPLICE_CHUNK,
             deadline: now + site.idle_timeout,
             shutdown_deadline: None,
         }
@@ -263,8 +273,7 @@ impl Connection {
             }
         } else {
             let range = out.file.as_ref()?;
-            let (file, offset) = (range.file.as_raw_fd(), range.offset);
-            let len = splice_len(offset, range.len);
+            let (file, offset, remaining) = (range.file.as_raw_fd(), range.offset, range.len);
             let (pipe_out, pipe_in) = match self.pipe() {
                 Ok(pipe) => pipe,
                 Err(error) => {
@@ -273,6 +282,7 @@ impl Connection {
                     return self.cancel_in_flight();
                 }
             };
+            let len = splice_len(offset, remaining, self.pipe_capacity);
             Op::SpliceFile {
                 file,
                 offset,
@@ -321,6 +331,14 @@ impl Connection {
             // SAFETY: pipe2 succeeded: both descriptors are open and owned by no one else.
             self.pipe =
                 Some(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) });
+            // SAFETY: fcntl on a descriptor this connection owns; F_SETPIPE_SZ takes an int and
+            // returns the capacity set, or -1 (over `fs.pipe-max-size`, or the user's pipes
+            // already hold `fs.pipe-user-pages-soft`): then the pipe keeps its default.
+            let grown = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CAPACITY as i32) };
+            self.pipe_capacity = u32::try_from(grown)
+                .ok()
+                .filter(|&capacity| capacity >= SPLICE_CHUNK)
+                .unwrap_or(SPLICE_CHUNK);
         }
         let (read_end, write_end) = self.pipe.as_ref().ok_or(io::ErrorKind::Other)?;
         Ok((read_end.as_raw_fd(), write_end.as_raw_fd()))
@@ -632,12 +650,31 @@ impl Outgoing {
     }
 }
 
-/// How much of a file to splice from `offset`, with `remaining` bytes to go: at most what the
-/// pipe holds. A pipe holds 16 pages, and a range that does not start on a page boundary
-/// touches one page more than its length says, so the chunk ends on a page boundary.
-fn splice_len(offset: u64, remaining: u64) -> u32 {
+/// How much of a file to splice from `offset`, with `remaining` bytes to go: at most what a
+/// pipe of `capacity` bytes holds. A pipe holds whole pages, and a range that does not start on
+/// a page boundary touches one page more than its length says, so the chunk ends on a page
+/// boundary.
+fn splice_len(offset: u64, remaining: u64, capacity: u32) -> u32 {
     const PAGE: u64 = 4096;
-    let room = u64::from(SPLICE_CHUNK) - offset % PAGE;
-    // room <= SPLICE_CHUNK, which fits a u32.
+    let room = u64::from(capacity) - offset % PAGE;
+    // room <= capacity, which fits a u32.
     remaining.min(room) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk never holds more pages than the pipe: one that starts inside a page ends on a
+    /// page boundary; the last chunk is what remains.
+    #[test]
+    fn a_splice_fits_the_pipe_page_for_page() {
+        assert_eq!(splice_len(0, 5_000_000, PIPE_CAPACITY), PIPE_CAPACITY);
+        assert_eq!(
+            splice_len(100, 5_000_000, PIPE_CAPACITY),
+            PIPE_CAPACITY - 100
+        );
+        assert_eq!((100 + splice_len(100, 5_000_000, SPLICE_CHUNK)) % 4096, 0);
+        assert_eq!(splice_len(4096 * 3, 10, PIPE_CAPACITY), 10);
+    }
 }
