@@ -206,6 +206,11 @@ impl Connection {
         }
     }
 
+    /// The socket, once the connection is finished, for the loop to close.
+    pub fn into_socket(self) -> TcpStream {
+        self.socket
+    }
+
     /// The socket's descriptor, for the operations the loop queues.
     pub fn fd(&self) -> RawFd {
         self.socket.as_raw_fd()

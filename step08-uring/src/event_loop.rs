@@ -11,7 +11,7 @@
 //! operation is queued per request.
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::time::Instant;
 
@@ -38,6 +38,8 @@ const CANCEL: u64 = 5;
 const ACCEPT: u64 = 16;
 const SIGNAL: u64 = 17;
 const ACCEPT_CANCEL: u64 = 18;
+/// A freed connection's socket, closed by the ring with the next batch (no key).
+const CLOSE: u64 = 19;
 
 fn user_data(key: usize, kind: u64) -> u64 {
     ((key as u64) << KIND_BITS) | kind
@@ -73,6 +75,8 @@ pub struct RingLoop<'a> {
     listener: Option<TcpListener>,
     accept_armed: bool,
     accept_cancel_armed: bool,
+    /// Sockets handed to the ring to close whose completion has not come back.
+    closes_in_flight: usize,
     accept_paused_until: Option<Instant>,
     signal_armed: bool,
     stopping: bool,
@@ -132,6 +136,7 @@ impl<'a> RingLoop<'a> {
             listener: Some(listener),
             accept_armed: false,
             accept_cancel_armed: false,
+            closes_in_flight: 0,
             accept_paused_until: None,
             signal_armed: false,
             stopping: false,
@@ -190,6 +195,7 @@ impl<'a> RingLoop<'a> {
             && self.connections.is_empty()
             && !self.accept_cancel_armed
             && !self.signal_armed
+            && self.closes_in_flight == 0
     }
     // ANCHOR_END: run
 
@@ -315,6 +321,7 @@ impl<'a> RingLoop<'a> {
             ACCEPT => self.on_accepted(result, flags, now)?,
             SIGNAL => self.on_signal(now)?,
             ACCEPT_CANCEL => self.accept_cancel_armed = false,
+            CLOSE => self.closes_in_flight -= 1,
             RECV => self.on_recv(key, result, flags, now),
             kind @ (SEND | SPLICE_IN | SPLICE_OUT) => {
                 let kind = match kind {
@@ -374,10 +381,16 @@ impl<'a> RingLoop<'a> {
 
     /// Gives a new connection a slot; its first receive is queued with this batch.
     fn add_connection(&mut self, stream: TcpStream, now: Instant) {
-        let peer = match stream.peer_addr() {
-            Ok(peer) => peer,
-            // Reset before we looked: nothing to serve.
-            Err(_) => return,
+        // A multishot accept gives no address, and only the log shows it: with `--quiet` the
+        // server does not ask (`getpeername`, a system call a connection).
+        let peer = if self.site.log.is_on() {
+            match stream.peer_addr() {
+                Ok(peer) => peer,
+                // Reset before we looked: nothing to serve.
+                Err(_) => return,
+            }
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], 0))
         };
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -481,7 +494,8 @@ impl<'a> RingLoop<'a> {
             };
             if slot.conn.is_finished() {
                 // Nothing is in flight: the kernel holds no pointer into this slot any more.
-                self.connections.remove(key);
+                let slot = self.connections.remove(key);
+                self.close_by_ring(slot.conn.into_socket())?;
                 continue;
             }
             let deadline = slot.conn.deadline();
@@ -496,6 +510,22 @@ impl<'a> RingLoop<'a> {
         }
         touched.clear();
         self.touched = touched;
+        Ok(())
+    }
+
+    /// Closes a freed connection's socket with the next batch rather than by a `close` of its
+    /// own: one system call less per connection.
+    fn close_by_ring(&mut self, socket: TcpStream) -> io::Result<()> {
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(socket);
+        let entry = opcode::Close::new(types::Fd(fd))
+            .build()
+            .user_data(user_data(0, CLOSE));
+        // SAFETY: the entry names no memory; the descriptor is the ring's to close from now on,
+        // and no one else holds it (the connection that owned it is gone). Should the push
+        // fail, the ring is broken and the loop ends with the error: the descriptor is left
+        // open rather than closed twice (the entry may be queued already).
+        unsafe { self.push(&entry)? };
+        self.closes_in_flight += 1;
         Ok(())
     }
 

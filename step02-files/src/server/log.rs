@@ -63,6 +63,12 @@ impl AccessLog {
         }
     }
 
+    /// Whether lines are written (not `--quiet`): a server that must ask for what only a line
+    /// shows (the peer's address, where `accept` did not give it) asks only then.
+    pub fn is_on(&self) -> bool {
+        self.out.is_some()
+    }
+
     /// Records one response of `status` with `body_bytes` bytes of body. Never waits: when stdout
     /// is not being read, the line is queued or, with the queue full, dropped and counted.
     pub fn record(
