@@ -28,7 +28,22 @@ fn hold_twice(no_warmup: bool) -> (c10k::C10kResults, usize) {
         ..C10kOptions::default()
     };
     let results = c10k::run(&options, "test").unwrap();
-    (results, accepted.load(Ordering::Relaxed))
+    (results, settled(&accepted))
+}
+
+/// The count once the server thread has caught up: the kernel completes a handshake before the
+/// server's `accept` returns it, so the last connections may be counted a moment after the run.
+fn settled(count: &std::sync::atomic::AtomicUsize) -> usize {
+    let give_up = std::time::Instant::now() + Duration::from_secs(2);
+    let mut last = count.load(Ordering::Relaxed);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = count.load(Ordering::Relaxed);
+        if now == last || std::time::Instant::now() > give_up {
+            return now;
+        }
+        last = now;
+    }
 }
 
 #[test]
