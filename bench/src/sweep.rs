@@ -215,7 +215,7 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<(SweepResults
         .filter(|(_, _, refused)| refused.is_none())
         .count();
     let binaries = Subject::build(&subjects);
-    let progress = Progress::new(to_run * options.repeat as usize);
+    let progress = Progress::new(to_run * options.repeat.max(1) as usize);
     let mut broke_at: HashMap<String, usize> = HashMap::new();
     let mut warmed_up = options.no_warmup;
     let mut points = Vec::new();
@@ -244,7 +244,7 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<(SweepResults
                 c10k::warm_up(subject, root.path(), &binaries, &at, limits, &progress);
                 warmed_up = true;
             }
-            let runs: Vec<C10kRecord> = (1..=options.repeat)
+            let runs: Vec<C10kRecord> = (1..=options.repeat.max(1))
                 .map(|round| {
                     let run =
                         c10k::hold_subject(subject, root.path(), &binaries, &at, limits, &progress);
