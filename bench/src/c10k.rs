@@ -76,15 +76,34 @@ pub struct C10kOptions {
     /// descriptor limit.
     #[arg(long)]
     pub source_addresses: Option<u8>,
+    /// Run every configuration at each of these counts, e.g. 1000,2000,5000,10000,20000,50000,100000,
+    /// smallest first, and draw the charts (see bench/README.md). A configuration is not run past a
+    /// cap ("capped at N"), a count it cannot hold ("cannot hold: …") or the count where it broke
+    /// ("broke at N"). Each point is short: --interval defaults to 1s (up to 4s past 25000
+    /// connections), --hold to 3s (at least one interval); writes sweep.json, sweep.md and
+    /// sweep-*.svg into --out (default target/bench-results/DATE-sweep/).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["connections", "stop_one_worker"])]
+    pub sweep: Vec<usize>,
+    /// The balancing lesson, for the --workers configurations (step07-workers-4 and
+    /// step07-workers-4-exclusive by default): once every connection is open, SIGSTOP the worker
+    /// holding the most connections for --stop-for, then SIGCONT; reports the latency of the requests
+    /// made during the stop, the connections stuck on the stopped worker, and how many of a burst of
+    /// new connections made during the stop were answered within 1 s. Replaces --hold.
+    #[arg(long)]
+    pub stop_one_worker: bool,
+    /// How long --stop-one-worker keeps the worker stopped (at least --interval, so that every
+    /// connection asks during the stop).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub stop_for: Duration,
 }
 
 impl C10kOptions {
-    fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections
             .unwrap_or(if self.quick { 1000 } else { 10_000 })
     }
 
-    fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         let least = Duration::from_secs(if self.quick { 1 } else { 2 });
         // Past 50,000 connections, longer, so that the machine does not spend its two cores on
         // requests alone; never as long as the servers' 5 s idle timeout.
@@ -93,7 +112,12 @@ impl C10kOptions {
             .unwrap_or(spread.clamp(least, Duration::from_secs(4)))
     }
 
-    fn hold(&self) -> Duration {
+    /// How long the connections are held once open; under `--stop-one-worker`, the settling time
+    /// and the stop.
+    pub(crate) fn hold(&self) -> Duration {
+        if self.stop_one_worker {
+            return crate::balance::SETTLE + self.stop_for;
+        }
         self.hold
             .unwrap_or(Duration::from_secs(if self.quick { 2 } else { 20 }))
     }
@@ -155,6 +179,13 @@ pub struct C10kRecord {
     /// connections were held, at the moment the tree held the most: connections per worker.
     #[serde(default)]
     pub held_per_worker: Vec<u64>,
+    /// Latency of the requests made once every connection was open (while all were held; under
+    /// `--stop-one-worker`, during the stop). `None` in results written before it was measured.
+    #[serde(default)]
+    pub held_latency: Option<LatencySummary>,
+    /// What `--stop-one-worker` measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<crate::balance::StopFigures>,
 }
 
 /// Everything `c10k.json` holds.
@@ -172,23 +203,37 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
     bench_exe();
     let header = Header::now(command);
     let root = DocRoot::create().context("cannot create the document root")?;
-    let urls = options
-        .url
-        .iter()
-        .map(|url| Subject::External(url.clone(), url.clone()));
-    let mut subjects: Vec<Subject> = urls.collect();
-    let steps_too = !options.steps.is_empty()
-        || (options.url.is_none() && options.nginx_workers.is_empty() && options.peers.is_empty());
-    let steps = steps_too.then_some(options.steps.as_slice());
-    subjects.extend(Subject::list(steps, &options.nginx_workers)?);
-    Subject::add_peers(&mut subjects, &options.peers);
+    let mut subjects = subjects(options)?;
+    if options.stop_one_worker {
+        for subject in &subjects {
+            crate::balance::plan_stop(subject, options).map_err(anyhow::Error::msg)?;
+        }
+    }
     // Raise the descriptor limit (the servers inherit it) and refuse, in one line, before building
-    // or starting anything, a count that a server or the generator cannot reach.
+    // or starting anything, a count that a server or the generator cannot reach. A configuration
+    // that only came with the default selection is skipped instead, with its one line.
     let limits = MachineLimits::of_this_machine()
         .context("cannot read the descriptor limit or the ephemeral port range")?;
+    let mut skipped = Vec::new();
+    let chosen =
+        |subject: &Subject| !matches!(subject, Subject::Step(_)) || !options.steps.is_empty();
     for subject in &subjects {
-        spread_for(subject, options, limits).map_err(anyhow::Error::msg)?;
+        match spread_for(subject, options, limits) {
+            Ok(_) => {}
+            Err(why) if chosen(subject) => anyhow::bail!(why),
+            Err(why) => {
+                eprintln!("bench: skipping {}: {why}", subject.name());
+                skipped.push(C10kRecord {
+                    server: subject.name(),
+                    asked: options.connections(),
+                    note: Some(format!("not run: {why}")),
+                    error: Some(format!("cannot hold: {why}")),
+                    ..C10kRecord::default()
+                });
+            }
+        }
     }
+    subjects.retain(|subject| spread_for(subject, options, limits).is_ok());
     let binaries = Subject::build(&subjects);
     let mut warmed_up = options.no_warmup;
     let runs = output::interleave(&subjects, options.repeat, 1, |subject, round, progress| {
@@ -200,6 +245,7 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
         progress.advance();
         vec![C10kRecord { round, ..record }]
     });
+    let runs = runs.into_iter().chain(skipped).collect();
     let results = Results { header, runs };
     if let Some(out) = &options.out {
         output::write(out, "c10k", &results, &markdown(&results))?;
@@ -207,10 +253,34 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
     Ok(results)
 }
 
+/// The servers selected by `options`: the steps (all when nothing else is named, or by `--step`;
+/// with `--stop-one-worker`, by default the four-worker configurations), `--url`, nginx, peers.
+pub(crate) fn subjects(options: &C10kOptions) -> anyhow::Result<Vec<Subject>> {
+    let urls = options
+        .url
+        .iter()
+        .map(|url| Subject::External(url.clone(), url.clone()));
+    let mut subjects: Vec<Subject> = urls.collect();
+    let steps_too = !options.steps.is_empty()
+        || (options.url.is_none() && options.nginx_workers.is_empty() && options.peers.is_empty());
+    let balancing = crate::balance::DEFAULT_STEPS.map(str::to_owned);
+    let steps = match (
+        steps_too,
+        options.stop_one_worker && options.steps.is_empty(),
+    ) {
+        (false, _) => None,
+        (true, true) => Some(&balancing[..]),
+        (true, false) => Some(options.steps.as_slice()),
+    };
+    subjects.extend(Subject::list(steps, &options.nginx_workers)?);
+    Subject::add_peers(&mut subjects, &options.peers);
+    Ok(subjects)
+}
+
 /// Opens the connections to the first server once, unrecorded. Whichever server runs first in a
 /// process pays for the kernel growing its socket caches and the generator touching its memory for
 /// the first time: its first requests wait milliseconds where later runs' wait microseconds.
-fn warm_up(
+pub(crate) fn warm_up(
     subject: &Subject,
     root: &Path,
     binaries: &Binaries,
@@ -232,7 +302,7 @@ fn warm_up(
 // ANCHOR: spread_for
 /// How `subject`'s connections are spread over client processes and source addresses, or the
 /// one line saying why the count cannot be reached.
-fn spread_for(
+pub(crate) fn spread_for(
     subject: &Subject,
     options: &C10kOptions,
     limits: MachineLimits,
@@ -267,6 +337,17 @@ fn peer_capacity(peer: &Peer) -> Option<(u64, Option<u64>)> {
         "lighttpd" => Some((workers, Some(10_000))),
         "h2o" => Some((1, Some(16_384))),
         _ => Some((1, None)),
+    }
+}
+
+/// How many processes `subject` holds its connections in (`None`: a process per connection, or
+/// not known).
+pub(crate) fn worker_processes(subject: &Subject) -> Option<u64> {
+    match subject {
+        Subject::Step(spec) if spec.per_connection_task => None,
+        Subject::Step(spec) => Some(server_processes(spec)),
+        Subject::Peer(peer) => peer_capacity(peer).map(|(processes, _)| processes),
+        Subject::External(..) => None,
     }
 }
 
@@ -308,7 +389,7 @@ fn step_connections(spec: &ServerSpec, asked: usize, no_caps: bool) -> (usize, O
     }
 }
 
-fn hold_subject(
+pub(crate) fn hold_subject(
     subject: &Subject,
     root: &Path,
     binaries: &Binaries,
@@ -389,16 +470,30 @@ fn hold(
     config.drain = Some(options.timeout);
     config.timeout = options.timeout;
     config.source_addresses = spread.sources;
+    // The requests made once every connection is open: while all are held (or, stopping a
+    // worker, during the stop).
+    let settle = if options.stop_one_worker {
+        crate::balance::SETTLE
+    } else {
+        Duration::ZERO
+    };
+    config.held_after = Some(ramp + settle);
     let bench_exe =
         bench_exe().ok_or("cannot find the bench executable for the client processes")?;
     let counters_before = TcpCounters::read();
     let memory = pid.map(MemorySampler::start);
+    let stopper = pid
+        .filter(|_| options.stop_one_worker)
+        .map(|pid| crate::balance::Stopper::start(pid, url, ramp + settle, options.stop_for));
     let measured = measure::measure_with(&config, Duration::ZERO, pid, |config| {
         clients::run_spread(config, spread.processes, bench_exe)
     });
     let memory = memory.map(MemorySampler::finish);
     let tcp = counters_before.since(TcpCounters::read());
     let (result, cost) = measured.map_err(|error| error.to_string())?;
+    let stop = stopper
+        .map(|stopper| stopper.finish(&result.tally.held_latency))
+        .transpose()?;
     let established = result.open_at_end.max(1) as f64;
     let user_bytes_per_connection = memory.as_ref().zip(cost).map(|(memory, cost)| {
         cost.peak_rss_kib.saturating_sub(memory.rss_before_kib) as f64 * 1024.0 / established
@@ -423,12 +518,14 @@ fn hold(
         server_processes: cost.map(|c| c.peak_processes),
         server_fds: cost.map(|c| c.peak_fds),
         tcp: Some(tcp),
+        held_latency: result.report.held_latency,
+        stop,
         ..C10kRecord::default()
     })
 }
 
 /// This executable, which runs the client processes (`bench c10k-client`), as found at start.
-fn bench_exe() -> Option<&'static Path> {
+pub(crate) fn bench_exe() -> Option<&'static Path> {
     static BENCH_EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     BENCH_EXE
         .get_or_init(|| std::env::current_exe().ok())
@@ -436,7 +533,7 @@ fn bench_exe() -> Option<&'static Path> {
 }
 
 /// The total request rate the default interval stays under, past 50,000 connections.
-const REQUESTS_PER_SECOND: f64 = 25_000.0;
+pub(crate) const REQUESTS_PER_SECOND: f64 = 25_000.0;
 
 /// How fast connections are opened at most: 100,000 of them at once would be a flood of
 /// handshakes that two cores (both the server's and the generator's) spend seconds on, and every
@@ -454,7 +551,7 @@ const TABLE: &str = "| server | connections | established | requests | errors | 
     |---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
 
 /// How the memory columns are measured, under the table.
-const MEMORY_NOTE: &str = "User memory per connection: growth of the server's resident memory \
+pub(crate) const MEMORY_NOTE: &str = "User memory per connection: growth of the server's resident memory \
     (its whole process tree, from `/proc`) from before the connections to its peak while they are \
     held, over the connections established. Kernel memory per connection: growth of `SUnreclaim` \
     in `/proc/meminfo` over the same span, machine-wide: on loopback it holds both ends of each \
@@ -519,7 +616,7 @@ fn row(run: &C10kRecord, p99: String) -> Vec<String> {
 }
 
 /// `12480–12530`, or the one figure of a single process.
-fn held_per_worker(held: &[u64]) -> Option<String> {
+pub(crate) fn held_per_worker(held: &[u64]) -> Option<String> {
     let (least, most) = (held.iter().min()?, held.iter().max()?);
     Some(if least == most {
         least.to_string()

@@ -156,6 +156,96 @@ pub(crate) fn latency(
     })
 }
 
+/// The axes of [`log_lines`]: their descriptions, and whether to draw the diagonal y = x (grey,
+/// "as many as asked").
+pub(crate) struct LogAxes<'a> {
+    pub(crate) x: &'a str,
+    pub(crate) y: &'a str,
+    pub(crate) diagonal: bool,
+}
+
+/// The range of a logarithmic axis around `values` (positive ones), a little wider on each side.
+fn log_range(values: impl Iterator<Item = f64> + Clone) -> std::ops::Range<f64> {
+    let positive = values.filter(|v| *v > 0.0 && v.is_finite());
+    let low = positive.clone().fold(f64::INFINITY, f64::min);
+    let high = positive.fold(0.0, f64::max);
+    if high <= 0.0 {
+        return 1.0..10.0;
+    }
+    let low = low / 1.5;
+    low..(high * 1.5).max(low * 10.0)
+}
+
+// ANCHOR: log_lines
+/// One line per server through its (x, y) points, both axes logarithmic, each point marked (a
+/// server measured at one count only is a dot); `xs` are every x asked for, so that the axis
+/// spans them all even where nothing was measured. The legend sits beside the plot.
+pub(crate) fn log_lines(
+    path: &Path,
+    title: &str,
+    axes: &LogAxes<'_>,
+    xs: &[f64],
+    lines: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<()> {
+    let all_x = xs
+        .iter()
+        .copied()
+        .chain(lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.0)));
+    let x_range = log_range(all_x);
+    let all_y = lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.1));
+    let mut y_range = log_range(all_y);
+    if axes.diagonal {
+        y_range = y_range.start.min(x_range.start)..y_range.end.max(x_range.end);
+    }
+    let height = HEIGHT.max(60 + 22 * (lines.len() as u32 + 1));
+    svg(path, (WIDTH + LEGEND_WIDTH + 40, height), |root| {
+        let (plot, legend) = root.split_horizontally(WIDTH);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x_range.clone().log_scale(), y_range.log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.x)
+            .y_desc(axes.y)
+            .x_label_formatter(&|value| format!("{value:.0}"))
+            .y_label_formatter(&|value| format!("{value:.0}"))
+            .draw()?;
+        let mut row = 0;
+        let mut legend_line = |style: ShapeStyle, name: &str| -> Result<(), Box<dyn Error>> {
+            let y = 40 + 22 * row;
+            row += 1;
+            legend.draw(&PathElement::new(vec![(8, y), (36, y)], style))?;
+            legend.draw(&Text::new(name.to_owned(), (42, y - 7), ("sans-serif", 14)))?;
+            Ok(())
+        };
+        if axes.diagonal {
+            let grey = RGBColor(0x99, 0x99, 0x99).stroke_width(1);
+            let ends = [x_range.start, x_range.end].map(|x| (x, x));
+            chart.draw_series(LineSeries::new(ends, grey))?;
+            legend_line(grey, "as many as asked")?;
+        }
+        // Same family, same colour; the second configuration of a family is drawn thinner (see
+        // `latency`).
+        for (index, (name, points)) in lines.iter().enumerate() {
+            let colour = family_colour(lines.iter().map(|(name, _)| name.as_str()), name);
+            let first_of_family = index == 0 || family(&lines[index - 1].0) != family(name);
+            let style = colour.stroke_width(if first_of_family { 3 } else { 1 });
+            chart.draw_series(LineSeries::new(points.iter().copied(), style))?;
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, colour.filled())),
+            )?;
+            legend_line(style, name)?;
+        }
+        Ok(())
+    })
+}
+// ANCHOR_END: log_lines
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +271,29 @@ mod tests {
         let svg = |name| std::fs::read_to_string(dir.path().join(name)).unwrap();
         assert!(svg("t.svg").contains("<svg") && svg("t.svg").contains("nginx-1"));
         assert!(svg("l.svg").contains("step07-1"));
+        let axes = LogAxes {
+            x: "connections",
+            y: "established",
+            diagonal: true,
+        };
+        let lines = [
+            (
+                "step07-1".to_owned(),
+                vec![(1000.0, 1000.0), (10_000.0, 10_000.0)],
+            ),
+            ("step04-spawn".to_owned(), vec![(1000.0, 1000.0)]),
+            ("step01".to_owned(), Vec::new()),
+        ];
+        log_lines(
+            &dir.path().join("s.svg"),
+            "sweep",
+            &axes,
+            &[1000.0, 1e5],
+            &lines,
+        )
+        .unwrap();
+        let sweep = svg("s.svg");
+        assert!(sweep.contains("as many as asked") && sweep.contains("step04-spawn"));
+        assert!(sweep.contains("<circle"), "every point marked");
     }
 }

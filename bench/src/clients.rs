@@ -154,6 +154,9 @@ struct PartResult {
     report: Report,
     open_at_end: usize,
     latency_ns: Vec<(u64, u64)>,
+    /// The same for the requests made once all were held (`--held-after`).
+    #[serde(default)]
+    held_latency_ns: Vec<(u64, u64)>,
 }
 
 /// The hidden `bench c10k-client` command: runs `config` in this process and prints a
@@ -170,10 +173,17 @@ pub fn client_main(config: &LoadConfig) -> anyhow::Result<()> {
         .iter_recorded()
         .map(|value| (value.value_iterated_to(), value.count_at_value()))
         .collect();
+    let held_latency_ns = result
+        .tally
+        .held_latency
+        .iter_recorded()
+        .map(|value| (value.value_iterated_to(), value.count_at_value()))
+        .collect();
     let part = PartResult {
         report: result.report,
         open_at_end: result.open_at_end,
         latency_ns,
+        held_latency_ns,
     };
     println!("{}", serde_json::to_string(&part)?);
     Ok(())
@@ -270,6 +280,12 @@ fn client_args(config: &LoadConfig, connections: usize) -> Vec<String> {
     if let Some(ramp) = config.ramp {
         args.extend(["--ramp".to_owned(), format!("{}ms", ramp.as_millis())]);
     }
+    if let Some(after) = config.held_after {
+        args.extend([
+            "--held-after".to_owned(),
+            format!("{}ms", after.as_millis()),
+        ]);
+    }
     if let Some(rate) = config.rate {
         let rate = rate * connections as f64 / config.connections.max(1) as f64;
         args.extend(["--rate".to_owned(), format!("{rate}")]);
@@ -293,6 +309,9 @@ fn merge(config: &LoadConfig, parts: &[PartResult]) -> LoadResult {
         for &(value, count) in &part.latency_ns {
             tally.latency.saturating_record_n(value, count);
         }
+        for &(value, count) in &part.held_latency_ns {
+            tally.held_latency.saturating_record_n(value, count);
+        }
         tally.requests += r.requests;
         tally.errors.merge(&r.errors);
         tally.bytes += r.bytes;
@@ -315,6 +334,9 @@ fn merge(config: &LoadConfig, parts: &[PartResult]) -> LoadResult {
     report.requests_per_s = tally.requests as f64 / seconds;
     report.bytes_per_s = tally.bytes as f64 / seconds;
     report.latency = LatencySummary::from_histogram(&tally.latency);
+    report.held_latency = config
+        .held_after
+        .map(|_| LatencySummary::from_histogram(&tally.held_latency));
     let cpu = report.client_cpu_user_s + report.client_cpu_system_s;
     report.client_cpu_us_per_request = cpu * 1e6 / tally.outcomes().max(1) as f64;
     LoadResult {
@@ -395,6 +417,7 @@ mod tests {
             },
             open_at_end: 10,
             latency_ns: vec![(1000, requests - 1), (tail_ns, 1)],
+            held_latency_ns: vec![(tail_ns, 1)],
         };
         let target = crate::target::Target::parse("http://127.0.0.1:9/").unwrap();
         let config = LoadConfig::new(target, 20, std::time::Duration::from_secs(2));

@@ -98,5 +98,8 @@ fn summarize(config: &LoadConfig, threads: usize, total: &EndState, wall: Durati
         client_cpu_us_per_request: cpu.total().as_secs_f64() * 1e6 / outcomes,
         in_flight_at_end: total.in_flight,
         starved_connections: Some(total.starved),
+        held_latency: config
+            .held_after
+            .map(|_| LatencySummary::from_histogram(&tally.held_latency)),
     }
 }

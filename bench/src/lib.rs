@@ -12,6 +12,7 @@
 //!   connections over client processes and source addresses); [`charts`] draws their SVG charts.
 #![deny(missing_docs)]
 
+pub mod balance;
 pub mod c10k;
 pub mod charts;
 pub mod clients;
@@ -27,6 +28,7 @@ pub mod response;
 pub mod server;
 pub mod soak;
 pub mod stats;
+pub mod sweep;
 pub mod sys;
 pub mod syscalls;
 pub mod target;

@@ -14,6 +14,7 @@ use bench::compare::{self, CompareOptions};
 use bench::engine::{self, LoadConfig};
 use bench::output;
 use bench::soak::{self, SoakOptions};
+use bench::sweep;
 use clap::{Parser, Subcommand};
 
 /// Measure the servers of progressive-servers (and any HTTP/1.1 server on 127.0.0.1).
@@ -37,7 +38,8 @@ enum Command {
     /// Build and start every step, run the scenario matrix against each, and write results.json,
     /// results.md and SVG charts.
     Compare(CompareOptions),
-    /// Hold N keep-alive connections to each step (or a URL) and report what it costs the server.
+    /// Hold N keep-alive connections to each step (or a URL) and report what it costs the server;
+    /// with --sweep, at each of several counts, with charts; with --stop-one-worker, stop a worker.
     C10k(C10kOptions),
     /// A bounded run per step with connection churn, then check that nothing leaked.
     Soak(SoakOptions),
@@ -47,9 +49,10 @@ enum Command {
         #[command(flatten)]
         config: LoadConfig,
     },
-    /// Redraw the tables and charts of a `compare`, `c10k` or `soak` output directory from its JSON.
+    /// Redraw the tables and charts of a `compare`, `c10k`, `c10k --sweep` or `soak` output
+    /// directory from its JSON.
     Replot {
-        /// The directory `compare`, `c10k` or `soak` wrote.
+        /// The directory `compare`, `c10k`, `c10k --sweep` or `soak` wrote.
         dir: PathBuf,
     },
 }
@@ -83,6 +86,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             let out = compare::run(&options, &command_line)?;
             emit(&format!("results: {}", out.display()))
         }
+        Command::C10k(options) if !options.sweep.is_empty() => {
+            let (results, out) = sweep::run(&options, &command_line)?;
+            emit_table(&sweep::markdown(&results), Some(&out))
+        }
         Command::C10k(options) => {
             let results = c10k::run(&options, &command_line)?;
             emit_table(&c10k::markdown(&results), options.out.as_deref())
@@ -92,6 +99,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let results = soak::run(&options, &command_line)?;
             emit_table(&soak::markdown(&results), options.out.as_deref())
         }
+        Command::Replot { dir } if dir.join("sweep.json").is_file() => sweep::replot(&dir),
         Command::Replot { dir } if dir.join("c10k.json").is_file() => {
             output::rewrite_markdown(&dir, "c10k", c10k::markdown)
         }

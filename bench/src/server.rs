@@ -86,6 +86,13 @@ pub const CONFIGURATIONS: &[ServerSpec] = &[
         "step07-epoll",
         &["--workers", "8", "--share-port", "exclusive"],
     ),
+    // Four workers, each way of sharing the port: `c10k --stop-one-worker` stops one of four.
+    spec("step07-workers-4", "step07-epoll", &["--workers", "4"]),
+    spec(
+        "step07-workers-4-exclusive",
+        "step07-epoll",
+        &["--workers", "4", "--share-port", "exclusive"],
+    ),
     spec("step08-1", "step08-uring", &["--threads", "1"]),
     spec("step08-per-core", "step08-uring", &["--threads", CORES]),
     // Step 8's ladder, one tuned feature off per rung (one ring each).
@@ -276,7 +283,9 @@ mod tests {
                 "step07-1",
                 "step07-per-core",
                 "step07-workers",
-                "step07-workers-exclusive"
+                "step07-workers-exclusive",
+                "step07-workers-4",
+                "step07-workers-4-exclusive"
             ]
         );
         assert_eq!(names("step04-pool"), ["step04-pool"]);

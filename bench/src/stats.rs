@@ -106,6 +106,11 @@ pub struct Tally {
     pub connects: u64,
     /// Latency of every successful request, in nanoseconds.
     pub latency: Histogram<u64>,
+    /// Latency of the successful requests that started at or after [`Self::held_from`]
+    /// (`c10k`: once every connection is open), in nanoseconds.
+    pub held_latency: Histogram<u64>,
+    /// When the requests [`Self::held_latency`] counts begin; `None`: it counts none.
+    pub held_from: Option<std::time::Instant>,
 }
 
 impl Tally {
@@ -121,7 +126,9 @@ impl Tally {
             errors: ErrorCounts::default(),
             bytes: 0,
             connects: 0,
+            held_latency: latency.clone(),
             latency,
+            held_from: None,
         }
     }
 
@@ -134,6 +141,19 @@ impl Tally {
         self.latency.saturating_record(nanos);
     }
 
+    /// Records a success whose request started at `origin`: also in [`Self::held_latency`] when
+    /// it started at or after [`Self::held_from`].
+    pub fn success_since(&mut self, origin: std::time::Instant) {
+        let latency = origin.elapsed();
+        self.success(latency);
+        if self.held_from.is_some_and(|from| origin >= from) {
+            let nanos = u64::try_from(latency.as_nanos())
+                .unwrap_or(MAX_LATENCY_NS)
+                .max(1);
+            self.held_latency.saturating_record(nanos);
+        }
+    }
+
     /// Adds another tally.
     pub fn merge(&mut self, other: &Self) {
         self.requests += other.requests;
@@ -142,6 +162,7 @@ impl Tally {
         self.connects += other.connects;
         // Both histograms share the same bounds, so adding cannot fail; saturate regardless.
         let _ = self.latency.add(&other.latency);
+        let _ = self.held_latency.add(&other.held_latency);
     }
 
     /// Requests that ended, successfully or not.
@@ -241,6 +262,9 @@ pub struct Report {
     /// Absent from results recorded before it was counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starved_connections: Option<u64>,
+    /// With `--held-after`: latency of the requests that started after it (all connections open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_latency: Option<LatencySummary>,
 }
 
 impl fmt::Display for Report {

@@ -235,7 +235,7 @@ impl Connection {
     fn record(&mut self, status: u16, tally: &mut Tally) {
         self.ended += 1;
         if (200..300).contains(&status) {
-            tally.success(self.origin.elapsed());
+            tally.success_since(self.origin);
         } else {
             tally.errors.add(ErrorKind::Status);
         }

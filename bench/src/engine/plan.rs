@@ -58,6 +58,10 @@ pub struct LoadConfig {
     /// answered, so that "unanswered" counts only requests the server really left waiting.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub drain: Option<Duration>,
+    /// Also report the latency of the requests that start this long after the run does
+    /// (`c10k`: once every connection is open, the requests made while all are held).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub held_after: Option<Duration>,
 }
 
 impl LoadConfig {
@@ -78,6 +82,7 @@ impl LoadConfig {
             requests_per_connection: None,
             ramp: None,
             drain: None,
+            held_after: None,
         }
     }
 }
@@ -117,6 +122,8 @@ pub(super) struct Plan {
     pub(super) drain: Duration,
     pub(super) requests_per_connection: Option<u64>,
     pub(super) sources: Vec<IpAddr>,
+    /// When the requests of the held latency begin (`--held-after` from now).
+    pub(super) held_from: Option<std::time::Instant>,
 }
 
 impl Plan {
@@ -145,6 +152,9 @@ impl Plan {
             close: config.close,
             timeout: config.timeout,
             drain: config.drain.unwrap_or(Duration::ZERO),
+            held_from: config
+                .held_after
+                .map(|after| std::time::Instant::now() + after),
             requests_per_connection: config.requests_per_connection,
             sources: source_addresses(config)?,
         })

@@ -81,7 +81,10 @@ impl<'a> Worker<'a> {
                 .map(|_| Connection::new(now))
                 .collect(),
             buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
-            tally: Tally::new(),
+            tally: Tally {
+                held_from: plan.held_from,
+                ..Tally::new()
+            },
             ready: Vec::with_capacity(share.connections),
             schedule: BinaryHeap::with_capacity(share.connections),
             started_requests: 0,
