@@ -130,8 +130,21 @@ impl<'a> Loop<'a> {
 ///
 /// Fails when a thread cannot be started or `ready` fails, before any loop has run; otherwise
 /// returns the first loop's error, after every loop has ended.
-pub fn run_loops(
-    mut loops: Vec<Loop<'_>>,
+pub fn run_loops(loops: Vec<Loop<'_>>, ready: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    run_on_threads(loops, ("event loops", "loop"), Loop::run, ready)
+}
+// ANCHOR_END: run_loops
+
+/// [`run_loops`] for any kind of loop (step 8's rings use it too): `names` gives the loops'
+/// plural for the error ("event loops") and their threads' name ("loop", as in `loop-0`).
+///
+/// # Errors
+///
+/// As [`run_loops`].
+pub fn run_on_threads<L: Send>(
+    mut loops: Vec<L>,
+    (plural, thread_name): (&str, &str),
+    run: fn(L) -> io::Result<()>,
     ready: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
     let Some(last) = loops.pop() else {
@@ -143,10 +156,10 @@ pub fn run_loops(
         for (loop_idx, event_loop) in loops.into_iter().enumerate() {
             let (go, gate) = mpsc::channel::<()>();
             let spawned = thread::Builder::new()
-                .name(format!("loop-{loop_idx}"))
+                .name(format!("{thread_name}-{loop_idx}"))
                 // Without a go (its sender dropped) the thread ends without running its loop.
                 .spawn_scoped(scope, move || {
-                    gate.recv().map_or(Ok(()), |()| event_loop.run())
+                    gate.recv().map_or(Ok(()), |()| run(event_loop))
                 });
             match spawned {
                 Ok(handle) => started.push((go, handle)),
@@ -154,7 +167,7 @@ pub fn run_loops(
                 Err(error) => {
                     return Err(io::Error::new(
                         error.kind(),
-                        format!("cannot start {n_loops} event loops, a thread each: {error}"),
+                        format!("cannot start {n_loops} {plural}, a thread each: {error}"),
                     ));
                 }
             }
@@ -164,14 +177,13 @@ pub fn run_loops(
             // A thread cannot have ended before its go: the send cannot fail.
             let _ = go.send(());
         }
-        let mut result = last.run();
+        let mut result = run(last);
         for (_, handle) in started {
             let joined = handle
                 .join()
-                .unwrap_or_else(|_| Err(io::Error::other("an event loop panicked")));
+                .unwrap_or_else(|_| Err(io::Error::other(format!("one of the {plural} panicked"))));
             result = result.and(joined);
         }
         result
     })
 }
-// ANCHOR_END: run_loops

@@ -96,49 +96,10 @@ pub fn refusal(error: &std::io::Error) -> Option<String> {
 /// returns the first loop's error, after every loop has ended.
 #[cfg(target_os = "linux")]
 pub fn run_loops(
-    mut loops: Vec<RingLoop<'_>>,
+    loops: Vec<RingLoop<'_>>,
     ready: impl FnOnce() -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    use std::{io, sync::mpsc, thread};
-    let Some(last) = loops.pop() else {
-        return ready();
-    };
-    let n_loops = loops.len() + 1;
-    thread::scope(|scope| {
-        let mut started = Vec::with_capacity(loops.len());
-        for (loop_idx, ring_loop) in loops.into_iter().enumerate() {
-            let (go, gate) = mpsc::channel::<()>();
-            let spawned = thread::Builder::new()
-                .name(format!("ring-{loop_idx}"))
-                // Without a go (its sender dropped) the thread ends without running its ring.
-                .spawn_scoped(scope, move || {
-                    gate.recv().map_or(Ok(()), |()| ring_loop.run())
-                });
-            match spawned {
-                Ok(handle) => started.push((go, handle)),
-                // Returning drops every go: the threads started so far end unrun.
-                Err(error) => {
-                    return Err(io::Error::new(
-                        error.kind(),
-                        format!("cannot start {n_loops} rings, a thread each: {error}"),
-                    ));
-                }
-            }
-        }
-        ready()?;
-        for (go, _) in &started {
-            // A thread cannot have ended before its go: the send cannot fail.
-            let _ = go.send(());
-        }
-        let mut result = last.run();
-        for (_, handle) in started {
-            let joined = handle
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a ring loop panicked")));
-            result = result.and(joined);
-        }
-        result
-    })
+    step07_epoll::run_on_threads(loops, ("rings", "ring"), RingLoop::run, ready)
 }
 // ANCHOR_END: run_loops
 
