@@ -16,7 +16,7 @@
 //! tuned features off (or, for SQPOLL, on), so a benchmark can measure what each one is worth.
 //!
 //! Linux only (io_uring is Linux's). Where the kernel refuses io_uring (a container's seccomp
-//! profile, `kernel.io_uring_disabled`, a kernel older than 6.0), the server says so in one line
+//! profile, `kernel.io_uring_disabled`, a kernel older than 6.1), the server says so in one line
 //! and exits 1.
 
 #[cfg(target_os = "linux")]
@@ -74,7 +74,7 @@ pub fn refusal(error: &std::io::Error) -> Option<String> {
             "io_uring is refused: the kernel has no io_uring, or a seccomp profile blocks it".into()
         }
         22 /* EINVAL */ => {
-            "io_uring is refused: this kernel lacks a feature step 8 needs (Linux 6.0 or newer)"
+            "io_uring is refused: this kernel lacks a feature step 8 needs (Linux 6.1 or newer)"
                 .into()
         }
         _ => return None,
