@@ -78,6 +78,12 @@ pub const CONFIGURATIONS: &[ServerSpec] = &[
     spec("step06-nap", "step06-nonblocking", &["--nap", "100"]),
     spec("step07-1", "step07-epoll", &["--threads", "1"]),
     spec("step07-per-core", "step07-epoll", &["--threads", CORES]),
+    // The open-file cache checking each hit by `stat` instead of inotify: what the watch saves.
+    spec(
+        "step07-1-stat",
+        "step07-epoll",
+        &["--threads", "1", "--file-cache-check", "stat"],
+    ),
     // nginx's process model: 8 worker processes, each with its own descriptor limit (C100K).
     spec("step07-workers", "step07-epoll", &["--workers", "8"]),
     // The same with one listener watched with EPOLLEXCLUSIVE instead of SO_REUSEPORT.
@@ -282,6 +288,7 @@ mod tests {
             [
                 "step07-1",
                 "step07-per-core",
+                "step07-1-stat",
                 "step07-workers",
                 "step07-workers-exclusive",
                 "step07-workers-4",

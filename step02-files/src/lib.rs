@@ -25,7 +25,7 @@ pub use http::date::Now;
 pub use http::decoder::RequestDecoder;
 pub use http::docroot::{DocRoot, Identity, Resolved, SETTLE};
 pub use http::error::HttpError;
-pub use http::file_cache::{FileCache, FileCacheConfig};
+pub use http::file_cache::{FileCache, FileCacheConfig, HitCheck};
 pub use http::limits::Limits;
 pub use http::request::{Method, Parsed, Request, Version, parse_request};
 pub use http::respond::{error_response, respond, status_page};

@@ -1,15 +1,18 @@
 //! Defines [`FileCache`]: what the document root found, remembered, so that a request for a file
-//! served a moment ago costs one `stat` instead of `openat2`, `fstat`, a `read` and `close`.
+//! served a moment ago costs one `read` of an empty inotify queue instead of `openat2`, `fstat`, a
+//! `read` and `close`.
 //!
 //! nginx's `open_file_cache` removes those calls too, but trusts an entry for
 //! `open_file_cache_valid` seconds: a file edited within that window is still answered "not
-//! modified", with its old `ETag`. This cache trusts nothing it has not checked: every hit
-//! `stat`s the file's path (through the root's path as configured, so through a swapped root
-//! symlink too) and serves the entry only if the file there is still the very version it holds
-//! ([`Identity`]: device, inode, size, and both timestamps to the nanosecond). Anything else (the
-//! file replaced, truncated, appended to, edited in place, removed, a symlink on the way swapped)
-//! makes the hit a miss, which resolves the path again exactly as an uncached request would, and
-//! refuses it or remembers the new version.
+//! modified", with its old `ETag`. This cache trusts nothing the kernel has not vouched for. An
+//! entry is kept only while a [`Watch`] covers everything its path goes through, and every hit
+//! first drains the watch's queue: any change there (the file replaced, truncated, appended to,
+//! edited in place, removed, a folder or symlink on the way moved) empties the cache, and the
+//! request resolves the path again exactly as an uncached request would. Where inotify cannot
+//! vouch (a network filesystem, a kernel that refuses another queue), the hit `stat`s the file's
+//! path instead (through the root's path as configured, so through a swapped root symlink too) and
+//! serves the entry only if the file there is still the very version it holds ([`Identity`]:
+//! device, inode, size, and both timestamps to the nanosecond).
 //!
 //! It holds only what [`DocRoot::resolve`] produced, the `openat2(RESOLVE_BENEATH)` resolution:
 //! there is no other way in. A version changed less than [`SETTLE`] ago is served but not
@@ -27,6 +30,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::http::docroot::{DocRoot, FileContent, FoundFile, Identity, Resolved, SETTLE};
 use crate::http::response::SMALL_BODY;
+use crate::http::watch::Watch;
 
 // ANCHOR: config
 /// The cache's bounds.
@@ -47,6 +51,19 @@ pub struct FileCacheConfig {
     /// Clients need descriptors too: the server sets this from its descriptor limit, so that a
     /// cache full of large files never leaves none for `accept` (see [`HELD_DESCRIPTORS`]).
     pub max_descriptors: usize,
+    /// How a hit is known to be the file on disk: [`HitCheck::Watch`], except to measure the
+    /// other.
+    pub check: HitCheck,
+}
+
+/// How the cache knows, on a hit, that the file it holds is still the one on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitCheck {
+    /// inotify would have said otherwise: one `read` that finds the queue empty. Where inotify
+    /// cannot vouch for a file, that entry is checked by `stat`.
+    Watch,
+    /// One `stat` of the path, compared with the version held.
+    Stat,
 }
 
 /// Descriptors held open by the entries of every [`FileCache`] in this process. The descriptor
@@ -62,6 +79,7 @@ impl Default for FileCacheConfig {
             max_file_in_memory: SMALL_BODY,
             settle: SETTLE,
             max_descriptors: usize::MAX,
+            check: HitCheck::Watch,
         }
     }
 }
@@ -70,8 +88,8 @@ impl Default for FileCacheConfig {
 /// A bounded map from URL path to what resolving it found, each entry checked against the disk
 /// on every hit.
 ///
-/// One lock guards it; a hit holds the lock for a hash lookup and three reference-count
-/// increments, and `stat`s the path after letting it go.
+/// One lock guards it; a hit holds the lock to drain the watch's queue, for a hash lookup and
+/// three reference-count increments (and `stat`s the path after letting it go, where it must).
 pub struct FileCache {
     config: FileCacheConfig,
     inner: Mutex<Inner>,
@@ -85,12 +103,18 @@ struct Inner {
     bytes: usize,
     /// Counts lookups, to find the least recently used entry.
     clock: u64,
+    /// What vouches for the entries that are not checked by `stat`: made with the cache, so that
+    /// its descriptor is there from the start, and made anew after each change it reports. `None`
+    /// when checking by `stat`, or when the kernel would not make one.
+    watch: Option<Watch>,
 }
 
 struct Entry {
     found: FoundFile,
     /// The path to `stat` on a hit: [`DocRoot::path_of`].
     path: Arc<Path>,
+    /// Whether the [`Watch`] covers it, so that a hit needs no `stat`.
+    watched: bool,
     last_used: u64,
 }
 
@@ -119,9 +143,16 @@ impl fmt::Debug for FileCache {
 impl FileCache {
     /// An empty cache with these bounds.
     pub fn new(config: FileCacheConfig) -> FileCache {
+        let watch = match config.check {
+            HitCheck::Watch if config.max_entries > 0 => Watch::new(),
+            _ => None,
+        };
         FileCache {
             config,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                watch,
+                ..Inner::default()
+            }),
         }
     }
 
@@ -175,19 +206,27 @@ impl FileCache {
     // ANCHOR_END: lookup
 
     // ANCHOR: unchanged_entry
-    /// The hit path: one lock for a hash lookup and clones of three `Arc`s, then one `stat`
-    /// outside the lock. `None` unless the path still leads to the version remembered.
+    /// The hit path: one lock to drain the watch's queue, for a hash lookup and clones of three
+    /// `Arc`s. `None` unless the path still leads to the version remembered: when the queue holds
+    /// a change, every entry goes.
     fn unchanged_entry(&self, url_path: &str) -> Option<FoundFile> {
         let (found, path) = {
             let mut inner = self.lock();
+            if inner.watch_saw_change() {
+                inner.clear();
+                return None;
+            }
             inner.clock += 1;
             let clock = inner.clock;
             let entry = inner.entries.get_mut(url_path)?;
             entry.last_used = clock;
+            if entry.watched {
+                return Some(entry.found.clone());
+            }
             (entry.found.clone(), Arc::clone(&entry.path))
         };
-        let on_disk = fs::metadata(&path).ok()?;
-        (Identity::of(&on_disk) == found.identity).then_some(found)
+        // Not covered by the watch: `stat` the path, outside the lock.
+        is_on_disk(&path, &found).then_some(found)
     }
     // ANCHOR_END: unchanged_entry
 
@@ -201,8 +240,11 @@ impl FileCache {
         now: SystemTime,
     ) -> FoundFile {
         let found = self.load(fresh);
-        let path = root.path_of(url_path).map(Arc::from);
+        let path = root.path_of(url_path).map(Arc::<Path>::from);
         let mut inner = self.lock();
+        if inner.watch_saw_change() {
+            inner.clear();
+        }
         inner.remove(url_path);
         let Some(path) = path else {
             return found;
@@ -211,10 +253,16 @@ impl FileCache {
             // Served, and resolved again next time, until a change is sure to show.
             return found;
         }
+        let watched = inner.cover(&path);
+        // A change between the resolution and the watch would never be queued: look once more.
+        if watched && !is_on_disk(&path, &found) {
+            return found;
+        }
         inner.clock += 1;
         let entry = Entry {
             found: found.clone(),
             path,
+            watched,
             last_used: inner.clock,
         };
         if self.config.max_entries == 0 || entry.bytes() > self.config.max_bytes {
@@ -290,19 +338,53 @@ impl FileCache {
     }
 }
 
+/// Whether the file at `path` is still the version `found` holds, by one `stat`.
+fn is_on_disk(path: &Path, found: &FoundFile) -> bool {
+    fs::metadata(path).is_ok_and(|on_disk| Identity::of(&on_disk) == found.identity)
+}
+
 impl Drop for FileCache {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let held = inner
+        self.inner
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Inner {
+    /// Drains the watch's queue: `true` if what it covers may have changed, or if it was made by
+    /// the parent of this forked process (which drains the same queue), and the entries cannot be
+    /// trusted. The watch goes with them (closing its queue drops every watch at once), and a new,
+    /// empty one takes its place.
+    fn watch_saw_change(&mut self) -> bool {
+        let Some(watch) = &mut self.watch else {
+            return false;
+        };
+        let changed = !watch.is_own() || watch.saw_change();
+        if changed {
+            self.watch = Watch::new();
+        }
+        changed
+    }
+
+    /// Has the watch cover `path`; `false` if there is none or it cannot.
+    fn cover(&mut self, path: &Path) -> bool {
+        self.watch.as_mut().is_some_and(|watch| watch.cover(path))
+    }
+
+    /// Drops every entry and gives back what they held.
+    fn clear(&mut self) {
+        let held = self
             .entries
             .values()
             .filter(|e| e.holds_descriptor())
             .count();
         HELD_DESCRIPTORS.fetch_sub(held, Ordering::Relaxed);
+        self.entries.clear();
+        self.bytes = 0;
     }
-}
 
-impl Inner {
     /// Drops the entry used longest ago among those `eligible`; `false` if there is none. A
     /// scan, but only on a miss with a full cache, and the cache is small.
     fn evict_least_recently_used(&mut self, eligible: impl Fn(&Entry) -> bool) -> bool {
@@ -352,6 +434,27 @@ mod tests {
             max_file_in_memory: 100,
             settle: Duration::ZERO,
             max_descriptors: usize::MAX,
+            check: HitCheck::Watch,
+        }
+    }
+
+    const CHECKS: [HitCheck; 2] = [HitCheck::Watch, HitCheck::Stat];
+
+    fn checked_by(check: HitCheck) -> FileCache {
+        FileCache::new(FileCacheConfig {
+            check,
+            ..config(10, 1000)
+        })
+    }
+
+    fn bytes_of(cache: &FileCache, root: &DocRoot, path: &str) -> Vec<u8> {
+        match content(cache.lookup(root, path, SystemTime::now())) {
+            FileContent::InMemory(bytes) => bytes.to_vec(),
+            FileContent::Open(file) => {
+                let mut read = Vec::new();
+                std::io::Read::read_to_end(&mut &*file, &mut read).unwrap();
+                read
+            }
         }
     }
 
@@ -436,47 +539,114 @@ mod tests {
 
     #[test]
     fn every_change_to_a_cached_file_is_seen_at_the_next_lookup() {
-        let (dir, root) = root_with(&[("a", 10), ("b", 1000)]);
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        let cache = FileCache::new(config(10, 1000));
-        let bytes_of = |path: &str| match content(cache.lookup(&root, path, SystemTime::now())) {
-            FileContent::InMemory(bytes) => bytes.to_vec(),
-            FileContent::Open(file) => {
-                let mut read = Vec::new();
-                std::io::Read::read_to_end(&mut &*file, &mut read).unwrap();
-                read
-            }
-        };
-        assert_eq!(bytes_of("/a"), vec![b'x'; 10]);
-        let_the_file_clock_tick();
-        fs::write(&a, [b'y'; 10]).unwrap();
-        assert_eq!(bytes_of("/a"), vec![b'y'; 10], "edited in place, same size");
-        let_the_file_clock_tick();
-        fs::OpenOptions::new()
-            .append(true)
-            .open(&a)
-            .unwrap()
-            .set_len(3)
+        for check in CHECKS {
+            let (dir, root) = root_with(&[("a", 10), ("b", 1000)]);
+            let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+            let cache = checked_by(check);
+            let bytes_of = |path: &str| bytes_of(&cache, &root, path);
+            assert_eq!(bytes_of("/a"), vec![b'x'; 10]);
+            let_the_file_clock_tick();
+            fs::write(&a, [b'y'; 10]).unwrap();
+            assert_eq!(
+                bytes_of("/a"),
+                vec![b'y'; 10],
+                "{check:?}: edited, same size"
+            );
+            let_the_file_clock_tick();
+            fs::OpenOptions::new()
+                .append(true)
+                .open(&a)
+                .unwrap()
+                .set_len(3)
+                .unwrap();
+            assert_eq!(bytes_of("/a"), b"yyy", "{check:?}: truncated");
+            let_the_file_clock_tick();
+            fs::write(dir.path().join("new"), "renamed").unwrap();
+            fs::rename(dir.path().join("new"), &a).unwrap();
+            assert_eq!(bytes_of("/a"), b"renamed", "{check:?}: replaced by rename");
+            assert_eq!(bytes_of("/b").len(), 1000);
+            let_the_file_clock_tick();
+            std::io::Write::write_all(
+                &mut fs::OpenOptions::new().append(true).open(&b).unwrap(),
+                b"z",
+            )
             .unwrap();
-        assert_eq!(bytes_of("/a"), b"yyy", "truncated");
-        let_the_file_clock_tick();
-        fs::write(dir.path().join("new"), "renamed").unwrap();
-        fs::rename(dir.path().join("new"), &a).unwrap();
-        assert_eq!(bytes_of("/a"), b"renamed", "replaced by rename");
-        assert_eq!(bytes_of("/b").len(), 1000);
-        let_the_file_clock_tick();
-        std::io::Write::write_all(
-            &mut fs::OpenOptions::new().append(true).open(&b).unwrap(),
-            b"z",
-        )
-        .unwrap();
-        let Resolved::File(found) = cache.lookup(&root, "/b", SystemTime::now()) else {
-            panic!("found")
-        };
-        assert_eq!(found.len, 1001, "appended to: the length is the new one");
-        assert_eq!(cache.len(), 2);
+            let Resolved::File(found) = cache.lookup(&root, "/b", SystemTime::now()) else {
+                panic!("found")
+            };
+            assert_eq!(found.len, 1001, "{check:?}: appended to");
+            assert!(cache.lock().entries.contains_key("/b"), "remembered again");
+            fs::remove_file(&a).unwrap();
+            assert!(matches!(
+                cache.lookup(&root, "/a", SystemTime::now()),
+                Resolved::NotFound
+            ));
+        }
     }
 
+    #[test]
+    fn a_folder_or_root_symlink_moved_on_the_way_is_seen() {
+        for check in CHECKS {
+            let dir = tempfile::tempdir().unwrap();
+            for release in ["1", "2"] {
+                fs::create_dir_all(dir.path().join(release).join("docs")).unwrap();
+                let page = dir.path().join(release).join("docs/a");
+                fs::write(page, format!("release {release}")).unwrap();
+            }
+            let current = dir.path().join("current");
+            std::os::unix::fs::symlink("1", &current).unwrap();
+            let root = DocRoot::open(&current).unwrap();
+            let cache = checked_by(check);
+            assert_eq!(bytes_of(&cache, &root, "/docs/a"), b"release 1");
+            // A deploy: the root symlink swapped by rename.
+            std::os::unix::fs::symlink("2", dir.path().join("next")).unwrap();
+            fs::rename(dir.path().join("next"), &current).unwrap();
+            assert_eq!(
+                bytes_of(&cache, &root, "/docs/a"),
+                b"release 2",
+                "{check:?}"
+            );
+            // A folder on the way moved aside, and another put in its place.
+            let docs = dir.path().join("2/docs");
+            fs::rename(&docs, dir.path().join("2/old")).unwrap();
+            fs::create_dir(&docs).unwrap();
+            fs::write(docs.join("a"), "release 3").unwrap();
+            assert_eq!(
+                bytes_of(&cache, &root, "/docs/a"),
+                b"release 3",
+                "{check:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_write_through_another_hard_link_is_seen() {
+        for check in CHECKS {
+            let (dir, root) = root_with(&[("a", 10)]);
+            let elsewhere = tempfile::tempdir().unwrap();
+            let link = elsewhere.path().join("link");
+            fs::hard_link(dir.path().join("a"), &link).unwrap();
+            let cache = checked_by(check);
+            assert_eq!(bytes_of(&cache, &root, "/a"), vec![b'x'; 10]);
+            let_the_file_clock_tick();
+            fs::write(&link, [b'w'; 10]).unwrap();
+            assert_eq!(bytes_of(&cache, &root, "/a"), vec![b'w'; 10], "{check:?}");
+        }
+    }
+
+    #[test]
+    fn the_watch_covers_an_entry_and_ignores_changes_it_does_not_depend_on() {
+        let (dir, root) = root_with(&[("a", 10)]);
+        let cache = checked_by(HitCheck::Watch);
+        let first = in_memory(cache.lookup(&root, "/a", SystemTime::now()));
+        assert!(cache.lock().entries["/a"].watched, "a hit needs no stat");
+        // Beside the file, and beside the root (in the temporary folder every program uses).
+        fs::write(dir.path().join("other"), "x").unwrap();
+        let beside = tempfile::NamedTempFile::new().unwrap();
+        let again = in_memory(cache.lookup(&root, "/a", SystemTime::now()));
+        assert!(Arc::ptr_eq(&first, &again), "still a hit");
+        drop(beside);
+    }
     #[test]
     fn a_version_younger_than_the_settling_time_is_served_but_not_remembered() {
         let (_dir, root) = root_with(&[("a", 10)]);

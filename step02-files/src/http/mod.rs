@@ -11,7 +11,7 @@
 //! | [`request`], [`decoder`] | bytes → requests, with every limit enforced ([`limits`]) |
 //! | [`error`], [`status`] | why a request was refused, and the status that says so |
 //! | [`host`] | the syntax of a `Host` value |
-//! | [`docroot`], [`file_cache`] | URL path → file, never outside the root; what was found, remembered briefly |
+//! | [`docroot`], [`file_cache`], [`watch`] | URL path → file, never outside the root; what was found, remembered until it changes |
 //! | [`date`] | the clock reading the shell hands in, and HTTP dates |
 //! | [`validators`], [`range`] | `ETag`, `Last-Modified`, conditional requests, byte ranges |
 //! | [`respond`], [`response`] | request → response head and body |
@@ -31,3 +31,28 @@ pub mod respond;
 pub mod response;
 pub mod status;
 pub mod validators;
+#[cfg(target_os = "linux")]
+pub mod watch;
+
+/// Elsewhere there is no inotify: the open-file cache checks every hit by `stat`.
+#[cfg(not(target_os = "linux"))]
+pub mod watch {
+    /// Never made.
+    #[derive(Debug)]
+    pub struct Watch;
+
+    impl Watch {
+        pub fn new() -> Option<Watch> {
+            None
+        }
+        pub fn is_own(&self) -> bool {
+            true
+        }
+        pub fn cover(&mut self, _path: &std::path::Path) -> bool {
+            false
+        }
+        pub fn saw_change(&mut self) -> bool {
+            true
+        }
+    }
+}

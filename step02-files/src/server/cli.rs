@@ -48,9 +48,14 @@ pub struct ServerArgs {
     pub quiet: bool,
 
     /// Resolve and open every requested file anew, instead of reusing what was found for the
-    /// same path after one `stat` shows the file unchanged.
+    /// same path while nothing on the way to it has changed.
     #[arg(long)]
     pub no_file_cache: bool,
+
+    /// How the open-file cache knows a file it holds is unchanged: `watch` (inotify would have
+    /// said: one `read` per hit) or `stat` (one `stat` of the path per hit), to compare the two.
+    #[arg(long, value_name = "HOW", default_value = "watch", value_parser = ["watch", "stat"])]
+    pub file_cache_check: String,
 }
 
 /// Maps the result of a server's `run` to its exit code: 0, or 1 with a one-line reason on stderr.

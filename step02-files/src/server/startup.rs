@@ -14,7 +14,7 @@ use nix::sys::resource::{Resource, getrlimit};
 use socket2::{Domain, Socket, Type};
 
 use crate::http::docroot::DocRoot;
-use crate::http::file_cache::{FileCache, FileCacheConfig};
+use crate::http::file_cache::{FileCache, FileCacheConfig, HitCheck};
 use crate::http::limits::Limits;
 use crate::server::cli::ServerArgs;
 use crate::server::log::{AccessLog, note};
@@ -147,6 +147,10 @@ fn with_file_cache(root: DocRoot, args: &ServerArgs) -> DocRoot {
     }
     root.with_cache(FileCache::new(FileCacheConfig {
         max_descriptors: cache_descriptor_budget(),
+        check: match args.file_cache_check.as_str() {
+            "stat" => HitCheck::Stat,
+            _ => HitCheck::Watch,
+        },
         ..FileCacheConfig::default()
     }))
 }
