@@ -2,7 +2,7 @@
 # Reruns the console captures of the first chapters (introduction, HTTP on one page, steps 1–4, the
 # HTTP core in depth) and writes them to book/src/captures/, where the chapters include them from.
 #
-#   cargo build --release --workspace --examples
+#   cargo build --release --workspace --bins --examples
 #   book/scripts/captures.sh [intro|http|step01|step02|core|step03|step04 …]    (default: all)
 #
 # Run it from the root of a clone. The servers listen on 127.0.0.1:7080 as the chapters show, so
