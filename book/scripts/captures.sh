@@ -305,7 +305,7 @@ capture_step03() {
     # Prefork: four workers in accept, one killed and replaced, and who wakes per connection.
     start prefork "$release/step03-process" --prefork 4
     local pid=$server_pid
-    sleep 0.5
+    sleep 1.5   # a worker younger than a second is replaced only after a pause (supervisor.rs)
     ps -o pid,ppid,stat,rss,wchan:16,cmd --forest --pid "$pid" --ppid "$pid" | save step03-prefork-ps
     ss -tlnp 'sport = :7080' | save step03-prefork-ss
     local victim
