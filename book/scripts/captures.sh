@@ -2,7 +2,7 @@
 # Reruns the console captures of the first chapters (introduction, HTTP on one page, steps 1–4, the
 # HTTP core in depth) and writes them to book/src/captures/, where the chapters include them from.
 #
-#   cargo build --release --workspace --examples
+#   cargo build --release --workspace --bins --examples
 #   book/scripts/captures.sh [intro|http|step01|step02|core|step03|step04 …]    (default: all)
 #
 # Run it from the root of a clone. The servers listen on 127.0.0.1:7080 as the chapters show, so
@@ -305,7 +305,7 @@ capture_step03() {
     # Prefork: four workers in accept, one killed and replaced, and who wakes per connection.
     start prefork "$release/step03-process" --prefork 4
     local pid=$server_pid
-    sleep 0.5
+    sleep 1.5   # a worker younger than a second is replaced only after a pause (supervisor.rs)
     ps -o pid,ppid,stat,rss,wchan:16,cmd --forest --pid "$pid" --ppid "$pid" | save step03-prefork-ps
     ss -tlnp 'sport = :7080' | save step03-prefork-ss
     local victim
