@@ -254,23 +254,26 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<C10kResults> 
 }
 
 /// The servers selected by `options`: the steps (all when nothing else is named, or by `--step`;
-/// with `--stop-one-worker`, by default the four-worker configurations), `--url`, nginx, peers.
+/// with `--stop-one-worker`, by default the four-worker configurations; with `--sweep`, by default
+/// one configuration per model, beside nginx and the peers), `--url`, nginx, peers.
 pub(crate) fn subjects(options: &C10kOptions) -> anyhow::Result<Vec<Subject>> {
     let urls = options
         .url
         .iter()
         .map(|url| Subject::External(url.clone(), url.clone()));
     let mut subjects: Vec<Subject> = urls.collect();
+    let sweeping = !options.sweep.is_empty();
+    // A sweep draws every model beside nginx and the peers, so they do not replace the steps.
     let steps_too = !options.steps.is_empty()
-        || (options.url.is_none() && options.nginx_workers.is_empty() && options.peers.is_empty());
+        || (options.url.is_none()
+            && (sweeping || (options.nginx_workers.is_empty() && options.peers.is_empty())));
     let balancing = crate::balance::DEFAULT_STEPS.map(str::to_owned);
-    let steps = match (
-        steps_too,
-        options.stop_one_worker && options.steps.is_empty(),
-    ) {
+    let one_per_model = crate::sweep::DEFAULT_STEPS.map(str::to_owned);
+    let steps = match (steps_too, options.steps.is_empty()) {
         (false, _) => None,
-        (true, true) => Some(&balancing[..]),
-        (true, false) => Some(options.steps.as_slice()),
+        (true, true) if options.stop_one_worker => Some(&balancing[..]),
+        (true, true) if sweeping => Some(&one_per_model[..]),
+        (true, _) => Some(options.steps.as_slice()),
     };
     subjects.extend(Subject::list(steps, &options.nginx_workers)?);
     Subject::add_peers(&mut subjects, &options.peers);
@@ -570,7 +573,37 @@ pub fn markdown(results: &C10kResults) -> String {
         Some(row(run, p99))
     });
     let table = format!("{}\n{MEMORY_NOTE}\n", output::table(TABLE, rows));
-    results.page("C10K", &table)
+    let mut page = results.page("C10K", &table);
+    let stops: Vec<Vec<String>> = results.runs.iter().filter_map(stop_row).collect();
+    if !stops.is_empty() {
+        page += &format!(
+            "\n{}",
+            output::anchored("stop", &output::table(STOP_TABLE, stops))
+        );
+    }
+    page
+}
+
+const STOP_TABLE: &str = "| server | round | stopped for | held per worker | stuck on the stopped one | their requests answered after > 1 s | new connections | their requests | answered within 1 s | unanswered | errors | p99 of new |\n\
+    |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n";
+
+/// One `--stop-one-worker` run as a row of the stop table.
+fn stop_row(run: &C10kRecord) -> Option<Vec<String>> {
+    let stop = run.stop.as_ref()?;
+    Some(vec![
+        run.server.clone(),
+        run.round.to_string(),
+        format!("{:.1} s", stop.stopped_for_s),
+        or_dash(held_per_worker(&stop.held_per_worker)),
+        stop.stuck.to_string(),
+        format!("{} of {}", stop.held_waited_over_1s, stop.held_requests),
+        stop.new_connections.to_string(),
+        stop.new_requests.to_string(),
+        stop.new_answered_within_1s.to_string(),
+        stop.new_unanswered.to_string(),
+        output::all_errors(&stop.new_errors),
+        stats::us(stop.new_latency.p99_us),
+    ])
 }
 
 fn row(run: &C10kRecord, p99: String) -> Vec<String> {
@@ -734,6 +767,62 @@ mod tests {
             Some(4)
         );
         assert_eq!(peer_capacity(&Peer::parse("apache-prefork").unwrap()), None);
+    }
+
+    #[test]
+    fn a_sweep_runs_one_configuration_per_model_beside_nginx() {
+        let names = |options: &C10kOptions| -> Vec<String> {
+            subjects(options).unwrap().iter().map(Subject::name).collect()
+        };
+        let sweep = C10kOptions {
+            sweep: vec![1000, 2000],
+            nginx_workers: vec![8],
+            ..C10kOptions::default()
+        };
+        let swept = names(&sweep);
+        assert_eq!(swept.len(), crate::sweep::DEFAULT_STEPS.len() + 1, "{swept:?}");
+        assert!(swept.contains(&"step08-1".to_owned()) && swept.contains(&"nginx-8".to_owned()));
+        let one = C10kOptions {
+            steps: vec!["step07-1".into()],
+            ..sweep.clone()
+        };
+        assert_eq!(names(&one), ["step07-1", "nginx-8"]);
+        let nginx_alone = C10kOptions {
+            sweep: Vec::new(),
+            ..sweep
+        };
+        assert_eq!(names(&nginx_alone), ["nginx-8"]);
+    }
+
+    #[test]
+    fn a_stopped_worker_gets_a_table_of_its_own() {
+        let plain = C10kRecord {
+            server: "step07-workers-4".into(),
+            ..C10kRecord::default()
+        };
+        let stopped = C10kRecord {
+            stop: Some(crate::balance::StopFigures {
+                stopped_for_s: 3.0,
+                held_per_worker: vec![2400, 2600],
+                stuck: 2600,
+                held_requests: 5200,
+                held_waited_over_1s: 2600,
+                new_connections: 200,
+                ..crate::balance::StopFigures::default()
+            }),
+            ..plain.clone()
+        };
+        let results = |runs| C10kResults {
+            header: Header::now("bench c10k --stop-one-worker"),
+            runs,
+        };
+        assert!(!markdown(&results(vec![plain])).contains("ANCHOR: stop"));
+        let page = markdown(&results(vec![stopped]));
+        let stop = page.split("<!-- ANCHOR: stop -->").nth(1).unwrap();
+        assert!(
+            stop.contains("| step07-workers-4 | 0 | 3.0 s | 2400–2600 | 2600 | 2600 of 5200 | 200 |"),
+            "{stop}"
+        );
     }
 
     #[test]

@@ -26,6 +26,23 @@ use crate::output::{self, Progress, Results, or_dash};
 use crate::server::{self, C10K_CAP};
 use crate::stats::{self, LatencySummary};
 
+/// The configurations `--sweep` runs when no `--step` is given: one per model (and step 7's
+/// process model), so that the sweep of every model stays within a quarter of an hour here.
+pub const DEFAULT_STEPS: [&str; 12] = [
+    "step01",
+    "step02",
+    "step03-fork",
+    "step03-prefork",
+    "step04-spawn",
+    "step04-pool",
+    "step05",
+    "step06-nap",
+    "step07-1",
+    "step07-per-core",
+    "step07-workers",
+    "step08-1",
+];
+
 /// How long each point holds its connections once open, unless `--hold` says otherwise (and at
 /// least one interval, so that every connection asks while all are held).
 pub const SWEEP_HOLD: Duration = Duration::from_secs(3);
