@@ -772,7 +772,11 @@ mod tests {
     #[test]
     fn a_sweep_runs_one_configuration_per_model_beside_nginx() {
         let names = |options: &C10kOptions| -> Vec<String> {
-            subjects(options).unwrap().iter().map(Subject::name).collect()
+            subjects(options)
+                .unwrap()
+                .iter()
+                .map(Subject::name)
+                .collect()
         };
         let sweep = C10kOptions {
             sweep: vec![1000, 2000],
@@ -780,7 +784,11 @@ mod tests {
             ..C10kOptions::default()
         };
         let swept = names(&sweep);
-        assert_eq!(swept.len(), crate::sweep::DEFAULT_STEPS.len() + 1, "{swept:?}");
+        assert_eq!(
+            swept.len(),
+            crate::sweep::DEFAULT_STEPS.len() + 1,
+            "{swept:?}"
+        );
         assert!(swept.contains(&"step08-1".to_owned()) && swept.contains(&"nginx-8".to_owned()));
         let one = C10kOptions {
             steps: vec!["step07-1".into()],
@@ -820,7 +828,9 @@ mod tests {
         let page = markdown(&results(vec![stopped]));
         let stop = page.split("<!-- ANCHOR: stop -->").nth(1).unwrap();
         assert!(
-            stop.contains("| step07-workers-4 | 0 | 3.0 s | 2400–2600 | 2600 | 2600 of 5200 | 200 |"),
+            stop.contains(
+                "| step07-workers-4 | 0 | 3.0 s | 2400–2600 | 2600 | 2600 of 5200 | 200 |"
+            ),
             "{stop}"
         );
     }
