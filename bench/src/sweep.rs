@@ -244,17 +244,20 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<(SweepResults
                 Some(&at) => Some(Outcome::BrokeBefore { at }),
                 None => refusal(subject, &at, limits),
             };
-            if let Some(outcome) = refused {
+            let mut record = |server: String, outcome: Outcome, runs: Vec<C10kRecord>| {
                 progress.line(&format!(
-                    "bench: {name} at {count}: {}",
+                    "bench: {server} at {count}: {}",
                     outcome.describe(count)
                 ));
                 points.push(SweepPoint {
-                    server: name,
+                    server,
                     asked: count,
                     outcome,
-                    runs: Vec::new(),
+                    runs,
                 });
+            };
+            if let Some(outcome) = refused {
+                record(name, outcome, Vec::new());
                 continue;
             }
             if !warmed_up {
@@ -276,16 +279,7 @@ pub fn run(options: &C10kOptions, command: &str) -> anyhow::Result<(SweepResults
                 }
                 None => Outcome::Held,
             };
-            progress.line(&format!(
-                "bench: {name} at {count}: {}",
-                outcome.describe(count)
-            ));
-            points.push(SweepPoint {
-                server: name,
-                asked: count,
-                outcome,
-                runs,
-            });
+            record(name, outcome, runs);
         }
     }
     drop(progress);

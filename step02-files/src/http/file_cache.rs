@@ -212,8 +212,7 @@ impl FileCache {
     fn unchanged_entry(&self, url_path: &str) -> Option<FoundFile> {
         let (found, path) = {
             let mut inner = self.lock();
-            if inner.watch_saw_change() {
-                inner.clear();
+            if inner.forget_all_if_changed() {
                 return None;
             }
             inner.clock += 1;
@@ -242,9 +241,7 @@ impl FileCache {
         let found = self.load(fresh);
         let path = root.path_of(url_path).map(Arc::<Path>::from);
         let mut inner = self.lock();
-        if inner.watch_saw_change() {
-            inner.clear();
-        }
+        inner.forget_all_if_changed();
         inner.remove(url_path);
         let Some(path) = path else {
             return found;
@@ -253,19 +250,19 @@ impl FileCache {
             // Served, and resolved again next time, until a change is sure to show.
             return found;
         }
-        let watched = inner.cover(&path);
-        // A change between the resolution and the watch would never be queued: look once more.
-        if watched && !is_on_disk(&path, &found) {
-            return found;
-        }
         inner.clock += 1;
-        let entry = Entry {
+        let mut entry = Entry {
             found: found.clone(),
             path,
-            watched,
+            watched: false,
             last_used: inner.clock,
         };
         if self.config.max_entries == 0 || entry.bytes() > self.config.max_bytes {
+            return found;
+        }
+        entry.watched = inner.cover(&entry.path);
+        // A change between the resolution and the watch would never be queued: look once more.
+        if entry.watched && !is_on_disk(&entry.path, &found) {
             return found;
         }
         while inner.entries.len() >= self.config.max_entries
@@ -353,16 +350,17 @@ impl Drop for FileCache {
 }
 
 impl Inner {
-    /// Drains the watch's queue: `true` if what it covers may have changed, or if it was made by
-    /// the parent of this forked process (which drains the same queue), and the entries cannot be
-    /// trusted. The watch goes with them (closing its queue drops every watch at once), and a new,
-    /// empty one takes its place.
-    fn watch_saw_change(&mut self) -> bool {
+    /// Drains the watch's queue, and drops every entry if what it covers may have changed, or if
+    /// it was made by the parent of this forked process (which drains the same queue): `true` then.
+    /// The watch goes with them (closing its queue drops every watch at once), and a new, empty one
+    /// takes its place.
+    fn forget_all_if_changed(&mut self) -> bool {
         let Some(watch) = &mut self.watch else {
             return false;
         };
         let changed = !watch.is_own() || watch.saw_change();
         if changed {
+            self.clear();
             self.watch = Watch::new();
         }
         changed
