@@ -309,9 +309,8 @@ pub fn table(peers: &[Peer]) -> String {
             .map_or("bench/nginx/nginx.sh".to_owned(), |(file, _)| {
                 format!("bench/peers/{file}")
             });
-        // `unit` is plural: "1 threads" reads "1 thread".
         let unit = match peer.workers {
-            1 => peer.kind.unit.trim_end_matches("es").trim_end_matches('s'),
+            1 => singular(peer.kind.unit),
             _ => peer.kind.unit,
         };
         let _ = writeln!(
@@ -325,9 +324,30 @@ pub fn table(peers: &[Peer]) -> String {
     text
 }
 
+/// "threads" → "thread", "processes" → "process" (not "proce": only one suffix goes).
+fn singular(unit: &str) -> &str {
+    unit.strip_suffix("es")
+        .filter(|stem| stem.ends_with("ss"))
+        .or_else(|| unit.strip_suffix('s'))
+        .unwrap_or(unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_worker_reads_singular() {
+        assert_eq!(singular("processes"), "process");
+        assert_eq!(singular("threads"), "thread");
+        assert_eq!(singular("workers"), "worker");
+        let table = table(&[
+            Peer::parse("lighttpd:1").unwrap(),
+            Peer::parse("h2o:2").unwrap(),
+        ]);
+        assert!(table.contains("| 1 process |"), "{table}");
+        assert!(table.contains("| 2 threads |"), "{table}");
+    }
 
     #[test]
     fn parses_names_and_counts() {
